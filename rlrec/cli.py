@@ -1,0 +1,183 @@
+"""``rlrec`` command line: parsing and printing only; the work lives in the library.
+
+Flags follow RL Baselines3 Zoo where the zoo has one (``--algo``, ``--env``, ``--seed``,
+``--tensorboard-log``, ``--hyperparams``, ``--env-kwargs``). Every expected error becomes one line
+on stderr and a non-zero exit status, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+ALGOS = ("qlearning", "dqn", "sb3-dqn", "ppo", "a2c", "qrdqn", "maskable-ppo")
+BASELINES = ("random", "popularity", "ease", "als")
+EXIT_USAGE = 2
+
+
+class CLIError(Exception):
+    """An expected failure the CLI reports as one line."""
+
+
+def parse_key_values(items: Sequence[str] | None, flag: str) -> dict[str, Any]:
+    """Parse ``k=v`` pairs; values are read as YAML scalars/lists (``0.1``, ``true``, ``[64, 64]``)."""
+    import yaml
+
+    parsed: dict[str, Any] = {}
+    for item in items or ():
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise CLIError(f"{flag}: expected key=value, got {item!r}")
+        try:
+            parsed[key] = yaml.safe_load(raw) if raw else ""
+        except yaml.YAMLError as exc:
+            raise CLIError(f"{flag}: cannot read value of {key!r}: {exc}".splitlines()[0]) from exc
+    return parsed
+
+
+# --------------------------------------------------------------------------- data
+def _cmd_data_info(args: argparse.Namespace) -> int:
+    from rlrec.data import load_movielens
+
+    dataset = load_movielens(args.source)
+    info = dataset.summary()
+    print(f"dataset: {info['name']}")
+    print(f"users:   {info['users']:,}")
+    print(f"movies:  {info['movies']:,}")
+    print(f"ratings: {info['ratings']:,}")
+    print(f"rating range: {info['rating_min']:g} .. {info['rating_max']:g}")
+    print(f"density: {info['density']:.4%}")
+    return 0
+
+
+def _cmd_data_fetch(args: argparse.Namespace) -> int:
+    from rlrec.data import fetch_movielens
+
+    path = fetch_movielens(args.name, data_home=args.data_home, base_url=args.base_url)
+    print(f"{args.name}: ready in {path}")
+    return 0
+
+
+# -------------------------------------------------------------------------- train
+def _cmd_train(args: argparse.Namespace) -> int:
+    raise CLIError("train: not available yet")
+
+
+def _cmd_recommend(args: argparse.Namespace) -> int:
+    raise CLIError("recommend: not available yet")
+
+
+def _cmd_plot(args: argparse.Namespace) -> int:
+    raise CLIError("plot: not available yet")
+
+
+# --------------------------------------------------------------------- evaluation
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    raise CLIError("evaluate: not available yet")
+
+
+def _cmd_benchmark(args: argparse.Namespace) -> int:
+    raise CLIError("benchmark: not available yet")
+
+
+# -------------------------------------------------------------------------- tune
+def _cmd_tune(args: argparse.Namespace) -> int:
+    raise CLIError("tune: not available yet")
+
+
+# ------------------------------------------------------------------------ parser
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rlrec", description="MovieLens as an RL recommendation benchmark.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    data = sub.add_parser("data", help="inspect or download MovieLens data")
+    data_sub = data.add_subparsers(dest="data_command", required=True)
+    info = data_sub.add_parser("info", help="users, movies, ratings, rating range and density")
+    info.add_argument("source", help="folder, .zip, dataset name or 'synthetic'")
+    info.set_defaults(func=_cmd_data_info)
+    fetch = data_sub.add_parser("fetch", help="download an official GroupLens release into the data home")
+    fetch.add_argument("name", help="ml-latest-small, ml-latest, ml-100k, ml-1m, ml-10m, ml-20m, ml-25m, ml-32m")
+    fetch.add_argument("--data-home", default=None, help="default: $RLREC_DATA or ~/.cache/rlrec")
+    fetch.add_argument("--base-url", default=None, help=argparse.SUPPRESS)
+    fetch.set_defaults(func=_cmd_data_fetch)
+
+    train = sub.add_parser("train", help="train a learner")
+    train.add_argument("--algo", required=True, choices=ALGOS)
+    train.add_argument("--data", default="synthetic", help="folder, .zip, dataset name or 'synthetic'")
+    train.add_argument("--env", default="rlrec/MovieLens-v0", help="Gymnasium id")
+    train.add_argument("--env-kwargs", nargs="*", default=[], metavar="K=V")
+    train.add_argument("--hyperparams", nargs="*", default=[], metavar="K=V")
+    train.add_argument("--timesteps", "-n", type=int, default=None)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--tensorboard-log", "-tb", default=None)
+    train.add_argument("--output", "-o", default="runs/models")
+    train.add_argument("--progress", action="store_true", help="show a progress bar")
+    train.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --output")
+    train.add_argument("--from-trial", default=None, metavar="STUDY:TRIAL_ID", help="hyperparameters of an Optuna trial")
+    train.add_argument("--storage", default=None, help="Optuna storage URL for --from-trial")
+    train.set_defaults(func=_cmd_train)
+
+    rec = sub.add_parser("recommend", help="top-k movies a trained model recommends to a user")
+    rec.add_argument("--model", required=True)
+    rec.add_argument("--data", default=None, help="default: the data the model was trained on")
+    rec.add_argument("--user", type=int, required=True, help="original userId")
+    rec.add_argument("-k", type=int, default=10)
+    rec.set_defaults(func=_cmd_recommend)
+
+    plot = sub.add_parser("plot", help="learning curves of every run under a folder")
+    plot.add_argument("runs_dir")
+    plot.add_argument("-o", "--output", default="curves.png")
+    plot.set_defaults(func=_cmd_plot)
+
+    evaluate = sub.add_parser("evaluate", help="held-out ranking metrics of a model or a baseline")
+    who = evaluate.add_mutually_exclusive_group(required=True)
+    who.add_argument("--model")
+    who.add_argument("--baseline", choices=BASELINES)
+    evaluate.add_argument("--data", default="synthetic")
+    evaluate.add_argument("-k", type=int, default=10)
+    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--json", default=None, help="also write the metrics to this JSON file")
+    evaluate.set_defaults(func=_cmd_evaluate)
+
+    bench = sub.add_parser("benchmark", help="train learners, evaluate them and the baselines")
+    bench.add_argument("--data", default="synthetic")
+    bench.add_argument("--timesteps", type=int, default=None)
+    bench.add_argument("--seed", type=int, default=0)
+    bench.add_argument("--algos", nargs="*", default=None)
+    bench.add_argument("--out", default="benchmark_out")
+    bench.set_defaults(func=_cmd_benchmark)
+
+    tune = sub.add_parser("tune", help="Optuna hyperparameter search on held-out NDCG@10")
+    tune.add_argument("--algo", required=True, choices=ALGOS)
+    tune.add_argument("--data", default="synthetic")
+    tune.add_argument("--n-trials", type=int, default=10)
+    tune.add_argument("--storage", default=None)
+    tune.add_argument("--study-name", default=None)
+    tune.add_argument("--timesteps", type=int, default=None)
+    tune.add_argument("--seed", type=int, default=0)
+    tune.set_defaults(func=_cmd_tune)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from rlrec.data.errors import DatasetError
+
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        print("rlrec: interrupted", file=sys.stderr)
+        return 130
+    except (CLIError, DatasetError, FileNotFoundError, IsADirectoryError, PermissionError, ValueError, KeyError) as exc:
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if isinstance(exc, KeyError):
+            message = message.strip("'\"")
+        print(f"rlrec {args.command}: error: {message}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,27 @@
+"""Gymnasium environments over a ``RatingsDataset``; nothing here knows about any learner."""
+
+from __future__ import annotations
+
+import gymnasium
+
+#: Episodes of the seed env end only when a recommended movie was rated; this cap makes every
+#: episode end. ``gymnasium.make(..., max_episode_steps=None)`` removes it.
+DEFAULT_MAX_EPISODE_STEPS = 1000
+SESSION_MAX_EPISODE_STEPS = 50
+
+
+def register_envs() -> None:
+    """Register ``rlrec/MovieLens-v0`` and ``rlrec/MovieLensSession-v0`` (idempotent)."""
+    registry = gymnasium.envs.registration.registry
+    if "rlrec/MovieLens-v0" not in registry:
+        gymnasium.register(
+            id="rlrec/MovieLens-v0",
+            entry_point="rlrec.envs.movielens:MovieLensEnv",
+            vector_entry_point="rlrec.envs.vector:MovieLensVectorEnv",
+            max_episode_steps=DEFAULT_MAX_EPISODE_STEPS,
+        )
+    if "rlrec/MovieLensSession-v0" not in registry:
+        gymnasium.register(
+            id="rlrec/MovieLensSession-v0",
+            entry_point="rlrec.envs.session:MovieLensSessionEnv",
+        )

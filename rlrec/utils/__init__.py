@@ -1,0 +1,1 @@
+"""Shared helpers: one place each for seeding, saving and logging."""

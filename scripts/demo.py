@@ -1,0 +1,1 @@
+"""`make demo`: placeholder until the learners land (replaced by the learners issue)."""
