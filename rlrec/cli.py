@@ -62,20 +62,89 @@ def _cmd_data_fetch(args: argparse.Namespace) -> int:
 
 # -------------------------------------------------------------------------- train
 def _cmd_train(args: argparse.Namespace) -> int:
-    raise CLIError("train: not available yet")
+    from pathlib import Path
+
+    from rlrec.agents.training import train
+
+    if args.from_trial is not None:
+        raise CLIError("--from-trial: not available yet")
+    # On --resume the run's own data is the default; the parser's default ("synthetic") is not a choice.
+    data = None if args.resume and args.data == "synthetic" else args.data
+    result = train(
+        args.algo,
+        data=data,
+        env_id=args.env,
+        env_kwargs=parse_key_values(args.env_kwargs, "--env-kwargs"),
+        hyperparams=parse_key_values(args.hyperparams, "--hyperparams"),
+        timesteps=args.timesteps,
+        seed=args.seed,
+        tensorboard_log=args.tensorboard_log,
+        output=args.output,
+        progress=args.progress,
+        resume=args.resume,
+    )
+    if result.interrupted:
+        print(
+            f"rlrec train: interrupted at {result.timesteps} timesteps; checkpoint saved in {result.run_dir} "
+            "(continue with --resume)",
+            file=sys.stderr,
+        )
+        return 130
+    print(f"{args.algo}: {result.timesteps} timesteps in {result.config['train_seconds']:.1f} s")
+    print(f"model:  {result.model_path}")
+    print(f"config: {result.run_dir / 'run.json'}")
+    if result.config.get("tensorboard_run"):
+        print(f"tensorboard --logdir {Path(result.config['tensorboard_run']).parent}")
+    return 0
 
 
 def _cmd_recommend(args: argparse.Namespace) -> int:
-    raise CLIError("recommend: not available yet")
+    from rlrec.agents.training import recommend
+
+    run, picks = recommend(args.model, args.user, k=args.k, data=args.data)
+    print(f"top {len(picks)} for user {args.user} ({run.config['algo']}, {run.model_path}):")
+    for pick in picks:
+        print(f"{pick.rank:>3}. {pick.score:>10.4f}  {pick.movie_id:>7}  {pick.title}")
+    return 0
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:
-    raise CLIError("plot: not available yet")
+    from rlrec.plotting import find_runs, plot_learning_curves
+
+    path = plot_learning_curves(args.runs_dir, args.output)
+    print(f"{path}: learning curves of {len(find_runs(args.runs_dir))} runs under {args.runs_dir}")
+    return 0
 
 
 # --------------------------------------------------------------------- evaluation
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    raise CLIError("evaluate: not available yet")
+    from rlrec.evaluation.protocol import evaluate_baseline_on, evaluate_run
+    from rlrec.utils.io import save_json
+
+    if args.k < 1:
+        raise CLIError(f"-k: must be >= 1, got {args.k}")
+    if args.model is not None:
+        # The run's own data is the default; the parser's default ("synthetic") is not a choice here.
+        data = None if args.data == "synthetic" else args.data
+        metrics, info = evaluate_run(args.model, data=data, k=args.k)
+        who = f"{info['algo']} ({args.model})"
+        if not info["trained_on_split"]:
+            print(
+                "rlrec evaluate: warning: run.json records no train/test split; if the model trained on the "
+                "full data it has seen the test ratings",
+                file=sys.stderr,
+            )
+    else:
+        metrics, info = evaluate_baseline_on(args.data, args.baseline, k=args.k, seed=args.seed)
+        who = args.baseline
+    protocol = info["protocol"]
+    print(f"{who} on {info['data']}: per-user temporal split, last {protocol['test_fraction']:g} held out")
+    for key, value in metrics.items():
+        print(f"{key}: {value}" if key == "n_users" else f"{key}: {value:.4f}")
+    if args.json is not None:
+        save_json(args.json, {**info, "metrics": metrics})
+        print(f"json: {args.json}")
+    return 0
 
 
 def _cmd_benchmark(args: argparse.Namespace) -> int:
@@ -84,7 +153,36 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
 
 # -------------------------------------------------------------------------- tune
 def _cmd_tune(args: argparse.Namespace) -> int:
-    raise CLIError("tune: not available yet")
+    import shlex
+
+    from rlrec.tuning import tune
+
+    result = tune(
+        args.algo,
+        data=args.data,
+        n_trials=args.n_trials,
+        storage=args.storage,
+        study_name=args.study_name,
+        timesteps=args.timesteps,
+        seed=args.seed,
+    )
+    states = ", ".join(f"{n} {state.lower()}" for state, n in sorted(result.counts.items()))
+    total = sum(result.counts.values())
+    print(f"study {result.study_name!r} in {result.storage}: {total} trials ({states})")
+    print(f"this worker ran {result.n_trials_run}")
+    best = result.best
+    if best is None:
+        print("best trial: none complete yet")
+        return 0
+    print(f"best trial: {best.number}, validation ndcg@10 = {best.value:.4f}")
+    for key, value in sorted(best.hyperparams.items()):
+        print(f"  {key}: {value}")
+    ref = f"{best.study_name}:{best.number}"
+    retrain = ["rlrec", "train", "--algo", best.algo, "--data", best.data, "--from-trial", ref]
+    if args.storage is not None:
+        retrain += ["--storage", result.storage]
+    print("retrain: " + shlex.join(retrain))
+    return 0
 
 
 # ------------------------------------------------------------------------ parser

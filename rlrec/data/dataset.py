@@ -114,13 +114,13 @@ class RatingsDataset:
 
         Summed in float64 so that the mean matches pandas' to the last float32 digit.
         """
-        sums = np.add.reduceat(self.ratings.data.astype(np.float64), self.ratings.indptr[:-1]) if self.n_ratings else None
         counts = self.user_counts
         means = np.full(self.n_users, FALLBACK_MEAN, dtype=np.float64)
-        if sums is not None:
-            has = counts > 0
-            # reduceat returns data[indptr[i]] for empty rows; mask them out.
-            means[has] = sums[has] / counts[has]
+        has = counts > 0
+        if has.any():
+            # reduceat only over non-empty rows: an empty row's start may equal nnz (out of range).
+            sums = np.add.reduceat(self.ratings.data.astype(np.float64), self.ratings.indptr[:-1][has])
+            means[has] = sums / counts[has]
         return means.astype(np.float32)
 
     def user_row(self, user_index: int) -> tuple[np.ndarray, np.ndarray]:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import gymnasium
 
 #: Episodes of the seed env end only when a recommended movie was rated; this cap makes every
-#: episode end. ``gymnasium.make(..., max_episode_steps=None)`` removes it.
+#: episode end. Gymnasium's ``make`` reads ``max_episode_steps=None`` as "the registered default", so
+#: ``gymnasium.make(..., max_episode_steps=-1)`` is the way to remove it (Gymnasium's convention);
+#: ``MovieLensEnv(...)`` built directly and ``make_vec(..., max_episode_steps=None)`` have no cap.
 DEFAULT_MAX_EPISODE_STEPS = 1000
 SESSION_MAX_EPISODE_STEPS = 50
 

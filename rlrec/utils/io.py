@@ -58,7 +58,7 @@ def load_json(path: str | os.PathLike[str]) -> Any:
 def save_npz(path: str | os.PathLike[str], **arrays: np.ndarray) -> None:
     """``np.savez_compressed`` made atomic. Arrays must not be object arrays (no pickle)."""
     with atomic_path(path, suffix=".npz") as tmp:
-        np.savez_compressed(tmp, **arrays)
+        np.savez_compressed(tmp, **arrays)  # type: ignore[arg-type]
 
 
 def load_npz(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:

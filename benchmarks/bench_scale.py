@@ -1,0 +1,222 @@
+"""How rlrec holds up at MovieLens 25M / 32M size: load time, peak memory, env speed.
+
+A synthetic data set of the chosen size is generated (``make_synthetic``) and written to disk in
+the GroupLens CSV layout (``write_movielens_csv``); then a FRESH process loads it with
+``load_movielens`` and measures:
+
+* load time of ``ratings.csv`` + ``movies.csv`` (target: <= 60 s at ml-25m size);
+* peak resident memory of that process (``VmHWM`` of /proc/self/status; target: <= 8 GB), after
+  loading and after everything below;
+* ``rlrec/MovieLens-v0`` steps per second with profile observations built on demand from the CSR
+  matrix (the dense users x movies matrix would take 40 GB at ml-25m size, so it is never built)
+  and with SVD embedding observations (plus the time to fit the embeddings);
+* time to build one user's profile observation, alone and in a batch of 256.
+
+Generation and measurement run in separate processes so that the peak memory is that of loading
+and stepping, not of generating. Not run by the tests (minutes, GBs); run it by hand::
+
+    python benchmarks/bench_scale.py --scale ml-25m
+    python benchmarks/bench_scale.py --scale small            # seconds, a smoke run
+    python benchmarks/bench_scale.py --scale ml-25m --workdir /tmp/ml25m-synth   # keep the CSVs
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+#: (users, movies, ratings) of the GroupLens releases the synthetic data imitates.
+SCALES: dict[str, tuple[int, int, int]] = {
+    "small": (610, 9_742, 100_836),
+    "ml-25m": (162_541, 62_423, 25_000_095),
+    "ml-32m": (200_948, 87_585, 32_000_204),
+}
+LOAD_TARGET_S = 60.0
+RSS_TARGET_GB = 8.0
+
+
+def peak_rss_bytes() -> int:
+    """High-water mark of this process's resident memory (``VmHWM``), in bytes."""
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("VmHWM not found in /proc/self/status (Linux only)")
+
+
+# --------------------------------------------------------------------------- phases (child processes)
+def generate(scale: str, folder: Path, seed: int) -> dict[str, Any]:
+    from rlrec.data import make_synthetic, write_movielens_csv
+
+    n_users, n_movies, n_ratings = SCALES[scale]
+    started = time.perf_counter()
+    dataset = make_synthetic(n_users=n_users, n_movies=n_movies, n_ratings=n_ratings, seed=seed, name=scale)
+    generated = time.perf_counter()
+    write_movielens_csv(dataset, folder)
+    written = time.perf_counter()
+    return {
+        "generate_s": generated - started,
+        "write_s": written - generated,
+        "csv_bytes": sum(path.stat().st_size for path in folder.glob("*.csv")),
+        "generate_peak_rss": peak_rss_bytes(),
+    }
+
+
+def _steps_per_second(env: Any, n_steps: int, seed: int) -> float:
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    actions = rng.integers(0, env.action_space.n, size=n_steps)
+    env.reset(seed=seed)
+    started = time.perf_counter()
+    for action in actions:
+        _, _, terminated, truncated, _ = env.step(int(action))
+        if terminated or truncated:
+            env.reset()
+    return n_steps / (time.perf_counter() - started)
+
+
+def measure(folder: Path, n_steps: int, seed: int) -> dict[str, Any]:
+    import gymnasium
+    import numpy as np
+
+    import rlrec  # noqa: F401  (registers the envs)
+    from rlrec.data import load_movielens
+
+    out: dict[str, Any] = {}
+    started = time.perf_counter()
+    dataset = load_movielens(folder)
+    out["load_s"] = time.perf_counter() - started
+    out["users"], out["movies"], out["ratings"] = dataset.n_users, dataset.n_movies, dataset.n_ratings
+    out["rss_after_load"] = peak_rss_bytes()
+
+    started = time.perf_counter()
+    env = gymnasium.make("rlrec/MovieLens-v0", data=dataset, observation="profile", disable_env_checker=True)
+    out["profile_env_build_s"] = time.perf_counter() - started
+    world = env.unwrapped
+    # Must be False at ml-25m size: profiles are then built on demand from the CSR matrix.
+    out["profile_dense_cache"] = bool(world.world.store.cached)
+    out["profile_steps_per_s"] = _steps_per_second(env, n_steps, seed)
+    rng = np.random.default_rng(seed)
+    users = rng.integers(0, dataset.n_users, size=256)
+    started = time.perf_counter()
+    for user in users:
+        world.observations(np.array([user]))
+    out["profile_obs_ms_per_user"] = 1e3 * (time.perf_counter() - started) / len(users)
+    started = time.perf_counter()
+    world.observations(users)
+    out["profile_obs_ms_per_user_batch256"] = 1e3 * (time.perf_counter() - started) / len(users)
+    env.close()
+    del env, world
+
+    started = time.perf_counter()
+    env = gymnasium.make(
+        "rlrec/MovieLens-v0", data=dataset, observation="embedding", disable_env_checker=True
+    )
+    out["embedding_env_build_s"] = time.perf_counter() - started
+    out["embedding_steps_per_s"] = _steps_per_second(env, n_steps, seed)
+    env.close()
+    out["peak_rss"] = peak_rss_bytes()
+    return out
+
+
+# --------------------------------------------------------------------------- driver
+def _child(*args: str) -> dict[str, Any]:
+    """Run this script's ``--phase`` in a fresh interpreter and return its JSON answer."""
+    done = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        sys.stderr.write(done.stderr)
+        raise SystemExit(f"bench_scale: phase {args[1]} failed (exit {done.returncode})")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _gb(value: float) -> str:
+    return f"{value / 2**30:.2f} GiB"
+
+
+def report(scale: str, gen: dict[str, Any] | None, res: dict[str, Any]) -> None:
+    """Print the figures, one per line, with the targets."""
+    load_ok = "ok" if res["load_s"] <= LOAD_TARGET_S else "OVER"
+    rss_ok = "ok" if res["peak_rss"] <= RSS_TARGET_GB * 1e9 else "OVER"
+    rows: list[tuple[str, str]] = []
+    if gen is not None:
+        rows += [
+            (
+                "generate (make_synthetic)",
+                f"{gen['generate_s']:.1f} s, peak RSS {_gb(gen['generate_peak_rss'])}",
+            ),
+            (
+                "write CSV (write_movielens_csv)",
+                f"{gen['write_s']:.1f} s, {gen['csv_bytes'] / 2**20:,.0f} MiB",
+            ),
+        ]
+    rows += [
+        ("load_movielens", f"{res['load_s']:.1f} s (target <= {LOAD_TARGET_S:.0f} s: {load_ok})"),
+        ("peak RSS after load", _gb(res["rss_after_load"])),
+        ("peak RSS at the end", f"{_gb(res['peak_rss'])} (target <= {RSS_TARGET_GB:.0f} GB: {rss_ok})"),
+        (
+            "profile env: build",
+            f"{res['profile_env_build_s']:.2f} s, dense cache: {res['profile_dense_cache']}",
+        ),
+        ("profile env: steps/s", f"{res['profile_steps_per_s']:,.0f}"),
+        ("profile obs, one user", f"{res['profile_obs_ms_per_user']:.3f} ms"),
+        ("profile obs, per user in 256", f"{res['profile_obs_ms_per_user_batch256']:.3f} ms"),
+        ("embedding env: build (SVD)", f"{res['embedding_env_build_s']:.2f} s"),
+        ("embedding env: steps/s", f"{res['embedding_steps_per_s']:,.0f}"),
+        ("embedding / profile steps/s", f"{res['embedding_steps_per_s'] / res['profile_steps_per_s']:.1f}x"),
+    ]
+    sizes = f"{res['users']:,} users, {res['movies']:,} movies, {res['ratings']:,} ratings"
+    print(f"bench_scale --scale {scale}: {sizes}")
+    for label, value in rows:
+        print(f"  {label:<32} {value}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", choices=sorted(SCALES), default="ml-25m")
+    parser.add_argument(
+        "--workdir", default=None, help="keep the CSVs here (reused when present); default: temp"
+    )
+    parser.add_argument("--steps", type=int, default=2000, help="env steps timed per observation kind")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", default=None, help="also write the figures to this JSON file")
+    parser.add_argument("--phase", choices=["generate", "measure"], default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--folder", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.phase == "generate":
+        print(json.dumps(generate(args.scale, Path(args.folder), args.seed)))
+        return 0
+    if args.phase == "measure":
+        print(json.dumps(measure(Path(args.folder), args.steps, args.seed)))
+        return 0
+
+    common = ["--folder", "", "--seed", str(args.seed)]
+    with tempfile.TemporaryDirectory(prefix="rlrec-bench-scale-") as tmp:
+        folder = Path(args.workdir) if args.workdir else Path(tmp) / args.scale
+        folder.mkdir(parents=True, exist_ok=True)
+        common[1] = str(folder)
+        gen = None
+        if not ((folder / "ratings.csv").is_file() and (folder / "movies.csv").is_file()):
+            gen = _child("--phase", "generate", "--scale", args.scale, *common)
+        res = _child("--phase", "measure", "--steps", str(args.steps), *common)
+    report(args.scale, gen, res)
+    if args.json:
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+        from rlrec.utils.io import save_json
+
+        save_json(
+            args.json, {"scale": args.scale, "generate": gen, "measure": res, "cpu_count": os.cpu_count()}
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

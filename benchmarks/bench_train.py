@@ -1,0 +1,186 @@
+"""Training speed of our learners against SB3's DQN on ml-latest-small-2016.
+
+Prints, for the same hyperparameters (network, batch, train_freq, buffer size, learning_starts,
+target interval), the env steps per second and the peak RSS of our ``DQNAgent`` and of SB3's
+``DQN``, each trained in its own subprocess (so that peak memory is each one's own), and their
+ratio; the tabular Q-learning updates per second, one at a time and batched; and the bytes of
+a replay buffer of 1M ``MovieLens-v0`` transitions, compact vs SB3's layout.
+
+    python benchmarks/bench_train.py                 # 20,000 steps each, data from $RLREC_DATA
+    python benchmarks/bench_train.py --steps 5000 --data ../shared/data/ml-latest-small-2016
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+RELEASE = "ml-latest-small-2016"
+#: The hyperparameters both DQNs get (SB3's names); everything else is each library's default.
+HYPERPARAMS: dict[str, Any] = {
+    "learning_rate": 1e-4,
+    "buffer_size": 100_000,
+    "learning_starts": 100,
+    "batch_size": 32,
+    "tau": 1.0,
+    "gamma": 0.99,
+    "train_freq": 4,
+    "gradient_steps": 1,
+    "target_update_interval": 10_000,
+    "exploration_fraction": 0.1,
+    "exploration_initial_eps": 1.0,
+    "exploration_final_eps": 0.05,
+    "max_grad_norm": 10.0,
+}
+NET_ARCH = [64]
+
+
+def default_data() -> Path:
+    home = Path(os.environ.get("RLREC_DATA", REPO.parent / "shared" / "data"))
+    return home / RELEASE
+
+
+def make_env(data: Path) -> Any:
+    import gymnasium
+
+    import rlrec  # noqa: F401 - registers the envs
+    from rlrec.data import load_movielens
+
+    return gymnasium.make("rlrec/MovieLens-v0", data=load_movielens(data))
+
+
+# ------------------------------------------------------------------ one learner, in a child
+def run_child(which: str, data: Path, steps: int, seed: int, threads: int) -> dict[str, Any]:
+    import torch
+
+    torch.set_num_threads(threads)
+    env = make_env(data)
+    if which == "ours":
+        from rlrec.agents.dqn import DQNAgent
+
+        model: Any = DQNAgent(env, net_arch=NET_ARCH, seed=seed, n_threads=threads, device="cpu", **HYPERPARAMS)
+    else:
+        from stable_baselines3 import DQN
+
+        model = DQN("MlpPolicy", env, policy_kwargs={"net_arch": NET_ARCH}, seed=seed, device="cpu", **HYPERPARAMS)
+    start = time.perf_counter()
+    model.learn(steps)
+    seconds = time.perf_counter() - start
+    # ru_maxrss is in KiB on Linux.
+    return {
+        "which": which,
+        "steps": steps,
+        "seconds": seconds,
+        "steps_per_s": steps / seconds,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def run_in_subprocess(which: str, args: argparse.Namespace) -> dict[str, Any]:
+    command = [
+        sys.executable, __file__, "--child", which, "--data", str(args.data),
+        "--steps", str(args.steps), "--seed", str(args.seed), "--threads", str(args.threads),
+    ]
+    done = subprocess.run(command, check=True, capture_output=True, text=True, cwd=REPO)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# ----------------------------------------------------------------------------- tabular
+def bench_tabular(n_states: int, n_actions: int, seed: int) -> dict[str, float]:
+    from rlrec.agents.tabular_q import QLearningAgent
+
+    agent = QLearningAgent(None, n_states=n_states, n_actions=n_actions, seed=seed, _key_mode="env")
+    rng = np.random.default_rng(seed)
+    n = 200_000
+    states = rng.integers(n_states, size=n)
+    actions = rng.integers(n_actions, size=n)
+    rewards = rng.uniform(0.5, 5.0, size=n)
+    next_states = rng.integers(n_states, size=n)
+    terminated = rng.random(n) < 0.02
+    # Plain Python scalars, as the learn loop passes them.
+    rows = list(zip(states.tolist(), actions.tolist(), rewards.tolist(), next_states.tolist(), terminated.tolist()))
+    start = time.perf_counter()
+    for s, a, r, s2, done in rows:
+        agent.update(s, a, r, s2, done)
+    single = n / (time.perf_counter() - start)
+
+    batch, repeats = 100_000, 10
+    b_states = rng.integers(n_states, size=batch)
+    b_actions = rng.integers(n_actions, size=batch)
+    b_rewards = rng.uniform(0.5, 5.0, size=batch)
+    b_next = rng.integers(n_states, size=batch)
+    b_term = rng.random(batch) < 0.02
+    start = time.perf_counter()
+    for _ in range(repeats):
+        agent.update_batch(b_states, b_actions, b_rewards, b_next, b_term)
+    batched = batch * repeats / (time.perf_counter() - start)
+    return {"single_per_s": single, "batched_per_s": batched}
+
+
+# ----------------------------------------------------------------------- replay memory
+def buffer_bytes(data: Path, capacity: int) -> dict[str, float]:
+    from stable_baselines3.common.buffers import ReplayBuffer
+
+    from rlrec.agents.dqn import CompactReplayBuffer
+
+    env = make_env(data)
+    base = env.unwrapped
+    compact = CompactReplayBuffer(capacity, base.n_movies, base.observations, env.observation_space.shape)
+    # SB3's layout measured on a small buffer and scaled: allocating 1M x 2 x 10,329 floats is 83 GB.
+    probe = 1000
+    sb3 = ReplayBuffer(probe, env.observation_space, env.action_space, device="cpu")
+    arrays = (sb3.observations, sb3.next_observations, sb3.actions, sb3.rewards, sb3.dones, sb3.timeouts)
+    per_transition = sum(a.nbytes for a in arrays) / probe
+    return {"compact_bytes": compact.nbytes, "sb3_bytes": per_transition * capacity}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=None, help=f"the {RELEASE} folder (default: $RLREC_DATA/{RELEASE})")
+    parser.add_argument("--steps", type=int, default=20_000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads of both learners")
+    parser.add_argument("--skip-sb3", action="store_true", help="only our learners (SB3 takes minutes)")
+    parser.add_argument("--child", choices=("ours", "sb3"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    args.data = args.data or default_data()
+    if not (args.data / "ratings.csv").is_file():
+        print(f"--data: {args.data} has no ratings.csv", file=sys.stderr)
+        return 2
+    if args.child:
+        print(json.dumps(run_child(args.child, args.data, args.steps, args.seed, args.threads)))
+        return 0
+
+    print(f"data: {args.data}   steps: {args.steps:,}   torch threads: {args.threads}")
+    print(f"hyperparameters (both): net_arch={NET_ARCH} " + " ".join(f"{k}={v}" for k, v in HYPERPARAMS.items()))
+    ours = run_in_subprocess("ours", args)
+    print(f"our DQNAgent : {ours['steps_per_s']:8.1f} env steps/s   peak RSS {ours['peak_rss_mb']:7.1f} MB")
+    if not args.skip_sb3:
+        sb3 = run_in_subprocess("sb3", args)
+        print(f"SB3 DQN      : {sb3['steps_per_s']:8.1f} env steps/s   peak RSS {sb3['peak_rss_mb']:7.1f} MB")
+        print(f"speed ratio ours / SB3: {ours['steps_per_s'] / sb3['steps_per_s']:.1f}x   "
+              f"RSS ratio SB3 / ours: {sb3['peak_rss_mb'] / ours['peak_rss_mb']:.1f}x")
+
+    sizes = buffer_bytes(args.data, 1_000_000)
+    print(f"replay buffer, 1M transitions: compact {sizes['compact_bytes'] / 2**20:.1f} MiB   "
+          f"SB3 {sizes['sb3_bytes'] / 2**30:.1f} GiB   ratio {sizes['sb3_bytes'] / sizes['compact_bytes']:,.0f}x")
+
+    env = make_env(args.data)
+    tab = bench_tabular(env.unwrapped.n_states, env.unwrapped.n_movies, args.seed)
+    print(f"tabular Q updates/s ({env.unwrapped.n_states} x {env.unwrapped.n_movies} table): "
+          f"one at a time {tab['single_per_s']:,.0f}   batched {tab['batched_per_s']:,.0f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,346 @@
+"""The algorithm registry: which class each ``--algo`` names, its YAML defaults, make and load.
+
+Hyperparameters live in ``rlrec/hyperparams/<algo>.yml`` in RL Baselines3 Zoo's format: one section
+per Gymnasium id (or ``default``) holding the constructor's keyword arguments plus the zoo's own keys
+``n_timesteps``, ``n_envs``, ``env_kwargs``, ``policy`` and ``policy_kwargs`` (a string such as
+``"dict(net_arch=[64])"``). The zoo ``eval``s that string; we parse it (:func:`parse_policy_kwargs`)
+so that a YAML file cannot run code.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import inspect
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+__all__ = [
+    "ALGOS",
+    "DEFAULT_ENV_ID",
+    "AlgoSpec",
+    "RunHyperparams",
+    "algo_class",
+    "algo_spec",
+    "hyperparams_file",
+    "load_hyperparams",
+    "load_model",
+    "make_model",
+    "parse_policy_kwargs",
+    "save_model",
+    "split_hyperparams",
+]
+
+DEFAULT_ENV_ID = "rlrec/MovieLens-v0"
+
+
+@dataclass(frozen=True)
+class AlgoSpec:
+    """One ``--algo`` choice.
+
+    :param name: the CLI name (also the YAML file stem and the TensorBoard run prefix).
+    :param module: module holding the class, imported only when needed.
+    :param class_name: the learner class.
+    :param family: ``"sb3"`` for Stable-Baselines3 / sb3-contrib models (saved as SB3's zip),
+        ``"rlrec"`` for our hand-written learners (saved in our own formats).
+    :param model_file: file name of the saved model inside a run's output folder.
+    :param zoo_algo: the name RL Baselines3 Zoo uses for it (``python -m rl_zoo3.train --algo``).
+    """
+
+    name: str
+    module: str
+    class_name: str
+    family: Literal["sb3", "rlrec"]
+    model_file: str
+    zoo_algo: str | None = None
+
+
+ALGOS: dict[str, AlgoSpec] = {
+    spec.name: spec
+    for spec in (
+        AlgoSpec("qlearning", "rlrec.agents.tabular_q", "QLearningAgent", "rlrec", "model.npz"),
+        AlgoSpec("dqn", "rlrec.agents.dqn", "DQNAgent", "rlrec", "model.pt"),
+        AlgoSpec("sb3-dqn", "stable_baselines3", "DQN", "sb3", "model.zip", "dqn"),
+        AlgoSpec("ppo", "stable_baselines3", "PPO", "sb3", "model.zip", "ppo"),
+        AlgoSpec("a2c", "stable_baselines3", "A2C", "sb3", "model.zip", "a2c"),
+        AlgoSpec("qrdqn", "sb3_contrib", "QRDQN", "sb3", "model.zip", "qrdqn"),
+        AlgoSpec("maskable-ppo", "sb3_contrib", "MaskablePPO", "sb3", "model.zip", "ppo_mask"),
+    )
+}
+
+#: Keys of the zoo's YAML format that are not constructor arguments.
+ZOO_KEYS = frozenset({"n_timesteps", "n_envs", "env_kwargs", "policy", "policy_kwargs"})
+#: Zoo keys ``rlrec train`` does not implement (wrappers, normalisation, frame stacking).
+UNSUPPORTED_ZOO_KEYS = frozenset(
+    {"normalize", "frame_stack", "env_wrapper", "vec_env_wrapper", "callback", "monitor_kwargs"}
+)
+#: Constructor arguments the training run sets itself.
+RESERVED_KEYS = frozenset({"self", "env", "seed", "tensorboard_log", "verbose", "_init_setup_model"})
+#: Hyperparameters the zoo accepts as ``"lin_<initial value>"``: a linear decay to 0.
+SCHEDULE_KEYS = frozenset({"learning_rate", "clip_range", "clip_range_vf"})
+
+_FLOAT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+
+
+def algo_spec(algo: str) -> AlgoSpec:
+    """The registry entry of ``algo``; ``ValueError`` naming the known ones when it is unknown."""
+    try:
+        return ALGOS[algo]
+    except KeyError:
+        raise ValueError(f"unknown algo {algo!r} (known: {', '.join(ALGOS)})") from None
+
+
+def algo_class(algo: str) -> type:
+    """The learner class of ``algo`` (imports its module)."""
+    spec = algo_spec(algo)
+    return getattr(importlib.import_module(spec.module), spec.class_name)
+
+
+def hyperparams_file(algo: str) -> Path:
+    """The shipped YAML of ``algo``: ``rlrec/hyperparams/<algo>.yml``."""
+    spec = algo_spec(algo)
+    return Path(str(resources.files("rlrec") / "hyperparams" / f"{spec.name}.yml"))
+
+
+def load_hyperparams(
+    algo: str,
+    env_id: str = DEFAULT_ENV_ID,
+    overrides: Mapping[str, Any] | None = None,
+    path: str | os.PathLike[str] | None = None,
+) -> dict[str, Any]:
+    """The YAML section for ``env_id`` (else ``default``) with ``overrides`` on top, validated.
+
+    :param algo: one of :data:`ALGOS`.
+    :param env_id: the section to read, as the zoo does (``rlrec/MovieLens-v0``).
+    :param overrides: values that replace the YAML's (``--hyperparams k=v``). Numeric strings become
+        floats because YAML 1.1 reads ``1e-4`` as a string.
+    :param path: another YAML file in the same format; default :func:`hyperparams_file`.
+    :raises ValueError: unknown or unsupported key, or no section for ``env_id``.
+    """
+    import yaml
+
+    source = Path(path) if path is not None else hyperparams_file(algo)
+    with open(source, encoding="utf-8") as handle:
+        sections = yaml.safe_load(handle) or {}
+    if not isinstance(sections, dict):
+        raise ValueError(f"{source}: expected a mapping of env ids to hyperparameters")
+    section = sections.get(env_id, sections.get("default"))
+    if section is None:
+        raise ValueError(f"{source}: no section for {env_id!r} and no 'default' section")
+    hyperparams = {key: _coerce(value) for key, value in dict(section).items()}
+    hyperparams.update({key: _coerce(value) for key, value in (overrides or {}).items()})
+    validate_hyperparams(algo, hyperparams)
+    return hyperparams
+
+
+def accepted_keys(algo: str) -> set[str]:
+    """Constructor arguments of ``algo``'s class a YAML may set, plus the zoo keys it understands."""
+    params = set(inspect.signature(algo_class(algo).__init__).parameters) - RESERVED_KEYS
+    zoo = set(ZOO_KEYS)
+    if "policy_kwargs" not in params:
+        # Our learners have no SB3 policy: they take their network size (net_arch) directly.
+        zoo -= {"policy", "policy_kwargs"}
+    return params | zoo
+
+
+def validate_hyperparams(algo: str, hyperparams: Mapping[str, Any]) -> None:
+    """``ValueError`` naming the first key ``algo`` does not accept."""
+    known = accepted_keys(algo)
+    for key in hyperparams:
+        if key in UNSUPPORTED_ZOO_KEYS:
+            raise ValueError(f"hyperparameter {key!r} (an RL Zoo option) is not supported by rlrec train")
+        if key not in known:
+            raise ValueError(f"unknown hyperparameter {key!r} for {algo} (known: {', '.join(sorted(known))})")
+    if "policy_kwargs" in hyperparams:
+        parse_policy_kwargs(hyperparams["policy_kwargs"])
+
+
+@dataclass
+class RunHyperparams:
+    """A validated hyperparameter section split into what goes where.
+
+    :param n_timesteps: the zoo's training budget (``None`` when the YAML does not give one).
+    :param n_envs: number of environments stepped together (zoo default 1).
+    :param env_kwargs: extra keyword arguments of the environment constructor.
+    :param model_kwargs: keyword arguments of the learner's constructor, ready to pass.
+    """
+
+    n_timesteps: int | None
+    n_envs: int
+    env_kwargs: dict[str, Any]
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+def split_hyperparams(algo: str, hyperparams: Mapping[str, Any]) -> RunHyperparams:
+    """Separate the zoo keys from the constructor's and convert values the way the zoo does.
+
+    Conversions: ``policy_kwargs`` string -> dict; ``train_freq`` list -> tuple;
+    ``"lin_<x>"`` schedules -> a linear decay from ``x`` (``learning_rate``, ``clip_range``).
+    """
+    values = dict(hyperparams)
+    n_timesteps = values.pop("n_timesteps", None)
+    n_envs = int(values.pop("n_envs", 1))
+    if n_envs < 1:
+        raise ValueError(f"hyperparameter n_envs must be >= 1, got {n_envs}")
+    env_kwargs = values.pop("env_kwargs", None) or {}
+    if not isinstance(env_kwargs, dict):
+        raise ValueError(f"hyperparameter env_kwargs must be a mapping, got {env_kwargs!r}")
+    spec = algo_spec(algo)
+    if spec.family == "sb3":
+        values.setdefault("policy", "MlpPolicy")
+    if "policy_kwargs" in values:
+        values["policy_kwargs"] = parse_policy_kwargs(values["policy_kwargs"])
+    if isinstance(values.get("train_freq"), list):
+        values["train_freq"] = tuple(values["train_freq"])
+    for key in SCHEDULE_KEYS & values.keys():
+        values[key] = _schedule(key, values[key])
+    return RunHyperparams(
+        n_timesteps=None if n_timesteps is None else int(float(n_timesteps)),
+        n_envs=n_envs,
+        env_kwargs=dict(env_kwargs),
+        model_kwargs=values,
+    )
+
+
+def parse_policy_kwargs(text: str | Mapping[str, Any]) -> dict[str, Any]:
+    """Read the zoo's ``policy_kwargs`` string without ``eval``.
+
+    Accepts ``dict(k=v, ...)`` or ``{"k": v}`` with literal values, plus activation functions written
+    ``nn.ReLU`` / ``th.nn.Tanh`` / ``torch.nn.ReLU`` (looked up in ``torch.nn``).
+    """
+    if isinstance(text, Mapping):
+        return dict(text)
+    if not isinstance(text, str):
+        raise ValueError(f"policy_kwargs must be a string like 'dict(net_arch=[64])', got {text!r}")
+    try:
+        tree = ast.parse(text.strip(), mode="eval").body
+    except SyntaxError as exc:
+        raise ValueError(f"policy_kwargs: cannot parse {text!r}: {exc.msg}") from None
+    if not _is_mapping_node(tree):
+        raise ValueError(f"policy_kwargs: expected dict(...) or {{...}}, got {text!r}")
+    parsed = _literal(tree, text)
+    if not all(isinstance(key, str) for key in parsed):
+        raise ValueError(f"policy_kwargs: keys must be names, got {text!r}")
+    return dict(parsed)
+
+
+def _is_mapping_node(node: ast.expr) -> bool:
+    is_dict_call = isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "dict"
+    return isinstance(node, ast.Dict) or (is_dict_call and not node.args)  # type: ignore[union-attr]
+
+
+def _literal(node: ast.expr, text: str) -> Any:
+    """A literal, a (nested) ``dict(...)`` / ``{...}`` / list, or a ``torch.nn`` member."""
+    if isinstance(node, ast.Call) and _is_mapping_node(node):
+        return {kw.arg: _literal(kw.value, text) for kw in node.keywords}
+    if isinstance(node, ast.Dict):
+        return {
+            _literal(key, text) if key is not None else None: _literal(value, text)
+            for key, value in zip(node.keys, node.values)
+        }
+    if isinstance(node, ast.List | ast.Tuple):
+        items = [_literal(item, text) for item in node.elts]
+        return items if isinstance(node, ast.List) else tuple(items)
+    dotted = _dotted_name(node)
+    if dotted is not None:
+        parts = dotted.split(".")
+        # nn.ReLU, th.nn.ReLU, torch.nn.ReLU: only torch.nn members, never arbitrary names.
+        if len(parts) >= 2 and parts[-2] == "nn" and parts[0] in {"nn", "th", "torch"}:
+            import torch.nn
+
+            if hasattr(torch.nn, parts[-1]):
+                return getattr(torch.nn, parts[-1])
+        if dotted in {"True", "False", "None"}:
+            return ast.literal_eval(node)
+        raise ValueError(f"policy_kwargs: unsupported name {dotted!r} in {text!r}")
+    try:
+        return ast.literal_eval(node)
+    except ValueError:
+        raise ValueError(f"policy_kwargs: only literals and torch.nn names are allowed in {text!r}") from None
+
+
+def _dotted_name(node: ast.expr) -> str | None:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        head = _dotted_name(node.value)
+        return None if head is None else f"{head}.{node.attr}"
+    return None
+
+
+def _coerce(value: Any) -> Any:
+    """Numeric strings (YAML 1.1 reads ``1e-4`` as ``"1e-4"``) become floats; the rest is kept."""
+    if isinstance(value, str) and _FLOAT.match(value.strip()):
+        return float(value)
+    return value
+
+
+def _schedule(key: str, value: Any) -> Any:
+    if isinstance(value, str):
+        kind, _, initial = value.partition("_")
+        if kind != "lin" or not _FLOAT.match(initial):
+            raise ValueError(f"hyperparameter {key}: expected a number or 'lin_<number>', got {value!r}")
+        from stable_baselines3.common.utils import LinearSchedule
+
+        # The zoo's "lin_x": x * progress_remaining, i.e. linear from x at the start to 0 at the end.
+        return LinearSchedule(float(initial), 0.0, 1.0)
+    return value
+
+
+# ----------------------------------------------------------------- models
+def make_model(
+    algo: str,
+    env: Any,
+    model_kwargs: Mapping[str, Any],
+    *,
+    seed: int | None = 0,
+    tensorboard_log: str | None = None,
+    verbose: int = 0,
+) -> Any:
+    """A fresh learner of ``algo`` on ``env`` (an SB3 ``VecEnv`` or a Gymnasium env).
+
+    :param model_kwargs: constructor arguments, e.g. :attr:`RunHyperparams.model_kwargs`.
+    :param seed: seeds the learner (SB3: ``set_random_seed``; ours: ``seed_everything``).
+    """
+    cls = algo_class(algo)
+    kwargs = dict(model_kwargs)
+    if algo_spec(algo).family == "sb3":
+        policy = kwargs.pop("policy", "MlpPolicy")
+        return cls(policy, env, seed=seed, tensorboard_log=tensorboard_log, verbose=verbose, **kwargs)
+    return cls(env, seed=seed, tensorboard_log=tensorboard_log, verbose=verbose, **kwargs)
+
+
+def save_model(model: Any, path: str | os.PathLike[str]) -> Path:
+    """Save any learner atomically at ``path`` (its final name, with the algo's suffix)."""
+    from rlrec.utils.io import atomic_path
+
+    target = Path(path)
+    with atomic_path(target, suffix=target.suffix) as tmp:
+        model.save(tmp)
+        _move_sidecars(tmp, target)
+    return target
+
+
+def _move_sidecars(tmp: Path, target: Path) -> None:
+    """Our DQN writes a JSON next to its weights; give it the final name too (atomically)."""
+    for sidecar in tmp.parent.glob(f"{tmp.name}.*"):
+        os.replace(sidecar, target.parent / (target.name + sidecar.name[len(tmp.name) :]))
+    stem_sidecar = tmp.with_suffix(".json")
+    if stem_sidecar.exists() and stem_sidecar != tmp:
+        os.replace(stem_sidecar, target.with_suffix(".json"))
+
+
+def load_model(algo: str, path: str | os.PathLike[str], env: Any = None, device: str = "auto") -> Any:
+    """Load a model saved by :func:`save_model` (SB3's ``load`` or our learners' ``load``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such model file")
+    cls: Callable[..., Any] = algo_class(algo).load
+    if algo_spec(algo).family == "sb3":
+        return cls(path, env=env, device=device)
+    return cls(path, env=env)

@@ -1,0 +1,589 @@
+"""Read GroupLens MovieLens releases (folder or zip, any of the three layouts) into a dataset.
+
+Layouts, detected from the file names:
+
+* ``csv``: ``ratings.csv`` + ``movies.csv`` (ml-latest-small, ml-latest, ml-20m, ml-25m, ml-32m);
+  UTF-8, one header row, double-quoted fields, CRLF or LF line endings.
+* ``100k``: ``u.data`` (tab-separated ``user item rating timestamp``) + ``u.item`` (``|``-separated,
+  Latin-1: id, title, release date, video date, url, 19 genre flags) + optional ``u.genre``.
+* ``dat``: ``ratings.dat`` + ``movies.dat`` (ml-1m, ml-10m), ``::``-separated, no header;
+  ``movies.dat`` is UTF-8 (ml-10m) or Latin-1 (ml-1m).
+
+Every check is vectorised: a bad row is found with numpy, and its line number is reported as
+``row + 2`` in files with a header row, ``row + 1`` in files without one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import inspect
+import io
+import os
+import warnings
+import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import IO, Any
+
+import numpy as np
+import pandas as pd
+
+from rlrec.data.dataset import RatingsDataset, build_dataset
+from rlrec.data.errors import DatasetError
+from rlrec.data.home import data_home as resolve_data_home
+
+__all__ = ["LAYOUTS", "RATING_MAX", "RATING_MIN", "Layout", "find_layout", "load_movielens"]
+
+#: The MovieLens rating scale (half stars from ml-latest on, whole stars before).
+RATING_MIN, RATING_MAX = 0.5, 5.0
+RATING_COLUMNS = ("userId", "movieId", "rating", "timestamp")
+MOVIE_COLUMNS = ("movieId", "title", "genres")
+#: ml-100k's genre flags, in u.item column order, used when u.genre is absent.
+ML100K_GENRES = (
+    "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary",
+    "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller",
+    "War", "Western",
+)  # fmt: skip
+NO_GENRES = "(no genres listed)"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """One file naming scheme of GroupLens releases."""
+
+    name: str
+    ratings: str
+    movies: str
+
+
+LAYOUTS = (
+    Layout("csv", "ratings.csv", "movies.csv"),
+    Layout("100k", "u.data", "u.item"),
+    Layout("dat", "ratings.dat", "movies.dat"),
+)
+_LAYOUT_HINT = "expected ratings.csv + movies.csv, u.data + u.item, or ratings.dat + movies.dat"
+
+
+# ----------------------------------------------------------------------------- sources
+class _Release:
+    """The files of one release, in a folder or under a prefix inside a zip."""
+
+    def __init__(self, layout: Layout, label: str) -> None:
+        self.layout = layout
+        self.label = label
+
+    def exists(self, name: str) -> bool:
+        raise NotImplementedError
+
+    def open(self, name: str) -> IO[bytes]:
+        raise NotImplementedError
+
+    def where(self, name: str) -> str:
+        """How a member is named in messages."""
+        raise NotImplementedError
+
+    def read_bytes(self, name: str) -> bytes:
+        with self.open(name) as handle:
+            return handle.read()
+
+
+class _FolderRelease(_Release):
+    def __init__(self, layout: Layout, root: Path) -> None:
+        super().__init__(layout, root.name)
+        self.root = root
+
+    def exists(self, name: str) -> bool:
+        return (self.root / name).is_file()
+
+    def open(self, name: str) -> IO[bytes]:
+        return open(self.root / name, "rb")
+
+    def where(self, name: str) -> str:
+        return str(self.root / name)
+
+
+class _ZipRelease(_Release):
+    def __init__(self, layout: Layout, archive: zipfile.ZipFile, path: Path, prefix: str) -> None:
+        super().__init__(layout, path.stem)
+        self.archive, self.path, self.prefix = archive, path, prefix
+
+    def exists(self, name: str) -> bool:
+        try:
+            self.archive.getinfo(self.prefix + name)
+        except KeyError:
+            return False
+        return True
+
+    def open(self, name: str) -> IO[bytes]:
+        return self.archive.open(self.prefix + name)
+
+    def where(self, name: str) -> str:
+        return f"{self.path}:{self.prefix}{name}"
+
+
+def find_layout(root: str | os.PathLike[str]) -> tuple[Layout, Path]:
+    """The layout of a release folder and the folder that holds its files.
+
+    The files may sit in ``root`` or in exactly one of its sub-folders (an unzipped archive
+    usually has a top folder).
+
+    :raises DatasetError: no layout, several candidate sub-folders, or a ratings file whose movies
+        file is missing.
+    """
+    root = Path(root)
+    for layout in LAYOUTS:
+        if (root / layout.ratings).is_file():
+            if not (root / layout.movies).is_file():
+                raise DatasetError(f"{root / layout.movies}: missing file (needed with {layout.ratings})")
+            return layout, root
+    found = []
+    for child in sorted(p for p in root.iterdir() if p.is_dir()):
+        for layout in LAYOUTS:
+            if (child / layout.ratings).is_file():
+                found.append(child)
+                break
+    if len(found) == 1:
+        return find_layout(found[0])
+    if len(found) > 1:
+        names = ", ".join(p.name for p in found)
+        raise DatasetError(f"{root}: several MovieLens releases inside ({names}); point at one of them")
+    raise DatasetError(f"{root}: no MovieLens layout found ({_LAYOUT_HINT})")
+
+
+def _zip_release(path: Path, archive: zipfile.ZipFile) -> _ZipRelease:
+    members = [PurePosixPath(name) for name in archive.namelist() if not name.endswith("/")]
+    for layout in LAYOUTS:
+        ratings = sorted((m for m in members if m.name == layout.ratings), key=lambda m: len(m.parts))
+        if not ratings:
+            continue
+        parent = ratings[0].parent
+        prefix = "" if str(parent) == "." else f"{parent}/"
+        release = _ZipRelease(layout, archive, path, prefix)
+        if not release.exists(layout.movies):
+            raise DatasetError(f"{release.where(layout.movies)}: missing file (needed with {layout.ratings})")
+        return release
+    raise DatasetError(f"{path}: no MovieLens layout found in the zip ({_LAYOUT_HINT})")
+
+
+@contextlib.contextmanager
+def _open_release(path: Path) -> Iterator[_Release]:
+    if path.is_dir():
+        layout, root = find_layout(path)
+        release: _Release = _FolderRelease(layout, root)
+        release.label = path.name
+        yield release
+        return
+    if not zipfile.is_zipfile(path):
+        raise DatasetError(f"{path}: not a zip archive (expected a MovieLens release folder or .zip)")
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise DatasetError(f"{path}: cannot open the zip archive: {exc}") from exc
+    with archive:
+        try:
+            yield _zip_release(path, archive)
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as exc:
+            raise DatasetError(f"{path}: corrupt zip archive: {exc}") from exc
+
+
+# -------------------------------------------------------------------------- validation
+def _fail(where: str, row: int | None, header: bool, what: str) -> DatasetError:
+    line = "" if row is None else f", line {row + (2 if header else 1)}"
+    return DatasetError(f"{where}{line}: {what}")
+
+
+def _first(mask: np.ndarray) -> int:
+    return int(np.argmax(mask))
+
+
+def _column(frame: pd.DataFrame, column: str) -> pd.Series:
+    return frame[column]
+
+
+def _integers(values: pd.Series, where: str, column: str, header: bool) -> np.ndarray:
+    """An integer column as int64, or a DatasetError naming the first non-integer row."""
+    if pd.api.types.is_integer_dtype(values.dtype) and not pd.api.types.is_extension_array_dtype(values.dtype):
+        return values.to_numpy(dtype=np.int64, copy=False)
+    numeric = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    bad = ~np.isfinite(numeric) | (numeric != np.round(numeric))
+    if bad.any():
+        row = _first(bad)
+        raise _fail(where, row, header, f"{column} must be an integer, got {_shown(values.iloc[row])}")
+    return numeric.astype(np.int64)
+
+
+def _floats(values: pd.Series, where: str, column: str, header: bool) -> np.ndarray:
+    if pd.api.types.is_float_dtype(values.dtype) or pd.api.types.is_integer_dtype(values.dtype):
+        numeric = values.to_numpy(dtype=np.float64, na_value=np.nan)
+    else:
+        numeric = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    bad = ~np.isfinite(numeric)
+    if bad.any():
+        row = _first(bad)
+        raise _fail(where, row, header, f"{column} must be a number, got {_shown(values.iloc[row])}")
+    return numeric
+
+
+def _shown(value: Any) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
+        return "an empty field"
+    return repr(str(value))
+
+
+def _check_columns(frame: pd.DataFrame, expected: tuple[str, ...], where: str) -> None:
+    missing = [name for name in expected if name not in frame.columns]
+    if missing:
+        have = ", ".join(str(c) for c in frame.columns)
+        raise DatasetError(f"{where}: missing column(s) {', '.join(missing)} (header has: {have})")
+
+
+# ----------------------------------------------------------------------------- reading
+def _read_csv(
+    opener: Callable[[], IO[bytes]], where: str, *, encoding: str = "utf-8", **options: Any
+) -> pd.DataFrame:
+    """``pd.read_csv`` with the pyarrow engine, the C engine for what pyarrow refuses.
+
+    Every parser failure becomes a DatasetError naming the file (and the line when the parser
+    gives one).
+    """
+    try:
+        with opener() as handle:
+            return pd.read_csv(handle, engine="pyarrow", encoding=encoding, **options)
+    except pd.errors.EmptyDataError as exc:
+        raise DatasetError(f"{where}: the file is empty") from exc
+    except Exception:  # noqa: BLE001 - pyarrow's own error types; the C engine says what is wrong
+        pass
+    try:
+        with opener() as handle:
+            return pd.read_csv(handle, engine="c", encoding=encoding, low_memory=False, **options)
+    except pd.errors.EmptyDataError as exc:
+        raise DatasetError(f"{where}: the file is empty") from exc
+    except UnicodeDecodeError as exc:
+        raise _decode_error(opener, where, encoding) from exc
+    except (pd.errors.ParserError, ValueError) as exc:
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DatasetError(f"{where}: cannot parse: {message}") from exc
+
+
+def _decode_error(opener: Callable[[], IO[bytes]], where: str, encoding: str) -> DatasetError:
+    with opener() as handle:
+        raw = handle.read()
+    try:
+        raw.decode(encoding)
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        return DatasetError(f"{where}, line {line}: not valid {encoding} text (byte {exc.start})")
+    return DatasetError(f"{where}: not valid {encoding} text")
+
+
+def _decode(raw: bytes, where: str, encodings: tuple[str, ...]) -> str:
+    for encoding in encodings:
+        try:
+            return raw.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    try:
+        raw.decode(encodings[0])
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise DatasetError(f"{where}, line {line}: not valid {encodings[0]} text (byte {exc.start})") from exc
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+@dataclass
+class _Ratings:
+    """One row per rating, in file order, validated."""
+
+    user_ids: np.ndarray
+    movie_ids: np.ndarray
+    ratings: np.ndarray
+    timestamps: np.ndarray
+    header: bool
+
+
+def _ratings_from_frame(frame: pd.DataFrame, where: str, header: bool) -> _Ratings:
+    _check_columns(frame, RATING_COLUMNS, where)
+    if len(frame) == 0:
+        raise DatasetError(f"{where}: no ratings (the file has no data rows)")
+    users = _integers(_column(frame, "userId"), where, "userId", header)
+    movies = _integers(_column(frame, "movieId"), where, "movieId", header)
+    ratings = _floats(_column(frame, "rating"), where, "rating", header)
+    timestamps = _integers(_column(frame, "timestamp"), where, "timestamp", header)
+    outside = (ratings < RATING_MIN) | (ratings > RATING_MAX)
+    if outside.any():
+        row = _first(outside)
+        raise _fail(where, row, header, f"rating {ratings[row]:g} is outside [{RATING_MIN:g}, {RATING_MAX:g}]")
+    return _Ratings(users, movies, ratings.astype(np.float32), timestamps, header)
+
+
+def _read_ratings(release: _Release) -> _Ratings:
+    name = release.layout.ratings
+    where = release.where(name)
+    kind = release.layout.name
+    if kind == "csv":
+        frame = _read_csv(lambda: release.open(name), where)
+        return _ratings_from_frame(frame, where, header=True)
+    if kind == "100k":
+        frame = _read_csv(lambda: release.open(name), where, sep="\t", header=None, names=list(RATING_COLUMNS))
+        return _ratings_from_frame(frame, where, header=False)
+    # ``::`` is a two-character separator that only the slow python engine accepts; every
+    # ratings.dat field is numeric, so a tab in its place changes nothing else.
+    raw = release.read_bytes(name).replace(b"::", b"\t")
+    frame = _read_csv(lambda: io.BytesIO(raw), where, sep="\t", header=None, names=list(RATING_COLUMNS))
+    return _ratings_from_frame(frame, where, header=False)
+
+
+@dataclass
+class _Movies:
+    movie_ids: np.ndarray
+    titles: np.ndarray
+    genres: np.ndarray
+
+
+def _movies_from_columns(ids: pd.Series, titles: pd.Series, genres: pd.Series, where: str, header: bool) -> _Movies:
+    if len(ids) == 0:
+        raise DatasetError(f"{where}: no movies (the file has no data rows)")
+    movie_ids = _integers(ids, where, "movieId", header)
+    order = np.argsort(movie_ids, kind="stable")
+    repeated = np.flatnonzero(np.diff(movie_ids[order]) == 0)
+    if len(repeated):
+        row = int(order[repeated[0] + 1])
+        raise _fail(where, row, header, f"movieId {movie_ids[row]} appears twice")
+    return _Movies(
+        movie_ids,
+        titles.fillna("").astype(str).to_numpy(dtype=object),
+        genres.fillna(NO_GENRES).astype(str).to_numpy(dtype=object),
+    )
+
+
+def _read_movies(release: _Release) -> _Movies:
+    name = release.layout.movies
+    where = release.where(name)
+    kind = release.layout.name
+    if kind == "csv":
+        frame = _read_csv(lambda: release.open(name), where, dtype={"title": str, "genres": str})
+        _check_columns(frame, MOVIE_COLUMNS, where)
+        return _movies_from_columns(frame["movieId"], frame["title"], frame["genres"], where, header=True)
+    if kind == "100k":
+        return _read_u_item(release, where)
+    text = _decode(release.read_bytes(name), where, ("utf-8", "latin-1"))
+    lines = pd.Series(text.splitlines(), dtype=object)
+    lines = lines[lines.str.len() > 0].reset_index(drop=True)
+    fields = lines.str.split("::", n=2, expand=True)
+    if fields.shape[1] < 3 or fields[2].isna().any():
+        row = 0 if fields.shape[1] < 3 else _first(fields[2].isna().to_numpy())
+        raise _fail(where, row, False, "expected 3 '::'-separated fields: MovieID::Title::Genres")
+    return _movies_from_columns(fields[0], fields[1], fields[2], where, header=False)
+
+
+def _read_u_item(release: _Release, where: str) -> _Movies:
+    genre_names = list(ML100K_GENRES)
+    if release.exists("u.genre"):
+        genre_where = release.where("u.genre")
+        text = _decode(release.read_bytes("u.genre"), genre_where, ("utf-8", "latin-1"))
+        pairs = [line.rsplit("|", 1) for line in text.splitlines() if line.strip()]
+        try:
+            named = {int(index): label for label, index in pairs}
+        except ValueError as exc:
+            raise DatasetError(f"{genre_where}: expected 'name|index' lines") from exc
+        genre_names = [named.get(i, genre_names[i] if i < len(genre_names) else f"genre{i}") for i in range(19)]
+    frame = _read_csv(
+        lambda: release.open("u.item"),
+        where,
+        encoding="latin-1",
+        sep="|",
+        header=None,
+        dtype=str,
+        keep_default_na=False,
+        quoting=csv.QUOTE_NONE,
+    )
+    if frame.shape[1] != 5 + len(genre_names):
+        raise DatasetError(
+            f"{where}: expected {5 + len(genre_names)} '|'-separated fields "
+            f"(id|title|release date|video date|url|{len(genre_names)} genre flags), found {frame.shape[1]}"
+        )
+    flags = frame.iloc[:, 5:].to_numpy(dtype=object)
+    valid = (flags == "0") | (flags == "1")
+    if not valid.all():
+        row = _first(~valid.all(axis=1))
+        raise _fail(where, row, False, "genre flags must be 0 or 1")
+    on = flags == "1"
+    names = np.asarray(genre_names, dtype=object)
+    genres = pd.Series(["|".join(names[row]) or NO_GENRES for row in on])
+    return _movies_from_columns(frame.iloc[:, 0], frame.iloc[:, 1], genres, where, header=False)
+
+
+# ----------------------------------------------------------------------------- checks
+def _resolve_duplicates(table: _Ratings, where: str) -> _Ratings:
+    """Keep the latest rating (by timestamp, then by line) of every repeated (user, movie) pair."""
+    users, movies = table.user_ids, table.movie_ids
+    if len(users) < 2:
+        return table
+    # Fast path: GroupLens files are sorted by (userId, movieId), which rules out repeats.
+    step_user = users[1:] - users[:-1]
+    if np.all((step_user > 0) | ((step_user == 0) & (movies[1:] > movies[:-1]))):
+        return table
+    order = np.lexsort((np.arange(len(users)), table.timestamps, movies, users))
+    u, m = users[order], movies[order]
+    last = np.ones(len(order), dtype=bool)
+    last[:-1] = (u[1:] != u[:-1]) | (m[1:] != m[:-1])
+    dropped = int(len(order) - last.sum())
+    if not dropped:
+        return table
+    warnings.warn(
+        f"{where}: {dropped} repeated (userId, movieId) rating(s); kept the latest of each by timestamp",
+        UserWarning,
+        stacklevel=4,
+    )
+    keep = order[last]
+    return _Ratings(users[keep], movies[keep], table.ratings[keep], table.timestamps[keep], table.header)
+
+
+def _check_movies_known(table: _Ratings, universe: np.ndarray, where: str, movies_where: str) -> None:
+    position = np.minimum(np.searchsorted(universe, table.movie_ids), len(universe) - 1)
+    unknown = universe[position] != table.movie_ids
+    if unknown.any():
+        row = _first(unknown)
+        raise _fail(
+            where,
+            row,
+            table.header,
+            f"movieId {table.movie_ids[row]} is not in {movies_where} "
+            f"({int(unknown.sum())} rating(s) of unknown movies)",
+        )
+
+
+def _load_release(release: _Release, name: str) -> RatingsDataset:
+    movies = _read_movies(release)
+    table = _read_ratings(release)
+    ratings_where = release.where(release.layout.ratings)
+    universe = np.sort(movies.movie_ids)
+    _check_movies_known(table, universe, ratings_where, release.where(release.layout.movies))
+    table = _resolve_duplicates(table, ratings_where)
+    return build_dataset(
+        name=name,
+        user_ids=table.user_ids,
+        movie_ids=table.movie_ids,
+        ratings=table.ratings,
+        timestamps=table.timestamps,
+        all_movie_ids=movies.movie_ids,
+        titles=movies.titles,
+        genres=movies.genres,
+    )
+
+
+# ------------------------------------------------------------------------------ entry
+def _synthetic_options(spec: str) -> dict[str, Any]:
+    """``"n_users=100,seed=3"`` -> keyword arguments of :func:`make_synthetic`."""
+    from rlrec.data.synthetic import make_synthetic
+
+    allowed = [
+        name
+        for name, parameter in inspect.signature(make_synthetic).parameters.items()
+        if parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY)
+    ]
+    options: dict[str, Any] = {}
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or key not in allowed:
+            raise DatasetError(
+                f"synthetic:{spec}: expected key=value pairs with keys among {', '.join(allowed)}, got {item!r}"
+            )
+        try:
+            options[key] = int(raw)
+        except ValueError:
+            try:
+                options[key] = float(raw)
+            except ValueError as exc:
+                raise DatasetError(f"synthetic:{spec}: {key} must be a number, got {raw!r}") from exc
+    return options
+
+
+def _looks_like_path(text: str) -> bool:
+    return os.sep in text or "/" in text or text.endswith(".zip") or text.startswith(".") or text.startswith("~")
+
+
+def load_movielens(
+    source: str | os.PathLike[str] | RatingsDataset,
+    *,
+    data_home: str | os.PathLike[str] | None = None,
+) -> RatingsDataset:
+    """Load MovieLens ratings as a :class:`RatingsDataset`.
+
+    The movie universe is every movie of the movies file, rated or not; users are the users
+    with at least one rating. Ids are kept (``dataset.user_ids`` / ``movie_ids``), everything
+    else is indexed by contiguous indices.
+
+    Duplicate policy: when a (userId, movieId) pair is rated more than once, the rating with
+    the latest timestamp is kept (the later line on a tie) and a ``UserWarning`` names the file
+    and the number of dropped rows.
+
+    :param source: one of
+
+        * a folder or a ``.zip`` of a GroupLens release; the layout (``ratings.csv`` +
+          ``movies.csv``, ``u.data`` + ``u.item``, ``ratings.dat`` + ``movies.dat``) is detected,
+          also one folder down (an archive's top folder);
+        * a dataset name such as ``"ml-latest-small"``, looked up as ``<data home>/<name>/`` (or
+          ``<data home>/<name>.zip``); a known GroupLens release that is not there is an error
+          that says how to fetch it (nothing is downloaded here);
+        * ``"synthetic"`` for :func:`rlrec.data.make_synthetic` with its defaults, or
+          ``"synthetic:n_users=100,n_movies=500,n_ratings=5000,seed=3"`` for other arguments
+          (any keyword of ``make_synthetic``; numbers only);
+        * a :class:`RatingsDataset`, returned as is.
+    :param data_home: where names are looked up; default :func:`rlrec.data.data_home`
+        (``$RLREC_DATA``, else ``$XDG_CACHE_HOME/rlrec`` or ``~/.cache/rlrec``).
+    :raises DatasetError: missing or unreadable files, missing columns, non-numeric fields,
+        ratings outside [0.5, 5], empty files, ratings of movies absent from the movies file,
+        a folder or zip with no recognisable layout, an unknown name. The message names the
+        file and, when known, the line.
+    """
+    if isinstance(source, RatingsDataset):
+        return source
+    if not isinstance(source, str | os.PathLike):
+        raise DatasetError(f"source must be a path, a dataset name or a RatingsDataset, got {type(source).__name__}")
+    text = os.fspath(source)
+    if isinstance(source, str) and (text == "synthetic" or text.startswith("synthetic:")):
+        from rlrec.data.synthetic import make_synthetic
+
+        options = _synthetic_options(text.partition(":")[2])
+        try:
+            return make_synthetic(**options)
+        except (TypeError, ValueError) as exc:
+            raise DatasetError(f"{text}: {exc}") from exc
+    path = Path(text).expanduser()
+    if path.exists():
+        return _load_path(path, path.stem if path.is_file() else path.name)
+    if not isinstance(source, str) or _looks_like_path(text) or not text:
+        raise DatasetError(f"{text}: no such file or folder")
+    return _load_name(text, resolve_data_home(data_home))
+
+
+def _load_path(path: Path, name: str) -> RatingsDataset:
+    try:
+        with _open_release(path) as release:
+            return _load_release(release, name)
+    except PermissionError as exc:
+        raise DatasetError(f"{exc.filename or path}: permission denied") from exc
+    except (zipfile.BadZipFile, EOFError) as exc:
+        raise DatasetError(f"{path}: corrupt zip archive: {exc}") from exc
+
+
+def _load_name(name: str, home: Path) -> RatingsDataset:
+    from rlrec.data.fetch import KNOWN_RELEASES
+
+    for candidate in (home / name, home / f"{name}.zip"):
+        if candidate.exists():
+            return _load_path(candidate, name)
+    if name in KNOWN_RELEASES:
+        raise DatasetError(
+            f"{name}: not found in the data home {home}; download it with `rlrec data fetch {name}` "
+            f"(or set RLREC_DATA to a folder that holds {name}/)"
+        )
+    known = ", ".join(KNOWN_RELEASES)
+    raise DatasetError(
+        f"{name}: no such file or folder, and no {name}/ in the data home {home} "
+        f"(known releases: {known}; or 'synthetic')"
+    )

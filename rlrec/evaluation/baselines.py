@@ -1,0 +1,242 @@
+"""Non-RL baselines that score every movie for a user from the TRAIN ratings only.
+
+Every baseline follows one small interface: ``fit(train) -> self`` then
+``score(user_indices) -> (B, n_movies) float32``, higher is better. The protocol masks the
+user's train movies itself, so baselines do not.
+
+* ``random``: seeded uniform scores (a user's scores do not depend on the batch they are in);
+* ``popularity``: number of train ratings per movie;
+* ``ease``: EASE (Steck, 2019, "Embarrassingly Shallow Autoencoders for Sparse Data"), a closed
+  form item-item model on the binary train matrix;
+* ``als``: implicit-feedback ALS (Hu, Koren & Volinsky, 2008) from the ``implicit`` library.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import numpy as np
+import scipy.linalg
+import scipy.sparse as sp
+
+from rlrec.data.dataset import RatingsDataset
+
+__all__ = [
+    "BASELINES",
+    "ALSBaseline",
+    "Baseline",
+    "EASEBaseline",
+    "PopularityBaseline",
+    "RandomBaseline",
+    "make_baseline",
+]
+
+
+class Baseline(Protocol):
+    """What the protocol needs from a baseline."""
+
+    name: str
+
+    def fit(self, train: RatingsDataset) -> Baseline: ...
+
+    def score(self, user_indices: np.ndarray) -> np.ndarray: ...
+
+
+def _binary(train: RatingsDataset) -> sp.csr_matrix:
+    """The train matrix with every rating replaced by 1 (who watched what)."""
+    matrix = train.ratings.copy()
+    matrix.data = np.ones_like(matrix.data, dtype=np.float32)
+    return matrix
+
+
+class _Fitted:
+    """Shared guard: scoring before ``fit`` is a usage error with a clear message."""
+
+    name = "baseline"
+    n_movies: int | None = None
+
+    def _require_fit(self) -> int:
+        if self.n_movies is None:
+            raise RuntimeError(f"{self.name}: call fit(train) before score()")
+        return self.n_movies
+
+
+class RandomBaseline(_Fitted):
+    """Uniform random scores, seeded per (seed, user) so that batching does not change them.
+
+    :param seed: base seed; default 0.
+    """
+
+    name = "random"
+
+    def __init__(self, seed: int = 0) -> None:
+        self.seed = int(seed)
+
+    def fit(self, train: RatingsDataset) -> RandomBaseline:
+        self.n_movies = train.n_movies
+        return self
+
+    def score(self, user_indices: np.ndarray) -> np.ndarray:
+        n_movies = self._require_fit()
+        users = np.asarray(user_indices, dtype=np.int64)
+        scores = np.empty((len(users), n_movies), dtype=np.float32)
+        for row, user in enumerate(users):
+            scores[row] = np.random.default_rng([self.seed, int(user)]).random(n_movies, dtype=np.float32)
+        return scores
+
+
+class PopularityBaseline(_Fitted):
+    """Every user gets the same scores: the number of train ratings of each movie."""
+
+    name = "popularity"
+
+    def fit(self, train: RatingsDataset) -> PopularityBaseline:
+        self.n_movies = train.n_movies
+        self.counts = train.movie_counts.astype(np.float32)
+        return self
+
+    def score(self, user_indices: np.ndarray) -> np.ndarray:
+        self._require_fit()
+        return np.tile(self.counts, (len(np.asarray(user_indices)), 1))
+
+
+class EASEBaseline(_Fitted):
+    """EASE: ``B = I - P / diag(P)`` (column-wise) with ``P = (X^T X + l2 I)^-1``, ``diag(B) = 0``.
+
+    ``X`` is the binary train matrix. Movies nobody rated in train have a zero column in ``X``, so
+    their rows and columns of ``B`` are exactly zero: they are left out of the inverse, which
+    changes no score and saves time on MovieLens' long tail.
+
+    :param l2: ridge penalty lambda; default 500 (Steck's order of magnitude for MovieLens-sized data).
+    :param max_items: refuse to invert above this many movies with train ratings (the inverse is a
+        dense float32 ``n x n`` matrix: 20,000 movies are 1.6 GB); default 20,000.
+    """
+
+    name = "ease"
+
+    def __init__(self, l2: float = 500.0, max_items: int = 20_000) -> None:
+        if l2 <= 0:
+            raise ValueError(f"ease: l2 must be > 0, got {l2}")
+        self.l2 = float(l2)
+        self.max_items = int(max_items)
+
+    def fit(self, train: RatingsDataset) -> EASEBaseline:
+        active = np.flatnonzero(train.movie_counts > 0)
+        if len(active) > self.max_items:
+            gigabytes = 4 * len(active) ** 2 / 1e9
+            raise ValueError(
+                f"ease: {len(active):,} movies with train ratings exceed max_items={self.max_items:,} "
+                f"(the dense inverse would need {gigabytes:.1f} GB); raise max_items or use als"
+            )
+        x = _binary(train)[:, active]
+        gram = (x.T @ x).toarray().astype(np.float32)
+        gram[np.diag_indices_from(gram)] += self.l2
+        # Cholesky: the Gram matrix plus a ridge is symmetric positive definite, and potrf/potri
+        # cost half of an LU inverse. potri fills one triangle; mirror it.
+        factor, info = scipy.linalg.lapack.spotrf(gram, lower=False, overwrite_a=True)
+        if info != 0:
+            raise ValueError(f"ease: Cholesky factorisation failed (info={info}); raise l2")
+        precision, info = scipy.linalg.lapack.spotri(factor, lower=False, overwrite_c=True)
+        if info != 0:
+            raise ValueError(f"ease: inverse failed (info={info}); raise l2")
+        np.copyto(precision, precision.T, where=np.tri(len(active), k=-1, dtype=bool))
+        weights = precision / (-np.diag(precision))
+        weights[np.diag_indices_from(weights)] = 0.0
+        self.active = active
+        self.weights = weights.astype(np.float32)
+        self.x = x.astype(np.float32)
+        self.n_movies = train.n_movies
+        return self
+
+    def score(self, user_indices: np.ndarray) -> np.ndarray:
+        n_movies = self._require_fit()
+        users = np.asarray(user_indices, dtype=np.int64)
+        scores = np.zeros((len(users), n_movies), dtype=np.float32)
+        scores[:, self.active] = self.x[users] @ self.weights
+        return scores
+
+
+class ALSBaseline(_Fitted):
+    """Implicit-feedback ALS, ``implicit.cpu.als.AlternatingLeastSquares`` on the binary train matrix.
+
+    Defaults are implicit's own (``factors=100, regularization=0.01, alpha=1.0, iterations=15``)
+    except ``factors=64``, which suits a few hundred users. implicit's docs ask for a single
+    threaded BLAS while it runs its own threads; ``fit`` sets that with ``threadpoolctl`` (the
+    same as ``OPENBLAS_NUM_THREADS=1`` in the environment).
+
+    :param factors: latent dimension; default 64.
+    :param regularization: L2 penalty on the factors; default 0.01 (implicit's).
+    :param alpha: confidence weight of an observed rating (``c = alpha * 1``); default 1.0 (implicit's).
+    :param iterations: ALS sweeps; default 15 (implicit's).
+    :param seed: ``random_state`` of the initial factors; default 0.
+    :param num_threads: implicit's threads; default 1 (shared machines; results do not depend on it).
+    """
+
+    name = "als"
+
+    def __init__(
+        self,
+        factors: int = 64,
+        regularization: float = 0.01,
+        alpha: float = 1.0,
+        iterations: int = 15,
+        seed: int = 0,
+        num_threads: int = 1,
+    ) -> None:
+        self.factors = int(factors)
+        self.regularization = float(regularization)
+        self.alpha = float(alpha)
+        self.iterations = int(iterations)
+        self.seed = int(seed)
+        self.num_threads = int(num_threads)
+
+    def fit(self, train: RatingsDataset) -> ALSBaseline:
+        from implicit.cpu.als import AlternatingLeastSquares
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(1, "blas"):
+            model = AlternatingLeastSquares(
+                factors=self.factors,
+                regularization=self.regularization,
+                alpha=self.alpha,
+                iterations=self.iterations,
+                random_state=self.seed,
+                num_threads=self.num_threads,
+            )
+            model.fit(_binary(train), show_progress=False)
+        self.user_factors = np.asarray(model.user_factors, dtype=np.float32)
+        self.item_factors = np.asarray(model.item_factors, dtype=np.float32)
+        self.n_movies = train.n_movies
+        return self
+
+    def score(self, user_indices: np.ndarray) -> np.ndarray:
+        self._require_fit()
+        users = np.asarray(user_indices, dtype=np.int64)
+        return self.user_factors[users] @ self.item_factors.T
+
+
+#: Baseline name -> class; the CLI's ``--baseline`` choices.
+BASELINES: dict[str, type[Any]] = {
+    "random": RandomBaseline,
+    "popularity": PopularityBaseline,
+    "ease": EASEBaseline,
+    "als": ALSBaseline,
+}
+
+
+def make_baseline(name: str, seed: int = 0, **kwargs: Any) -> Any:
+    """An unfitted baseline by name.
+
+    :param name: one of ``BASELINES``.
+    :param seed: passed to the baselines that draw random numbers (``random``, ``als``).
+    :param kwargs: the baseline's own parameters (``l2=...`` for EASE, ``factors=...`` for ALS).
+    """
+    if name not in BASELINES:
+        raise ValueError(f"unknown baseline {name!r}; choose from {', '.join(BASELINES)}")
+    cls = BASELINES[name]
+    if name in ("random", "als"):
+        kwargs = {"seed": seed, **kwargs}
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        raise ValueError(f"{name}: {exc}") from exc

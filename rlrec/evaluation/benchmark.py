@@ -1,0 +1,261 @@
+"""``rlrec benchmark``: train the learners on the train split, rank held-out movies, compare to baselines.
+
+Which env, reward and discount each learner trains with
+---------------------------------------------------------
+
+The protocol asks one question of every model: given a user's train history, which movies they
+have not rated yet will they like (rate >= 4) next? A learner answers with
+``score_movies(model, obs)``: Q-values, quantile means or policy logits. The benchmark trains
+each learner on the task whose value function IS that answer.
+
+* Not the seed reward (``rlrec/MovieLens-v0``, ``reward_mode="seed"``): a rated movie pays its
+  rating and ENDS the episode, any other movie pays the user's mean and goes on. With gamma near
+  1 a return is worth about ``mean / (1 - gamma)``, so the optimal Q ranks every rated movie
+  BELOW every unrated one: the agent learns to avoid what users watch, the opposite of the
+  protocol. With gamma = 0 it ranks rated-and-liked movies just above the mean, a weak signal.
+* ``rlrec/MovieLensSession-v0`` with ``reward_mode="binary"`` and ``gamma = 0`` (every learner
+  that takes a raw observation: ``dqn``, ``sb3-dqn``, ``qrdqn``, ``ppo``, ``a2c``,
+  ``maskable-ppo``): half of a user's train ratings are hidden, a step pays 1 exactly when it
+  recommends a hidden movie rated >= 4. ``Q(obs, a)`` with gamma = 0 is then the probability that
+  ``a`` is a liked movie the user has not shown yet, which is the quantity top-K precision counts
+  on the test part (held-out, liked). Gamma = 0 because a future term only adds noise to that
+  ranking: the next observation differs from the current one by at most one revealed movie,
+  so ``V(s')`` is nearly the same whatever the action, and the protocol scores one ranking from
+  one observation, not a sequence. For policy-gradient learners gamma = 0 makes the advantage
+  the immediate reward minus its baseline (a contextual bandit), and the logits the ranking.
+  ``maskable-ppo`` uses the env's ``action_masks()`` (movies already shown or recommended).
+* ``qlearning`` (a table over (user, movie)) needs the compact states of
+  ``rlrec/MovieLens-v0``; it trains there with ``reward_mode="rating"`` (a rated movie pays its
+  rating, anything else 0; no reward for avoiding movies) and gamma = 0, so ``Q(u, a)`` estimates
+  the train rating. It cannot generalise to a movie the user never rated in train, and every test
+  movie is one of those: it is the benchmark's "no generalisation" reference, expected near random.
+
+Each learner otherwise uses its shipped hyperparameters (``rlrec/hyperparams/<algo>.yml``);
+:data:`BENCHMARK_SETUPS` lists exactly what the benchmark overrides.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rlrec.evaluation.metrics import METRIC_NAMES
+from rlrec.evaluation.protocol import evaluate_baseline, protocol_description
+from rlrec.evaluation.split import DEFAULT_MIN_RATINGS, DEFAULT_TEST_FRACTION, temporal_split
+
+__all__ = [
+    "BENCHMARK_SETUPS",
+    "DEFAULT_BASELINES",
+    "LearnerSetup",
+    "format_table",
+    "run_benchmark",
+]
+
+SESSION_ENV_ID = "rlrec/MovieLensSession-v0"
+SEED_ENV_ID = "rlrec/MovieLens-v0"
+DEFAULT_BASELINES = ("random", "popularity", "ease", "als")
+#: Evaluations per learner during training (the points of the ``eval/ndcg@K`` curve).
+N_EVALUATIONS = 10
+
+
+@dataclass(frozen=True)
+class LearnerSetup:
+    """How the benchmark trains one learner (on top of its shipped YAML).
+
+    :param env_id: Gymnasium id of the training env.
+    :param env_kwargs: env arguments.
+    :param hyperparams: hyperparameters replacing the YAML's.
+    """
+
+    env_id: str
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    hyperparams: dict[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "env_id": self.env_id,
+            "env_kwargs": dict(self.env_kwargs),
+            "hyperparams": dict(self.hyperparams),
+        }
+
+
+_SESSION = {"reward_mode": "binary", "observation": "ratings"}
+
+#: Per algo: the env, reward and discount of the benchmark (see the module docstring for why).
+BENCHMARK_SETUPS: dict[str, LearnerSetup] = {
+    "qlearning": LearnerSetup(SEED_ENV_ID, {"reward_mode": "rating"}, {"gamma": 0.0}),
+    "dqn": LearnerSetup(SESSION_ENV_ID, dict(_SESSION), {"gamma": 0.0}),
+    "sb3-dqn": LearnerSetup(SESSION_ENV_ID, dict(_SESSION), {"gamma": 0.0}),
+    "qrdqn": LearnerSetup(SESSION_ENV_ID, dict(_SESSION), {"gamma": 0.0}),
+    "ppo": LearnerSetup(SESSION_ENV_ID, dict(_SESSION), {"gamma": 0.0}),
+    "a2c": LearnerSetup(SESSION_ENV_ID, dict(_SESSION), {"gamma": 0.0}),
+    "maskable-ppo": LearnerSetup(SESSION_ENV_ID, dict(_SESSION), {"gamma": 0.0}),
+}
+
+
+def _train_learner(
+    algo: str,
+    setup: LearnerSetup,
+    data: Any,
+    split: Any,
+    out: Path,
+    timesteps: int | None,
+    seed: int,
+    k: int,
+    progress: bool,
+) -> dict[str, Any]:
+    from rlrec.agents.factory import load_hyperparams
+    from rlrec.agents.training import data_label, train
+    from rlrec.evaluation.callbacks import RankingEvalCallback
+
+    budget = timesteps
+    if budget is None:
+        budget = int(float(load_hyperparams(algo, setup.env_id, setup.hyperparams).get("n_timesteps") or 0))
+    callback = RankingEvalCallback(
+        split,
+        eval_freq=max(1, budget // N_EVALUATIONS),
+        k=k,
+        env_id=setup.env_id,
+        env_kwargs=setup.env_kwargs,
+    )
+    result = train(
+        algo,
+        data=split.train,
+        env_id=setup.env_id,
+        env_kwargs=setup.env_kwargs,
+        hyperparams=setup.hyperparams,
+        timesteps=timesteps,
+        seed=seed,
+        tensorboard_log=out / "tb",
+        output=out / "models",
+        progress=progress,
+        checkpoint_freq=None,
+        callbacks=[callback],
+        run_info={"split": split.describe(), "data_source": data_label(data), "benchmark": setup.describe()},
+    )
+    metrics = callback.last_result
+    if metrics is None or callback.evaluations[-1][0] != result.timesteps:
+        from rlrec.evaluation.protocol import evaluate_model
+
+        metrics = evaluate_model(result.model, split, env_id=setup.env_id, env_kwargs=setup.env_kwargs, k=k)
+    # Time spent learning, without the periodic evaluations the callback ran in between.
+    seconds = max(0.0, float(result.config["train_seconds"]) - callback.eval_seconds)
+    return {**metrics, "train_seconds": round(seconds, 3), "timesteps": result.timesteps}
+
+
+def format_table(results: dict[str, dict[str, Any]], k: int) -> str:
+    """A Markdown table, one row per learner or baseline, best NDCG first."""
+    headers = ["name", *[f"{name}@{k}" for name in METRIC_NAMES], "train s"]
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join(["---"] + ["---:"] * (len(headers) - 1)) + "|"]
+    for name, row in sorted(results.items(), key=lambda item: (-item[1][f"ndcg@{k}"], item[0])):
+        cells = [
+            name,
+            *[f"{row[f'{metric}@{k}']:.4f}" for metric in METRIC_NAMES],
+            f"{row['train_seconds']:.1f}",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def run_benchmark(
+    data: Any = "synthetic",
+    out: str | os.PathLike[str] = "benchmark_out",
+    timesteps: int | None = None,
+    seed: int = 0,
+    algos: Sequence[str] | None = None,
+    baselines: Sequence[str] = DEFAULT_BASELINES,
+    k: int = 10,
+    test_fraction: float = DEFAULT_TEST_FRACTION,
+    min_ratings: int = DEFAULT_MIN_RATINGS,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Train ``algos`` on the train split, evaluate them and ``baselines``, write the report.
+
+    Writes ``out/benchmark.json``, ``out/benchmark.md`` and ``out/curves.png`` (learning curves:
+    episode return and ``eval/ndcg@K`` per learner), with the models in ``out/models/<algo>/``
+    and TensorBoard runs in ``out/tb/``.
+
+    :param data: anything ``rlrec.data.load_movielens`` takes.
+    :param out: output folder; its ``tb/`` must not already hold TensorBoard runs (the curves
+        would mix two benchmarks).
+    :param timesteps: training budget per learner; default: each YAML's ``n_timesteps``.
+    :param seed: seeds the learners, their envs and the random baselines.
+    :param algos: learners to train; default all of :data:`BENCHMARK_SETUPS`.
+    :param baselines: baselines to evaluate; default random, popularity, EASE, ALS.
+    :param k: cut-off; default 10.
+    :return: the content of ``benchmark.json``.
+    """
+    from rlrec.data import load_movielens
+    from rlrec.utils.io import atomic_open, save_json
+
+    algos = list(BENCHMARK_SETUPS) if algos is None else list(algos)
+    unknown = [name for name in algos if name not in BENCHMARK_SETUPS]
+    if unknown:
+        raise ValueError(f"--algos: unknown algo {unknown[0]!r} (known: {', '.join(BENCHMARK_SETUPS)})")
+    from rlrec.evaluation.baselines import BASELINES
+
+    bad = [name for name in baselines if name not in BASELINES]
+    if bad:
+        raise ValueError(f"baselines: unknown baseline {bad[0]!r} (known: {', '.join(BASELINES)})")
+    if timesteps is not None and timesteps < 1:
+        raise ValueError(f"--timesteps: must be >= 1, got {timesteps}")
+    out = Path(out)
+    if algos and (out / "tb").is_dir() and any((out / "tb").rglob("events.out.tfevents.*")):
+        raise ValueError(f"--out: {out / 'tb'} already holds TensorBoard runs; choose an empty --out folder")
+
+    dataset = load_movielens(data)
+    split = temporal_split(dataset, test_fraction, min_ratings)
+    results: dict[str, dict[str, Any]] = {}
+    for algo in algos:
+        results[algo] = _train_learner(
+            algo, BENCHMARK_SETUPS[algo], data, split, out, timesteps, seed, k, progress
+        )
+    for name in baselines:
+        results[name] = evaluate_baseline(name, split, k=k, seed=seed)
+        results[name].pop("n_users", None)
+    for row in results.values():
+        row.pop("n_users", None)
+
+    report = {
+        "dataset": dataset.summary(),
+        "protocol": {**protocol_description(split, k), "seed": seed, "timesteps": timesteps},
+        "learners": {algo: BENCHMARK_SETUPS[algo].describe() for algo in algos},
+        "results": results,
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    save_json(out / "benchmark.json", report)
+    with atomic_open(out / "benchmark.md") as handle:
+        handle.write(_markdown(report, k))
+    if algos:
+        from rlrec.plotting import plot_learning_curves
+
+        plot_learning_curves(
+            out / "tb", out / "curves.png", tags=("rollout/ep_rew_mean", f"eval/ndcg@{k}"), title=dataset.name
+        )
+    return report
+
+
+def _markdown(report: dict[str, Any], k: int) -> str:
+    dataset, protocol = report["dataset"], report["protocol"]
+    lines = [
+        f"# Benchmark on {dataset['name']}",
+        "",
+        f"{dataset['users']:,} users, {dataset['movies']:,} movies, {dataset['ratings']:,} ratings. "
+        f"Per-user temporal split: the last {protocol['test_fraction']:g} of each user's ratings "
+        f"(users with >= {protocol['min_ratings']} ratings) held out; relevant = {protocol['relevance']}; "
+        f"ranking over {protocol['ranking']}; seed {protocol['seed']}.",
+        "",
+        format_table(report["results"], k),
+        "",
+    ]
+    if report["learners"]:
+        lines += ["Learners (on top of their shipped hyperparameters):", ""]
+        for algo, setup in report["learners"].items():
+            lines.append(
+                f"- `{algo}`: {setup['env_id']} {setup['env_kwargs']}, overrides {setup['hyperparams']}"
+            )
+        lines.append("")
+    return "\n".join(lines)

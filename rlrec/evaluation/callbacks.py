@@ -1,0 +1,151 @@
+"""``RankingEvalCallback``: held-out NDCG@K and friends in TensorBoard while a learner trains."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from stable_baselines3.common.callbacks import BaseCallback
+
+from rlrec.evaluation.metrics import RELEVANCE_THRESHOLD
+from rlrec.evaluation.protocol import check_env_on_train, make_eval_env, model_score_fn
+from rlrec.evaluation.split import Split
+
+__all__ = ["RankingEvalCallback"]
+
+
+class RankingEvalCallback(BaseCallback):
+    """Every ``eval_freq`` environment steps, rank the catalogue for the split's users and log it.
+
+    Records ``eval/ndcg@K``, ``eval/precision@K``, ``eval/recall@K``, ``eval/hit_rate@K``,
+    ``eval/mrr@K`` and ``eval/coverage@K`` through the model's SB3 logger, then dumps at
+    ``num_timesteps`` (as SB3's ``EvalCallback`` does). Works with SB3 models and with our
+    learners, which provide SB3's callback plumbing (``num_timesteps``, ``logger``, ``get_env()``).
+
+    Steps are counted with ``num_timesteps`` (all envs together), like the checkpoints of
+    ``rlrec train``, so the frequency does not depend on ``n_envs``.
+
+    :param split: the split the model trains on (its env must hold ``split.train``).
+    :param eval_freq: environment steps between evaluations; <= 0 evaluates only at the end.
+    :param k: cut-off; default 10.
+    :param env: env to read observations from; default: ``model.get_env()`` when it exposes
+        ``observations(user_indices)``, else ``env_id`` + ``env_kwargs`` built on ``split.train``.
+    :param env_id: see ``env``; default ``rlrec/MovieLens-v0``.
+    :param env_kwargs: see ``env``.
+    :param batch_size: users per scoring call; default 256.
+    :param on_result: ``on_result(num_timesteps, metrics) -> bool`` after each evaluation; return
+        False to stop training (Optuna pruning hooks in here).
+    :param eval_at_end: evaluate once more when training ends, unless the last evaluation was
+        at that very step; default True (the curve then ends at the final model).
+    :param verbose: 1 prints each result.
+    """
+
+    def __init__(
+        self,
+        split: Split,
+        eval_freq: int,
+        k: int = 10,
+        env: Any = None,
+        env_id: str | None = None,
+        env_kwargs: dict[str, Any] | None = None,
+        batch_size: int = 256,
+        on_result: Callable[[int, dict[str, float]], bool] | None = None,
+        eval_at_end: bool = True,
+        verbose: int = 0,
+    ) -> None:
+        super().__init__(verbose=verbose)
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        self.split = split
+        self.eval_freq = int(eval_freq)
+        self.k = int(k)
+        self.eval_env = env
+        self.env_id = env_id
+        self.env_kwargs = dict(env_kwargs or {})
+        self.batch_size = int(batch_size)
+        self.on_result = on_result
+        self.eval_at_end = eval_at_end
+        #: ``(num_timesteps, metrics)`` of every evaluation, in order.
+        self.evaluations: list[tuple[int, dict[str, float]]] = []
+        #: Wall time spent evaluating (to subtract from a training time).
+        self.eval_seconds = 0.0
+        self._last_eval = 0
+        self._owns_env = False
+
+    @property
+    def last_result(self) -> dict[str, float] | None:
+        return self.evaluations[-1][1] if self.evaluations else None
+
+    def _init_callback(self) -> None:
+        if self.eval_env is None:
+            train_env = self.model.get_env() if self.env_id is None else None
+            if train_env is not None and _has_observations(train_env):
+                self.eval_env = train_env
+            else:
+                from rlrec.evaluation.protocol import DEFAULT_EVAL_ENV_ID
+
+                self.eval_env = make_eval_env(
+                    self.split.train, self.env_id or DEFAULT_EVAL_ENV_ID, self.env_kwargs
+                )
+                self._owns_env = True
+        check_env_on_train(self.eval_env, self.split)
+
+    def _on_training_start(self) -> None:
+        self._last_eval = self.num_timesteps
+
+    def evaluate(self) -> dict[str, float]:
+        """Evaluate the current model now, log the result and remember it."""
+        from rlrec.evaluation.metrics import evaluate_scores
+
+        started = time.perf_counter()
+        metrics = evaluate_scores(
+            model_score_fn(self.model, self.eval_env),
+            self.split,
+            k=self.k,
+            batch_size=self.batch_size,
+            threshold=RELEVANCE_THRESHOLD,
+        )
+        for key, value in metrics.items():
+            if key != "n_users":
+                self.logger.record(f"eval/{key}", float(value))
+        self.logger.record("time/total_timesteps", self.num_timesteps, exclude="tensorboard")
+        self.logger.dump(self.num_timesteps)
+        self.evaluations.append((self.num_timesteps, metrics))
+        self.eval_seconds += time.perf_counter() - started
+        self._last_eval = self.num_timesteps
+        if self.verbose >= 1:
+            shown = ", ".join(f"{key}={value:.4f}" for key, value in metrics.items() if key != "n_users")
+            print(f"eval at {self.num_timesteps} steps: {shown}")
+        return metrics
+
+    def _report(self, metrics: dict[str, float]) -> bool:
+        if self.on_result is None:
+            return True
+        return bool(self.on_result(self.num_timesteps, metrics))
+
+    def _on_step(self) -> bool:
+        if self.eval_freq > 0 and self.num_timesteps - self._last_eval >= self.eval_freq:
+            return self._report(self.evaluate())
+        return True
+
+    def _on_training_end(self) -> None:
+        self.num_timesteps = self.model.num_timesteps
+        done = bool(self.evaluations) and self.evaluations[-1][0] == self.num_timesteps
+        if self.eval_at_end and not done:
+            self._report(self.evaluate())
+        if self._owns_env:
+            self.eval_env.close()
+            self.eval_env = None
+            self._owns_env = False
+
+
+def _has_observations(env: Any) -> bool:
+    from stable_baselines3.common.vec_env import VecEnv
+
+    if isinstance(env, VecEnv):
+        try:
+            return callable(env.get_attr("observations", indices=[0])[0])
+        except AttributeError:
+            return False
+    return callable(getattr(getattr(env, "unwrapped", env), "observations", None))

@@ -1,0 +1,112 @@
+"""Learning curves read back from TensorBoard event files, drawn with matplotlib.
+
+Every learner (SB3's and ours) writes through SB3's logger into ``<tensorboard_log>/<algo>_<n>/``,
+so one reader serves them all: :func:`find_runs` lists the run folders under a root,
+:func:`read_scalars` reads a run's scalars with TensorBoard's own ``EventAccumulator``, and
+:func:`plot_learning_curves` draws one line per run in one panel per tag.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["DEFAULT_TAGS", "find_runs", "plot_learning_curves", "read_scalars"]
+
+#: The two curves ``rlrec plot`` draws: the episode return and the training loss (SB3's tag names).
+DEFAULT_TAGS: tuple[str, ...] = ("rollout/ep_rew_mean", "train/loss")
+
+_EVENT_PREFIX = "events.out.tfevents."
+
+
+def find_runs(root: str | os.PathLike[str]) -> list[Path]:
+    """Every folder under ``root`` (itself included) that holds a TensorBoard event file, sorted.
+
+    :param root: a folder such as a ``--tensorboard-log`` folder.
+    :raises FileNotFoundError: when ``root`` is not a folder.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: no such folder")
+    runs = {path.parent for path in root.rglob(f"{_EVENT_PREFIX}*") if path.is_file()}
+    return sorted(runs)
+
+
+def read_scalars(run_dir: str | os.PathLike[str], tags: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    """The scalars of one run as ``{tag: (n, 2) float64 array of (step, value)}``, sorted by step.
+
+    A run resumed with ``reset_num_timesteps=False`` writes a second event file into the same folder;
+    the accumulator merges them. Tags the run did not write are left out.
+
+    :param run_dir: a folder holding event files (one of :func:`find_runs`).
+    :param tags: the tags to keep; default: all scalar tags.
+    """
+    from tensorboard.backend.event_processing.event_accumulator import SCALARS, EventAccumulator
+
+    # size_guidance 0 keeps every point (the default samples scalars down to 10,000).
+    accumulator = EventAccumulator(str(run_dir), size_guidance={SCALARS: 0})
+    accumulator.Reload()
+    available = accumulator.Tags().get(SCALARS, [])
+    wanted = available if tags is None else [tag for tag in tags if tag in available]
+    scalars: dict[str, np.ndarray] = {}
+    for tag in wanted:
+        events = accumulator.Scalars(tag)
+        points = np.array([(event.step, event.value) for event in events], dtype=np.float64).reshape(-1, 2)
+        scalars[tag] = points[np.argsort(points[:, 0], kind="stable")]
+    return scalars
+
+
+def plot_learning_curves(
+    runs_dir: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    tags: Sequence[str] = DEFAULT_TAGS,
+    title: str | None = None,
+) -> Path:
+    """Draw one panel per tag, one line per run under ``runs_dir``, into a PNG written atomically.
+
+    :param runs_dir: root folder searched for runs (see :func:`find_runs`); each line is labelled
+        with the run's path relative to it (``sb3-dqn_1``, ``dqn_1`` ...).
+    :param output: the PNG to write.
+    :param tags: one panel per tag, default :data:`DEFAULT_TAGS`.
+    :param title: figure title; default: the folder name.
+    :return: the path of the PNG.
+    :raises FileNotFoundError: ``runs_dir`` is not a folder.
+    :raises ValueError: no run under ``runs_dir``, or no run logged any of ``tags``.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display needed, and no GUI backend picked up from the environment
+    import matplotlib.pyplot as plt
+
+    from rlrec.utils.io import atomic_path
+
+    root = Path(runs_dir)
+    runs = find_runs(root)
+    if not runs:
+        raise ValueError(f"{root}: no TensorBoard event files found (train with --tensorboard-log {root})")
+    curves = {run: read_scalars(run, tags) for run in runs}
+    if not any(curves.values()):
+        raise ValueError(f"{root}: no run logged any of {', '.join(tags)}")
+
+    fig, axes = plt.subplots(1, len(tags), figsize=(6.0 * len(tags), 4.2), squeeze=False)
+    for ax, tag in zip(axes[0], tags):
+        for run, scalars in curves.items():
+            if tag in scalars:
+                label = "." if run == root else run.relative_to(root).as_posix()
+                ax.plot(scalars[tag][:, 0], scalars[tag][:, 1], label=label, linewidth=1.4)
+        ax.set_title(tag)
+        ax.set_xlabel("timesteps")
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize="small")
+        else:
+            ax.text(0.5, 0.5, "not logged", ha="center", va="center", transform=ax.transAxes, color="grey")
+    fig.suptitle(title if title is not None else root.resolve().name)
+    fig.tight_layout()
+    with atomic_path(output, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+    return Path(output)

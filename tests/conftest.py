@@ -1,0 +1,32 @@
+"""Shared fixtures. Real-data tests skip only outside CI when ../shared/data is absent."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _candidate_data_home() -> Path:
+    env = os.environ.get("RLREC_DATA")
+    return Path(env) if env else REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def real_data_home() -> Path:
+    """Folder holding ml-latest-small/ and ml-latest-small-2016/ (the project's shared data)."""
+    home = _candidate_data_home()
+    if not (home / "ml-latest-small-2016" / "ratings.csv").is_file():
+        if os.environ.get("CI"):
+            pytest.fail(f"CI: real MovieLens data not found in {home} (set RLREC_DATA)")
+        pytest.skip(f"real MovieLens data not found in {home}")
+    return home
+
+
+@pytest.fixture(autouse=True)
+def _isolated_data_home(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Tests never write to the user's cache: the per-user cache folder points into a temp dir."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))

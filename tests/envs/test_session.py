@@ -1,0 +1,235 @@
+from __future__ import annotations
+
+import pickle
+import warnings
+
+import gymnasium
+import numpy as np
+import pytest
+
+import rlrec  # noqa: F401  (registers the env ids)
+from rlrec.data import load_movielens
+from rlrec.data.dataset import build_dataset
+from rlrec.envs.session import MovieLensSessionEnv, rating_reward
+
+# user 10 rated movies 0..5; user 20 rated two movies; user 30 rated one (too few to hide anything)
+RATINGS = {10: {0: 5.0, 1: 4.0, 2: 3.0, 3: 2.0, 4: 1.0, 5: 4.5}, 20: {6: 4.0, 7: 1.0}, 30: {0: 3.0}}
+N_MOVIES = 9  # movie 8 is rated by nobody
+
+
+def _toy():
+    rows = [(u, m, r) for u, movies in RATINGS.items() for m, r in movies.items()]
+    users, movies, ratings = (np.array(c) for c in zip(*rows))
+    ids = np.arange(N_MOVIES)
+    titles = np.array([f"m{i}" for i in ids], dtype=object)
+    genres = np.array(["Drama"] * N_MOVIES, dtype=object)
+    return build_dataset("toy", users, movies, ratings, np.arange(len(rows)), ids, titles, genres)
+
+
+class _FixedSimulator:
+    def predict(self, user_index, movie_indices):
+        return np.full(np.shape(movie_indices), 3.0, dtype=np.float32)
+
+
+def _hidden(env: MovieLensSessionEnv, obs: np.ndarray, user_id: int) -> set[int]:
+    """Rated movies the observation does not show (ratings are > 0, so visible ones are > 0)."""
+    return {m for m in RATINGS[user_id] if obs[m] == 0.0}
+
+
+def test_reward_mapping():
+    assert [rating_reward(r, "binary") for r in (0.5, 3.5, 4.0, 5.0)] == [0.0, 0.0, 1.0, 1.0]
+    assert rating_reward(4.0, "rating") == pytest.approx(0.8)
+    assert rating_reward(2.5, "simulated") == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="reward_mode"):
+        rating_reward(4.0, "seed")
+
+
+def test_hide_reveal_and_mask():
+    env = MovieLensSessionEnv(_toy(), hidden_fraction=0.5, users=[0])
+    obs, info = env.reset(seed=3)
+    assert info["user_id"] == 10 and obs.dtype == np.float32 and obs.shape == (N_MOVIES,)
+    hidden = _hidden(env, obs, 10)
+    assert len(hidden) == 3 == info["hidden_left"]  # round(0.5 * 6)
+    for movie, rating in RATINGS[10].items():
+        if movie not in hidden:
+            assert obs[movie] == pytest.approx(rating / 5)
+    mask = env.action_masks()
+    assert set(np.flatnonzero(mask)) == hidden | {6, 7, 8}  # visible movies are not worth recommending
+    liked = sorted(m for m in hidden if RATINGS[10][m] >= 4.0)
+    disliked = sorted(m for m in hidden if RATINGS[10][m] < 4.0)
+
+    # a movie the user never rated: nothing, and it is masked from now on
+    obs2, reward, terminated, truncated, info = env.step(8)
+    assert (reward, terminated, truncated, info["hit"]) == (0.0, False, False, False)
+    assert np.array_equal(obs2, obs) and not env.action_masks()[8]
+    # a visible movie: nothing either
+    visible = next(m for m in RATINGS[10] if m not in hidden)
+    assert env.step(visible)[1] == 0.0
+    # a hidden disliked movie: revealed, 0 in binary mode
+    for movie in disliked:
+        obs3, reward, terminated, _, info = env.step(movie)
+        assert reward == 0.0 and info["hit"] and obs3[movie] == pytest.approx(RATINGS[10][movie] / 5)
+        assert not env.action_masks()[movie]
+    # hidden liked movies pay 1; the episode ends with the last one (nothing left to earn)
+    for i, movie in enumerate(liked):
+        obs4, reward, terminated, truncated, info = env.step(movie)
+        assert reward == 1.0 and obs4[movie] == pytest.approx(RATINGS[10][movie] / 5)
+        assert terminated == (i == len(liked) - 1) and not truncated
+    # a repeat changes nothing
+    assert env.step(liked[0])[1] == 0.0
+
+
+def test_hidden_draw_is_random_per_episode_and_seeded():
+    env = MovieLensSessionEnv(_toy(), users=[0])
+    draws = [frozenset(_hidden(env, env.reset(seed=s)[0], 10)) for s in range(20)]
+    assert len(set(draws)) > 5  # C(6, 3) = 20 possible hidden sets
+    again = MovieLensSessionEnv(_toy(), users=[0])
+    assert draws == [frozenset(_hidden(again, again.reset(seed=s)[0], 10)) for s in range(20)]
+    env.reset(seed=0)
+    following = [frozenset(_hidden(env, env.reset()[0], 10)) for _ in range(5)]
+    again.reset(seed=0)
+    assert following == [frozenset(_hidden(again, again.reset()[0], 10)) for _ in range(5)]
+
+
+def test_rating_and_simulated_modes():
+    env = MovieLensSessionEnv(_toy(), reward_mode="rating", users=[0])
+    obs, _ = env.reset(seed=1)
+    hidden = sorted(_hidden(env, obs, 10))
+    assert env.step(8)[1] == 0.0
+    for i, movie in enumerate(hidden):
+        _, reward, terminated, _, _ = env.step(movie)
+        assert reward == pytest.approx(RATINGS[10][movie] / 5)
+        assert terminated == (i == len(hidden) - 1)  # "rating": ends when nothing is hidden any more
+
+    sim = MovieLensSessionEnv(_toy(), reward_mode="simulated", users=[0], simulator=_FixedSimulator())
+    obs, _ = sim.reset(seed=1)
+    hidden = sorted(_hidden(sim, obs, 10))
+    assert sim.step(8)[1] == pytest.approx(3.0 / 5)  # the prediction, mapped like a rating
+    assert sim.step(hidden[0])[1] == pytest.approx(RATINGS[10][hidden[0]] / 5)  # a real rating wins
+    assert sim.step(8)[1] == 0.0  # a repeat pays nothing
+    # without a simulator one is fitted on the env's data
+    fitted = MovieLensSessionEnv(_toy(), reward_mode="simulated")
+    assert fitted.simulator is not None
+    fitted.reset(seed=0)
+    assert 0.1 <= fitted.step(8)[1] <= 1.0
+
+
+def test_truncation_and_small_users():
+    # "rating" mode: the hidden movie pays whatever its rating, so only truncation can end this
+    env = MovieLensSessionEnv(_toy(), episode_length=2, users=[1], reward_mode="rating")
+    obs, info = env.reset(seed=0)
+    assert info["user_id"] == 20 and info["hidden_left"] == 1  # 2 ratings: one shown, one hidden
+    _, _, terminated, truncated, _ = env.step(8)
+    assert not terminated and not truncated
+    _, _, terminated, truncated, _ = env.step(5)
+    assert truncated and not terminated
+    # "binary" mode: a user whose only hidden movie is disliked has nothing to find: ends at once
+    binary = MovieLensSessionEnv(_toy(), users=[1])
+    for seed in range(10):
+        obs, _ = binary.reset(seed=seed)
+        if obs[7] == 0.0:  # movie 7 (1 star) is the hidden one
+            assert binary.step(8)[2]
+            break
+    else:
+        pytest.fail("no seed hid movie 7")
+    # user 30 (one rating) is never drawn by default, and cannot be asked for
+    default = MovieLensSessionEnv(_toy())
+    assert default.users.tolist() == [0, 1]
+    with pytest.raises(ValueError, match="fewer than 2 ratings"):
+        MovieLensSessionEnv(_toy(), users=[2])
+    with pytest.raises(ValueError, match="fewer than 2"):
+        default.reset(options={"user": 2})
+    assert default.reset(seed=0, options={"user": 1})[1]["user_id"] == 20
+
+
+def test_bad_arguments():
+    for kwargs, match in (
+        ({"reward_mode": "seed"}, "reward_mode"),
+        ({"observation": "embedding"}, "observation"),
+        ({"hidden_fraction": 1.0}, "hidden_fraction"),
+        ({"episode_length": 0}, "episode_length"),
+        ({"render_mode": "rgb_array"}, "render_mode"),
+        ({"users": [7]}, "outside"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            MovieLensSessionEnv(_toy(), **kwargs)
+    env = MovieLensSessionEnv(_toy())
+    env.reset(seed=0)
+    for action in (N_MOVIES, -1, 1.5):
+        with pytest.raises(ValueError, match="not a movie index"):
+            env.step(action)
+
+
+def test_observations_show_the_whole_history():
+    env = MovieLensSessionEnv(_toy())
+    full = env.observations(np.array([1, 0]))
+    expected = np.zeros((2, N_MOVIES), dtype=np.float32)
+    for row, user_id in enumerate((20, 10)):
+        for movie, rating in RATINGS[user_id].items():
+            expected[row, movie] = rating / 5
+    np.testing.assert_allclose(full, expected)
+    binary = MovieLensSessionEnv(_toy(), observation="binary")
+    assert binary.observations(np.array([1])).tolist() == [[0, 0, 0, 0, 0, 0, 1, 1, 0]]
+    obs, _ = binary.reset(seed=0, options={"user": 0})
+    assert set(np.unique(obs)) <= {0.0, 1.0} and obs.sum() == 3
+
+
+def _small():
+    return load_movielens("synthetic:n_users=30,n_movies=80,n_ratings=700")
+
+
+def test_checkers():
+    from gymnasium.utils.env_checker import check_env
+    from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the checkers' warnings are failures here
+        check_env(MovieLensSessionEnv(_small()), skip_render_check=True)
+        sb3_check_env(MovieLensSessionEnv(_small()), warn=True)
+    # SB3's make_vec_env asks for render_mode="rgb_array" and falls back when that is a TypeError
+    from stable_baselines3.common.env_util import make_vec_env
+
+    with pytest.warns(UserWarning, match="rgb_array"):
+        vec = make_vec_env("rlrec/MovieLensSession-v0", n_envs=2, env_kwargs={"data": _small()})
+    assert vec.reset().shape == (2, 80)
+    env = gymnasium.make("rlrec/MovieLensSession-v0", data=_small(), render_mode="ansi")
+    env.reset(seed=0)
+    env.step(0)
+    assert "hidden left" in env.render()
+
+
+def _rollout(env, actions):
+    out = []
+    for action in actions:
+        obs, reward, terminated, truncated, info = env.step(action)
+        out.append((obs.copy(), reward, terminated, truncated, info["hidden_left"]))
+        if terminated or truncated:
+            obs, info = env.reset()
+            out.append((obs.copy(), info["user"]))
+    return out
+
+
+def _same(a, b):
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        assert np.array_equal(x[0], y[0]) and x[1:] == y[1:]
+
+
+def test_determinism_and_pickling():
+    data = _small()
+    actions = np.random.default_rng(0).integers(data.n_movies, size=200)
+    one, two = MovieLensSessionEnv(data, episode_length=20), MovieLensSessionEnv(data, episode_length=20)
+    one.reset(seed=5)
+    two.reset(seed=5)
+    _same(_rollout(one, actions[:50]), _rollout(two, actions[:50]))
+    clone = pickle.loads(pickle.dumps(one))
+    _same(_rollout(one, actions[50:]), _rollout(clone, actions[50:]))
+    np.testing.assert_array_equal(one.action_masks(), clone.action_masks())
+
+
+def test_no_dense_users_by_movies_state():
+    env = MovieLensSessionEnv(_small())
+    env.reset(seed=0)
+    for name, value in vars(env).items():
+        if isinstance(value, np.ndarray):
+            assert value.size <= env.dataset.n_movies, name
