@@ -148,7 +148,17 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_benchmark(args: argparse.Namespace) -> int:
-    raise CLIError("benchmark: not available yet")
+    from pathlib import Path
+
+    from rlrec.evaluation.benchmark import format_table, run_benchmark
+
+    report = run_benchmark(args.data, args.out, timesteps=args.timesteps, seed=args.seed, algos=args.algos)
+    k = report["protocol"]["k"]
+    print(f"benchmark on {report['dataset']['name']} (seed {args.seed}):")
+    print(format_table(report["results"], k))
+    written = ["benchmark.json", "benchmark.md"] + (["curves.png"] if report["learners"] else [])
+    print(f"written to {Path(args.out)}: {', '.join(written)}")
+    return 0
 
 
 # -------------------------------------------------------------------------- tune

@@ -51,20 +51,27 @@ __all__ = [
     "DEFAULT_N_EVALUATIONS",
     "DEFAULT_STORAGE",
     "METRIC",
+    "SEARCH_SPACES",
     "PruningReporter",
     "TrialRecord",
     "TrialSeededSampler",
     "TuneResult",
     "create_study",
     "default_study_name",
+    "holdout_splits",
     "hyperparams_from_trial",
     "load_trial",
+    "merge_trial_params",
     "normalize_storage_url",
     "open_storage",
     "parse_trial_ref",
+    "policy_kwargs_string",
     "redact_url",
+    "suggest_hyperparams",
+    "summarize",
     "trial_seed",
     "tune",
+    "worker_id",
 ]
 
 #: Default storage: a SQLite file in the working directory, shared by the workers of one machine.
@@ -159,11 +166,11 @@ def open_storage(url: str | None = None, *, create: bool = True) -> BaseStorage:
     for attempt in range(_STORAGE_ATTEMPTS):
         try:
             return optuna.storages.RDBStorage(normalized, engine_kwargs=engine_kwargs)
-        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError) as exc:
             # Two workers creating Optuna's tables in a fresh database at once: one loses the race
             # (optuna/optuna#1092); the tables exist after a short wait.
             if attempt == _STORAGE_ATTEMPTS - 1:
-                raise
+                raise ValueError(f"--storage: cannot open {shown}: {_first_line(exc)}") from exc
             time.sleep(0.2 + random.random() * 0.5)
         except sqlalchemy.exc.ArgumentError as exc:
             raise ValueError(f"--storage: cannot use {shown!r}: {_first_line(exc)}") from exc
@@ -384,25 +391,47 @@ SEARCH_SPACES: dict[str, SearchSpace] = {
 
 
 def policy_kwargs_string(policy_kwargs: str | Mapping[str, Any] | None, updates: Mapping[str, Any]) -> str:
-    """The zoo's ``policy_kwargs`` string with ``updates`` applied, other entries kept.
+    """The zoo's ``policy_kwargs`` string with ``updates`` applied, every other entry kept as written.
 
     A string (``"dict(net_arch=[128, 128])"``) stays JSON-serialisable (Optuna's user attributes)
-    and reads back through the factory's ``parse_policy_kwargs``. ``net_arch`` replaces every
-    branch of an actor-critic ``dict(pi=..., vf=...)`` so both networks get the sampled size.
+    and reads back through the factory's ``parse_policy_kwargs``. Entries not updated keep their
+    source text (``optimizer_class=th.optim.Adam`` stays so). ``net_arch`` replaces every branch of
+    an actor-critic ``dict(pi=..., vf=...)`` so both networks get the sampled size.
     """
     from rlrec.agents.factory import parse_policy_kwargs
 
-    kwargs = parse_policy_kwargs(policy_kwargs) if policy_kwargs else {}
+    current = parse_policy_kwargs(policy_kwargs) if policy_kwargs else {}  # also validates
+    sources = _entry_sources(policy_kwargs) if policy_kwargs else {}
     for key, value in updates.items():
-        if key == "net_arch" and isinstance(kwargs.get("net_arch"), dict):
-            kwargs["net_arch"] = {branch: list(value) for branch in kwargs["net_arch"]}
-        else:
-            kwargs[key] = value
-    parts = []
-    for key, value in kwargs.items():
-        # torch.nn classes (activation_fn=nn.ReLU) are written back the way the zoo spells them.
-        parts.append(f"{key}=nn.{value.__name__}" if isinstance(value, type) else f"{key}={value!r}")
-    return f"dict({', '.join(parts)})"
+        if key == "net_arch" and isinstance(current.get("net_arch"), dict):
+            value = {branch: list(value) for branch in current["net_arch"]}
+        sources[key] = repr(value)
+    return "dict(" + ", ".join(f"{key}={source}" for key, source in sources.items()) + ")"
+
+
+def _entry_sources(policy_kwargs: str | Mapping[str, Any]) -> dict[str, str]:
+    """``{key: source text of its value}`` of a ``dict(...)`` / ``{...}`` string (or a mapping)."""
+    import ast
+
+    if not isinstance(policy_kwargs, str):
+        return {str(key): _source_of(value) for key, value in policy_kwargs.items()}
+    text = policy_kwargs.strip()
+    tree = ast.parse(text, mode="eval").body
+    if isinstance(tree, ast.Call):
+        pairs = [(str(kw.arg), kw.value) for kw in tree.keywords]
+    else:
+        assert isinstance(tree, ast.Dict)  # parse_policy_kwargs accepted it: dict(...) or {...}
+        pairs = [(str(ast.literal_eval(k)), v) for k, v in zip(tree.keys, tree.values) if k is not None]
+    return {key: ast.get_source_segment(text, node) or "" for key, node in pairs}
+
+
+def _source_of(value: Any) -> str:
+    if isinstance(value, type):
+        import torch
+
+        namespace = "th.optim" if issubclass(value, torch.optim.Optimizer) else "nn"
+        return f"{namespace}.{value.__name__}"
+    return repr(value)
 
 
 def merge_trial_params(algo: str, base: Mapping[str, Any], sampled: Mapping[str, Any]) -> dict[str, Any]:

@@ -35,7 +35,8 @@ def main(argv: list[str] | None = None) -> int:
 
     info = load_movielens(DATA).summary()
     print(f"data: {info['name']} (generated offline, seed-stable)")
-    print(f"  users {info['users']:,}  movies {info['movies']:,}  ratings {info['ratings']:,}  density {info['density']:.2%}")
+    counts = f"users {info['users']:,}  movies {info['movies']:,}  ratings {info['ratings']:,}"
+    print(f"  {counts}  density {info['density']:.2%}")
 
     started = time.perf_counter()
     for algo, (timesteps, overrides) in BUDGETS.items():
@@ -48,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
             tensorboard_log=tensorboard_log,
             output=out / "models",
         )
-        print(f"{algo:>10}: {result.timesteps:,} timesteps in {result.config['train_seconds']:.1f} s -> {result.model_path}")
+        seconds = result.config["train_seconds"]
+        print(f"{algo:>10}: {result.timesteps:,} timesteps in {seconds:.1f} s -> {result.model_path}")
         if result.interrupted:
             print(f"interrupted; checkpoint in {result.run_dir}", file=sys.stderr)
             return 130

@@ -43,9 +43,13 @@ def main(argv: list[str] | None = None) -> int:
             output=out / "models",
             progress=args.progress,
         )
-        print(f"   {result.timesteps} timesteps in {result.config['train_seconds']:.1f} s -> {result.model_path}")
+        seconds = result.config["train_seconds"]
+        print(f"   {result.timesteps} timesteps in {seconds:.1f} s -> {result.model_path}")
         if result.interrupted:
-            print(f"interrupted; checkpoint in {result.run_dir} (continue with rlrec train --resume)", file=sys.stderr)
+            print(
+                f"interrupted; checkpoint in {result.run_dir} (continue with rlrec train --resume)",
+                file=sys.stderr,
+            )
             return 130
     curves = plot_learning_curves(tensorboard_log, out / "curves.png")
     print(f"learning curves: {curves}")

@@ -325,3 +325,77 @@ def test_default_storage_missing_is_file_not_found(tmp_path: Path, monkeypatch: 
     with pytest.raises(FileNotFoundError, match=r"rlrec-tune.db"):
         hyperparams_from_trial("s:0", None)
     assert not (tmp_path / "rlrec-tune.db").exists()
+
+
+# --------------------------------------------------------------------------- table-creation race
+def test_open_storage_retries_when_workers_race_to_create_tables(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sqlalchemy.exc
+
+    calls: list[str] = []
+
+    class Racing:
+        def __init__(self, url: str, engine_kwargs: dict[str, Any]) -> None:
+            calls.append(url)
+            if len(calls) < 3:  # the first two attempts lose the race (optuna/optuna#1092)
+                raise sqlalchemy.exc.IntegrityError("CREATE TABLE studies", {}, Exception("duplicate key"))
+
+    monkeypatch.setattr(optuna.storages, "RDBStorage", Racing)
+    monkeypatch.setattr(tuning.time, "sleep", lambda seconds: None)
+    assert isinstance(open_storage("postgresql+psycopg2://u@h/db"), Racing)
+    assert len(calls) == 3
+
+
+def test_open_storage_gives_up_after_a_few_races(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sqlalchemy.exc
+
+    def always_racing(url: str, engine_kwargs: dict[str, Any]) -> None:
+        raise sqlalchemy.exc.ProgrammingError("CREATE TABLE", {}, Exception("relation already exists"))
+
+    monkeypatch.setattr(optuna.storages, "RDBStorage", always_racing)
+    monkeypatch.setattr(tuning.time, "sleep", lambda seconds: None)
+    with pytest.raises(ValueError, match=r"^--storage: cannot open postgresql\+psycopg2://u@h/db: .*exists"):
+        open_storage("postgresql+psycopg2://u@h/db")
+
+
+# --------------------------------------------------------------------------- policy_kwargs
+@pytest.mark.parametrize(
+    ("before", "updates", "after"),
+    [
+        (None, {"net_arch": [128, 128]}, "dict(net_arch=[128, 128])"),
+        ("dict(net_arch=[64])", {"net_arch": [256]}, "dict(net_arch=[256])"),
+        # Actor-critic: both branches get the sampled size.
+        (
+            "dict(net_arch=dict(pi=[64], vf=[64]))",
+            {"net_arch": [32, 32]},
+            "dict(net_arch={'pi': [32, 32], 'vf': [32, 32]})",
+        ),
+        # Entries not sampled keep their source text, torch names included.
+        (
+            "dict(net_arch=[64], n_quantiles=10, optimizer_class=th.optim.Adam, optimizer_kwargs={})",
+            {"n_quantiles": 5, "net_arch": [128]},
+            "dict(net_arch=[128], n_quantiles=5, optimizer_class=th.optim.Adam, optimizer_kwargs={})",
+        ),
+        ('{"activation_fn": nn.Tanh}', {"net_arch": [8]}, "dict(activation_fn=nn.Tanh, net_arch=[8])"),
+    ],
+)
+def test_policy_kwargs_string(before: str | None, updates: dict[str, Any], after: str) -> None:
+    from rlrec.agents.factory import parse_policy_kwargs
+
+    assert tuning.policy_kwargs_string(before, updates) == after
+    parse_policy_kwargs(after)  # reads back
+
+
+def test_merge_puts_the_network_where_each_family_wants_it() -> None:
+    sampled = {"learning_rate": 0.01, "net_arch": [128], "policy_kwargs.n_quantiles": 5}
+    sb3 = tuning.merge_trial_params(
+        "qrdqn", {"policy_kwargs": "dict(net_arch=[64], n_quantiles=10)", "gamma": 0.9}, sampled
+    )
+    assert sb3 == {
+        "policy_kwargs": "dict(net_arch=[128], n_quantiles=5)",
+        "gamma": 0.9,
+        "learning_rate": 0.01,
+    }
+    ours = tuning.merge_trial_params(
+        "dqn", {"net_arch": [64], "gamma": 0.9}, {"learning_rate": 0.01, "net_arch": [128]}
+    )
+    assert ours == {"net_arch": [128], "gamma": 0.9, "learning_rate": 0.01}

@@ -102,8 +102,8 @@ class EnvRunner:
         self.states: np.ndarray | None = None
         self.infos: list[dict[str, Any]] = []
         self._pending_reset = np.zeros(self.n_envs, dtype=bool)
-        self._ep_return = np.zeros(self.n_envs, dtype=np.float64)
-        self._ep_len = np.zeros(self.n_envs, dtype=np.int64)
+        self._ep_return = [0.0] * self.n_envs
+        self._ep_len = [0] * self.n_envs
 
     # ---------------------------------------------------------------- states
     def _states_from(self, infos: list[dict[str, Any]]) -> np.ndarray | None:
@@ -135,8 +135,8 @@ class EnvRunner:
         )
         self.states = self._states_from(self.infos)
         self._pending_reset[:] = False
-        self._ep_return[:] = 0.0
-        self._ep_len[:] = 0
+        self._ep_return = [0.0] * self.n_envs
+        self._ep_len = [0] * self.n_envs
         return self.obs
 
     def action_masks(self) -> np.ndarray | None:
@@ -224,13 +224,17 @@ class EnvRunner:
         return result
 
     def _track_episodes(self, result: StepResult) -> None:
-        valid = result.valid
-        self._ep_return += np.where(valid, result.rewards, 0.0)
-        self._ep_len += valid
-        for i in np.flatnonzero(valid & (result.terminated | result.truncated)):
-            result.episodes.append((float(self._ep_return[i]), int(self._ep_len[i])))
-            self._ep_return[i] = 0.0
-            self._ep_len[i] = 0
+        # Python scalars: for one env, numpy on length-1 arrays costs more than the env step.
+        returns, lengths = self._ep_return, self._ep_len
+        done = (result.terminated | result.truncated).tolist()
+        for i, (valid, reward) in enumerate(zip(result.valid.tolist(), result.rewards.tolist())):
+            if not valid:
+                continue
+            returns[i] += reward
+            lengths[i] += 1
+            if done[i]:
+                result.episodes.append((returns[i], lengths[i]))
+                returns[i], lengths[i] = 0.0, 0
 
 
 # ----------------------------------------------------------------------------- base learner

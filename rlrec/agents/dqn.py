@@ -61,17 +61,27 @@ class SparseRows:
     rows: torch.Tensor
     cols: torch.Tensor
     values: torch.Tensor
+    offsets: torch.Tensor
 
     def __len__(self) -> int:
         return len(self.fills)
 
 
+def _fill_plus_sparse_affine(
+    weight_t: torch.Tensor, bias: torch.Tensor, colsum: torch.Tensor, batch: SparseRows
+) -> torch.Tensor:
+    """``X @ W + b`` for the rows ``X`` of ``batch`` (``W`` is ``(in, out)``, ``colsum = 1ᵀ W``)."""
+    out = F.embedding_bag(batch.cols, weight_t, batch.offsets, mode="sum", per_sample_weights=batch.values)
+    return out.addcmul_(batch.fills[:, None], colsum[None, :]).add_(bias)
+
+
 class _FillPlusSparseAffine(torch.autograd.Function):
     """``X @ W + b`` for ``X = fills ⊗ 1 + S`` without forming ``X`` (``W`` is ``(in, out)``).
 
-    Forward: ``fills ⊗ colsum(W) + S W + b``. Backward: ``dL/dW = 1 ⊗ (fillsᵀ G) + Sᵀ G``, one
-    dense write of ``W``'s size plus a scatter of the nonzeros, instead of a ``(out x B x in)``
-    product.
+    Forward: ``fills ⊗ colsum(W) + S W + b``. Backward: ``dL/dW = 1 ⊗ (fillsᵀ G) + Sᵀ G``,
+    *written* (not accumulated: one backward per zeroing, see ``DQNAgent._zero_gradients``)
+    straight into ``W.grad``, which stays allocated: a fresh ``W``-sized gradient per step would
+    page-fault its 2.6 MB in every time on MovieLens.
     """
 
     @staticmethod
@@ -84,20 +94,22 @@ class _FillPlusSparseAffine(torch.autograd.Function):
         rows: torch.Tensor,
         cols: torch.Tensor,
         values: torch.Tensor,
+        offsets: torch.Tensor,
     ) -> torch.Tensor:
-        out = torch.zeros(len(fills), weight_t.shape[1], dtype=weight_t.dtype, device=weight_t.device)
-        out.index_add_(0, rows, values[:, None] * weight_t[cols])
-        out.addcmul_(fills[:, None], colsum[None, :]).add_(bias)
+        out = _fill_plus_sparse_affine(weight_t, bias, colsum, SparseRows(fills, rows, cols, values, offsets))
         ctx.save_for_backward(fills, rows, cols, values)
-        ctx.n_in = weight_t.shape[0]
+        ctx.weight = weight_t
         return out
 
     @staticmethod
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
         fills, rows, cols, values = ctx.saved_tensors
-        grad_w = (fills @ grad_out).expand(ctx.n_in, grad_out.shape[1]).clone()
-        grad_w.index_add_(0, cols, values[:, None] * grad_out[rows])
-        return grad_w, grad_out.sum(dim=0), None, None, None, None, None
+        weight: torch.Tensor = ctx.weight
+        if weight.grad is None:
+            weight.grad = torch.empty_like(weight)
+        weight.grad.copy_((fills @ grad_out)[None, :].expand_as(weight))
+        weight.grad.index_add_(0, cols, grad_out[rows] * values[:, None])
+        return None, grad_out.sum(dim=0), None, None, None, None, None, None
 
 
 class InputLinear(nn.Module):
@@ -109,21 +121,28 @@ class InputLinear(nn.Module):
         reference = nn.Linear(in_features, out_features)
         self.weight_t = nn.Parameter(reference.weight.detach().t().contiguous())
         self.bias = nn.Parameter(reference.bias.detach().clone())
+        # 1ᵀ W for sparse batches, kept between weight changes: the acting steps between two
+        # updates share it. Whoever changes the weights calls weights_changed().
         self._colsum: torch.Tensor | None = None
-        self._colsum_version = -1
+
+    def weights_changed(self) -> None:
+        """Forget the cached column sums (after an optimiser step or a load)."""
+        self._colsum = None
+
+    def _load_from_state_dict(self, *args: Any, **kwargs: Any) -> None:
+        self.weights_changed()
+        super()._load_from_state_dict(*args, **kwargs)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         return torch.addmm(self.bias, obs, self.weight_t)
 
     def forward_sparse(self, batch: SparseRows) -> torch.Tensor:
-        # Column sums change only when the optimiser steps (the version counter moves): once per
-        # update, shared by the acting steps in between.
-        version = self.weight_t._version
-        if self._colsum is None or version != self._colsum_version:
+        if self._colsum is None:
             self._colsum = self.weight_t.detach().sum(dim=0)
-            self._colsum_version = version
+        if not torch.is_grad_enabled():  # acting: no graph to record
+            return _fill_plus_sparse_affine(self.weight_t, self.bias, self._colsum, batch)
         out = _FillPlusSparseAffine.apply(
-            self.weight_t, self.bias, self._colsum, batch.fills, batch.rows, batch.cols, batch.values
+            self.weight_t, self.bias, self._colsum, batch.fills, batch.rows, batch.cols, batch.values, batch.offsets
         )
         return out  # type: ignore[no-any-return]
 
@@ -160,9 +179,11 @@ class QNetwork(nn.Module):
 
     def q_of(self, obs: torch.Tensor | SparseRows, actions: torch.Tensor) -> torch.Tensor:
         """``Q(obs_i, actions_i)`` per row, equal to ``forward(obs).gather(1, actions)`` without
-        computing the other ``n_actions - 1`` outputs."""
+        computing the other ``n_actions - 1`` outputs. The head rows come through a sparse
+        embedding, so that their gradient is added in place into ``head.weight.grad``."""
         features = self.features(obs)
-        return (features * self.head.weight[actions]).sum(dim=1) + self.head.bias[actions]
+        rows = F.embedding(actions, self.head.weight, sparse=True)
+        return (features * rows).sum(dim=1) + self.head.bias[actions]
 
 
 class SparseStates:
@@ -173,18 +194,25 @@ class SparseStates:
 
     :param observations: the env's ``observations(states)``.
     :param n_states: number of compact states.
+    :param obs_dim: length of one observation.
+    :param device: where the batches go.
     :param max_density: largest fraction of non-fill entries for which ``batch`` goes sparse.
     """
 
-    def __init__(self, observations: Any, n_states: int, obs_dim: int, max_density: float = 0.1) -> None:
+    def __init__(
+        self, observations: Any, n_states: int, obs_dim: int, device: torch.device, max_density: float = 0.1
+    ) -> None:
         self.observations_fn = observations
         self.obs_dim = obs_dim
+        self.device = device
         self.max_density = max_density
         self.known = np.zeros(n_states, dtype=bool)
         self.fills = np.zeros(n_states, dtype=np.float32)
-        self.cols: list[np.ndarray] = [np.empty(0, dtype=np.int64)] * n_states
-        self.values: list[np.ndarray] = [np.empty(0, dtype=np.float32)] * n_states
         self.counts = np.zeros(n_states, dtype=np.int64)
+        empty_cols, empty_values = torch.empty(0, dtype=torch.int64), torch.empty(0, dtype=torch.float32)
+        self.cols: list[torch.Tensor] = [empty_cols] * n_states
+        self.values: list[torch.Tensor] = [empty_values] * n_states
+        self._single: dict[int, SparseRows] = {}
 
     def _learn(self, states: np.ndarray) -> None:
         new = np.unique(states[~self.known[states]])
@@ -195,24 +223,34 @@ class SparseStates:
                 fill = values[counts.argmax()]
                 cols = np.flatnonzero(row != fill)
                 self.fills[state] = fill
-                self.cols[state], self.values[state] = cols, (row[cols] - fill).astype(np.float32)
                 self.counts[state] = len(cols)
+                self.cols[state] = torch.from_numpy(cols.astype(np.int64)).to(self.device)
+                self.values[state] = torch.from_numpy((row[cols] - fill).astype(np.float32)).to(self.device)
             self.known[chunk] = True
 
-    def batch(self, states: np.ndarray, device: torch.device) -> SparseRows | None:
+    def batch(self, states: np.ndarray) -> SparseRows | None:
         """The observations of ``states`` as ``SparseRows``, or None when too dense to be worth it."""
+        if len(states) == 1:  # acting: one state per env step, built once per state
+            state = int(states[0])
+            single = self._single.get(state)
+            if single is None:
+                single = self._single[state] = self._batch(states)  # type: ignore[assignment]
+            return single
+        return self._batch(states)
+
+    def _batch(self, states: np.ndarray) -> SparseRows | None:
         self._learn(states)
         counts = self.counts[states]
-        if counts.sum() > self.max_density * self.obs_dim * len(states):
+        if not len(states) or counts.sum() > self.max_density * self.obs_dim * len(states):
             return None
-        rows = np.repeat(np.arange(len(states)), counts)
-        cols = np.concatenate([self.cols[s] for s in states]) if len(states) else np.empty(0, np.int64)
-        values = np.concatenate([self.values[s] for s in states]) if len(states) else np.empty(0, np.float32)
+        offsets = np.zeros(len(states), dtype=np.int64)
+        np.cumsum(counts[:-1], out=offsets[1:])
         return SparseRows(
-            fills=torch.from_numpy(self.fills[states]).to(device),
-            rows=torch.from_numpy(rows).to(device),
-            cols=torch.from_numpy(cols).to(device),
-            values=torch.from_numpy(values).to(device),
+            fills=torch.from_numpy(self.fills[states]).to(self.device),
+            rows=torch.from_numpy(np.repeat(np.arange(len(states)), counts)).to(self.device),
+            cols=torch.cat([self.cols[s] for s in states]),
+            values=torch.cat([self.values[s] for s in states]),
+            offsets=torch.from_numpy(offsets).to(self.device),
         )
 
 
@@ -551,6 +589,10 @@ class DQNAgent(BaseLearner):
         # max_a' Q_target(s', a') per compact state; NaN = not computed since the last sync.
         self._target_values: np.ndarray | None = None
         self._params = list(self.q_net.parameters())
+        # Gradients stay allocated, see _zero_gradients.
+        for param in self._params:
+            param.grad = torch.zeros_like(param)
+        self._head_rows: torch.Tensor | None = None
         # Compact states as fill + sparse rows (see SparseStates), set up by learn when they apply.
         self._sparse: SparseStates | None = None
 
@@ -604,7 +646,7 @@ class DQNAgent(BaseLearner):
     def _network_input(self, states: np.ndarray | None, obs: np.ndarray | None) -> torch.Tensor | SparseRows:
         """What the Q-network reads: sparse rows of compact states when that pays, else dense rows."""
         if self._sparse is not None and states is not None:
-            sparse = self._sparse.batch(states, self.device)
+            sparse = self._sparse.batch(states)
             if sparse is not None:
                 return sparse
         if obs is None:
@@ -695,14 +737,34 @@ class DQNAgent(BaseLearner):
 
     def _update_target(self) -> None:
         polyak_update(self.q_net.parameters(), self.q_net_target.parameters(), self.tau)
+        if self.q_net_target.input is not None:
+            self.q_net_target.input.weights_changed()
         self._target_values = None
 
-    def _clip_gradients(self) -> None:
-        """SB3's ``clip_grad_norm_``, skipping the rescale pass when the norm is under the limit."""
-        grads = [p.grad for p in self._params if p.grad is not None]
-        total = float(nn.utils.get_total_norm(grads))
-        if total + 1e-6 > self.max_grad_norm:
-            nn.utils.clip_grads_with_norm_(self._params, self.max_grad_norm, torch.tensor(total))
+    # Gradients stay allocated (no 2.6 MB page-faulted in per step) and only the parts a step
+    # can have written are zeroed and scaled: the head's gradient lives on the rows of the
+    # batch's actions (a sparse embedding), the input layer's is overwritten by sparse batches.
+    def _zero_gradients(self, input_overwritten: bool) -> None:
+        net = self.q_net
+        for param in self._params:
+            assert param.grad is not None
+            if param is net.head.weight:
+                if self._head_rows is not None:
+                    param.grad.index_fill_(0, self._head_rows, 0.0)
+            elif not (input_overwritten and net.input is not None and param is net.input.weight_t):
+                param.grad.zero_()
+
+    def _clip_gradients(self, head_rows: torch.Tensor) -> None:
+        """SB3's ``clip_grad_norm_(max_grad_norm)``, reading the head only on ``head_rows``."""
+        head_grad = self.q_net.head.weight.grad
+        assert head_grad is not None
+        others = [p.grad for p in self._params if p is not self.q_net.head.weight and p.grad is not None]
+        touched = head_grad[head_rows]
+        total = math.sqrt(float(nn.utils.get_total_norm(others)) ** 2 + float(touched.norm()) ** 2)
+        coef = self.max_grad_norm / (total + 1e-6)
+        if coef < 1.0:
+            torch._foreach_mul_(others, coef)
+            head_grad.index_copy_(0, head_rows, touched * coef)
 
     def train(self, gradient_steps: int, batch_size: int) -> None:
         """``gradient_steps`` Huber-loss steps on uniformly sampled batches."""
@@ -718,13 +780,16 @@ class DQNAgent(BaseLearner):
                 alive = torch.from_numpy(~batch.terminated).to(self.device, torch.float32)
                 targets = rewards + alive * self.gamma * next_values
             actions = torch.from_numpy(batch.actions.astype(np.int64)).to(self.device)
-            q = self.q_net.q_of(self._network_input(batch.states, batch.observations), actions)
-            loss = F.smooth_l1_loss(q, targets)
+            inputs = self._network_input(batch.states, batch.observations)
 
-            self.optimizer.zero_grad()
+            self._zero_gradients(input_overwritten=isinstance(inputs, SparseRows))
+            loss = F.smooth_l1_loss(self.q_net.q_of(inputs, actions), targets)
             loss.backward()
-            self._clip_gradients()
+            self._head_rows = torch.unique(actions)
+            self._clip_gradients(self._head_rows)
             self.optimizer.step()
+            if self.q_net.input is not None:
+                self.q_net.input.weights_changed()
             self._n_updates += 1
             self._record_loss(float(loss.item()))
 
@@ -765,7 +830,7 @@ class DQNAgent(BaseLearner):
             and self.q_net.takes_sparse
             and len(self.obs_shape) == 1
         ):
-            self._sparse = SparseStates(runner.observations, int(runner.n_states or 0), self.obs_dim)
+            self._sparse = SparseStates(runner.observations, int(runner.n_states or 0), self.obs_dim, self.device)
         total_timesteps, callback = self._setup_learn(
             total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar
         )

@@ -95,7 +95,7 @@ def algo_spec(algo: str) -> AlgoSpec:
         raise ValueError(f"unknown algo {algo!r} (known: {', '.join(ALGOS)})") from None
 
 
-def algo_class(algo: str) -> type:
+def algo_class(algo: str) -> Any:
     """The learner class of ``algo`` (imports its module)."""
     spec = algo_spec(algo)
     return getattr(importlib.import_module(spec.module), spec.class_name)
@@ -210,8 +210,8 @@ def split_hyperparams(algo: str, hyperparams: Mapping[str, Any]) -> RunHyperpara
 def parse_policy_kwargs(text: str | Mapping[str, Any]) -> dict[str, Any]:
     """Read the zoo's ``policy_kwargs`` string without ``eval``.
 
-    Accepts ``dict(k=v, ...)`` or ``{"k": v}`` with literal values, plus activation functions written
-    ``nn.ReLU`` / ``th.nn.Tanh`` / ``torch.nn.ReLU`` (looked up in ``torch.nn``).
+    Accepts ``dict(k=v, ...)`` or ``{"k": v}`` with literal values (nested dicts too), plus classes of
+    ``torch.nn`` and ``torch.optim`` written as the zoo does: ``nn.ReLU``, ``th.nn.Tanh``, ``th.optim.Adam``.
     """
     if isinstance(text, Mapping):
         return dict(text)
@@ -230,8 +230,9 @@ def parse_policy_kwargs(text: str | Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _is_mapping_node(node: ast.expr) -> bool:
-    is_dict_call = isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "dict"
-    return isinstance(node, ast.Dict) or (is_dict_call and not node.args)  # type: ignore[union-attr]
+    if isinstance(node, ast.Call):
+        return isinstance(node.func, ast.Name) and node.func.id == "dict" and not node.args
+    return isinstance(node, ast.Dict)
 
 
 def _literal(node: ast.expr, text: str) -> Any:
@@ -249,19 +250,22 @@ def _literal(node: ast.expr, text: str) -> Any:
     dotted = _dotted_name(node)
     if dotted is not None:
         parts = dotted.split(".")
-        # nn.ReLU, th.nn.ReLU, torch.nn.ReLU: only torch.nn members, never arbitrary names.
-        if len(parts) >= 2 and parts[-2] == "nn" and parts[0] in {"nn", "th", "torch"}:
-            import torch.nn
+        # nn.ReLU, th.nn.Tanh, th.optim.Adam ...: only members of torch.nn / torch.optim, nothing else.
+        if len(parts) in (2, 3) and parts[-2] in {"nn", "optim"} and parts[0] in {parts[-2], "th", "torch"}:
+            import torch
 
-            if hasattr(torch.nn, parts[-1]):
-                return getattr(torch.nn, parts[-1])
+            namespace = getattr(torch, parts[-2])
+            if isinstance(getattr(namespace, parts[-1], None), type):
+                return getattr(namespace, parts[-1])
         if dotted in {"True", "False", "None"}:
             return ast.literal_eval(node)
         raise ValueError(f"policy_kwargs: unsupported name {dotted!r} in {text!r}")
     try:
         return ast.literal_eval(node)
     except ValueError:
-        raise ValueError(f"policy_kwargs: only literals and torch.nn names are allowed in {text!r}") from None
+        raise ValueError(
+            f"policy_kwargs: only literals and torch.nn / torch.optim names are allowed in {text!r}"
+        ) from None
 
 
 def _dotted_name(node: ast.expr) -> str | None:
@@ -316,23 +320,22 @@ def make_model(
 
 
 def save_model(model: Any, path: str | os.PathLike[str]) -> Path:
-    """Save any learner atomically at ``path`` (its final name, with the algo's suffix)."""
+    """Save any learner at ``path`` (its final name, with the algo's suffix), atomically.
+
+    Our learners write atomically themselves (``rlrec.utils.io``); SB3's ``save`` writes in place,
+    so it writes a temporary file that is renamed when complete.
+    """
+    from stable_baselines3.common.base_class import BaseAlgorithm
+
     from rlrec.utils.io import atomic_path
 
     target = Path(path)
-    with atomic_path(target, suffix=target.suffix) as tmp:
-        model.save(tmp)
-        _move_sidecars(tmp, target)
+    if isinstance(model, BaseAlgorithm):
+        with atomic_path(target, suffix=target.suffix) as tmp:
+            model.save(tmp)
+    else:
+        model.save(target)
     return target
-
-
-def _move_sidecars(tmp: Path, target: Path) -> None:
-    """Our DQN writes a JSON next to its weights; give it the final name too (atomically)."""
-    for sidecar in tmp.parent.glob(f"{tmp.name}.*"):
-        os.replace(sidecar, target.parent / (target.name + sidecar.name[len(tmp.name) :]))
-    stem_sidecar = tmp.with_suffix(".json")
-    if stem_sidecar.exists() and stem_sidecar != tmp:
-        os.replace(stem_sidecar, target.with_suffix(".json"))
 
 
 def load_model(algo: str, path: str | os.PathLike[str], env: Any = None, device: str = "auto") -> Any:
@@ -340,7 +343,7 @@ def load_model(algo: str, path: str | os.PathLike[str], env: Any = None, device:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such model file")
-    cls: Callable[..., Any] = algo_class(algo).load
+    load: Callable[..., Any] = algo_class(algo).load
     if algo_spec(algo).family == "sb3":
-        return cls(path, env=env, device=device)
-    return cls(path, env=env)
+        return load(path, env=env, device=device)
+    return load(path, env=env)

@@ -43,6 +43,7 @@ from rlrec.agents.factory import (
 )
 from rlrec.utils.io import load_json, save_json
 from rlrec.utils.logging import HParamsCallback
+from rlrec.utils.seeding import set_torch_threads
 
 if TYPE_CHECKING:
     from rlrec.data.dataset import RatingsDataset
@@ -130,7 +131,8 @@ def make_training_env(
     :param dataset: passed as the env's ``data`` argument when its constructor takes one.
     :param env_kwargs: further constructor arguments (``max_episode_steps`` goes to ``gymnasium.make``).
     :param n_envs: SB3 models: number of envs in a ``DummyVecEnv`` (seeded ``seed + i``, as
-        ``make_vec_env`` does). Our learners step one env.
+        ``make_vec_env`` does). Our learners: one env, or a Gymnasium vector env (the env's own
+        batched ``vector_entry_point`` when it has one).
     """
     import gymnasium
 
@@ -142,9 +144,10 @@ def make_training_env(
         # A callable rather than the id: given an id, make_vec_env asks for render_mode="rgb_array".
         make = functools.partial(gymnasium.make, env_id)
         return make_vec_env(make, n_envs=n_envs, seed=seed, env_kwargs=kwargs, vec_env_cls=DummyVecEnv)
-    if n_envs != 1:
-        raise ValueError(f"{algo} steps one env; n_envs={n_envs} is for SB3 algos")
-    return gymnasium.make(env_id, **kwargs)
+    if n_envs == 1:
+        return gymnasium.make(env_id, **kwargs)
+    # Gymnasium picks the env's vector_entry_point when it has one, else a SyncVectorEnv.
+    return gymnasium.make_vec(env_id, num_envs=n_envs, vectorization_mode=None, **kwargs)
 
 
 def check_env_kwargs(env_id: str, env_kwargs: Mapping[str, Any]) -> None:
@@ -290,6 +293,7 @@ def train(
     callbacks: Sequence[BaseCallback] = (),
     verbose: int = 0,
     run_info: Mapping[str, Any] | None = None,
+    torch_threads: int | None = 1,
 ) -> TrainResult:
     """Train ``algo`` and save it in ``<output>/<algo>/`` (see the module docstring for the layout).
 
@@ -310,9 +314,13 @@ def train(
     :param callbacks: further SB3 callbacks (e.g. a ranking evaluation).
     :param verbose: passed to the learner (SB3's meaning: 1 prints the logger's tables).
     :param run_info: extra JSON-able facts to record in ``run.json`` (e.g. how the data was split).
+    :param torch_threads: torch's intra-op threads for the run. 1 (default) is the fastest for these
+        small networks and does not fight other processes for the cores; ``None`` keeps torch's own.
     """
     from rlrec.data import load_movielens
 
+    if torch_threads is not None:
+        set_torch_threads(torch_threads)
     run_dir = run_dir_of(output, algo)
     env_kwargs = dict(env_kwargs or {})
     if resume:
@@ -331,7 +339,9 @@ def train(
     split = split_hyperparams(algo, hyperparams_all)
     if not resume:
         merged_env_kwargs = {**split.env_kwargs, **env_kwargs}
-    target = timesteps if timesteps is not None else (config["timesteps_target"] if resume else split.n_timesteps)
+    target = (
+        timesteps if timesteps is not None else (config["timesteps_target"] if resume else split.n_timesteps)
+    )
     if target is None:
         raise ValueError(f"--timesteps: required, the {algo} YAML gives no n_timesteps for {env_id}")
     if target < 1:
@@ -349,13 +359,16 @@ def train(
         done = int(model.num_timesteps)
         if target <= done:
             raise ValueError(
-                f"--resume: {run_dir} already has {done} timesteps (target {target}); ask for more with --timesteps"
+                f"--resume: {run_dir} already has {done} timesteps (target {target}); "
+                "ask for more with --timesteps"
             )
         to_learn = target - done
         config["timesteps_target"] = int(target)
     else:
         try:
-            model = make_model(algo, env, split.model_kwargs, seed=seed, tensorboard_log=tb_log, verbose=verbose)
+            model = make_model(
+                algo, env, split.model_kwargs, seed=seed, tensorboard_log=tb_log, verbose=verbose
+            )
         except TypeError as exc:
             raise ValueError(f"--hyperparams: {algo}: {exc}") from None
         config = run_config(
@@ -381,13 +394,10 @@ def train(
     if checkpoint_freq is not None:
         callback_list.append(CheckpointCallback(checkpoint_freq, lambda: checkpoint("running")))
     progress_bar: ProgressBarCallback | None = None
-    learn_kwargs: dict[str, Any] = {}
-    if progress and algo_spec(algo).family == "sb3":
-        # Our own instance, so that Ctrl-C can close it (SB3 only closes it at the end of learn()).
+    if progress:
+        # Our own instance rather than learn(progress_bar=True): Ctrl-C must be able to close it.
         progress_bar = ProgressBarCallback()
         callback_list.append(progress_bar)
-    elif progress:
-        learn_kwargs["progress_bar"] = True
 
     run_dir.mkdir(parents=True, exist_ok=True)
     if not resume:
@@ -399,14 +409,15 @@ def train(
             callback=CallbackList(callback_list),
             tb_log_name=algo_spec(algo).name,
             reset_num_timesteps=not resume,
-            **learn_kwargs,
         )
     except KeyboardInterrupt:
         interrupted = True
         if progress_bar is not None and getattr(progress_bar, "pbar", None) is not None:
             progress_bar.pbar.close()
     checkpoint("interrupted" if interrupted else "done")
-    return TrainResult(model=model, run_dir=run_dir, model_path=model_path, config=config, interrupted=interrupted)
+    return TrainResult(
+        model=model, run_dir=run_dir, model_path=model_path, config=config, interrupted=interrupted
+    )
 
 
 def _resume_config(
@@ -447,7 +458,12 @@ def _tensorboard_run(model: Any) -> str | None:
 
 
 def _hparams_for_tensorboard(config: Mapping[str, Any]) -> dict[str, Any]:
-    hparams = {"algo": config["algo"], "env_id": config["env_id"], "data": config["data"], "seed": config["seed"]}
+    hparams = {
+        "algo": config["algo"],
+        "env_id": config["env_id"],
+        "data": config["data"],
+        "seed": config["seed"],
+    }
     for key, value in config["hyperparameters"].items():
         hparams[key] = value if isinstance(value, bool | int | float | str) else str(value)
     for key, value in config["env_kwargs"].items():
@@ -543,7 +559,12 @@ def recommend(
     rated, _ = dataset.user_row(user_index)
     best = top_k_movies(scores, rated, k)
     picks = [
-        Recommendation(rank=i + 1, movie_id=int(dataset.movie_ids[j]), title=str(dataset.titles[j]), score=float(scores[j]))
+        Recommendation(
+            rank=i + 1,
+            movie_id=int(dataset.movie_ids[j]),
+            title=str(dataset.titles[j]),
+            score=float(scores[j]),
+        )
         for i, j in enumerate(best)
     ]
     env.close()

@@ -179,6 +179,43 @@ def _lookup(sorted_ids: np.ndarray, key: int, label: str) -> int:
     return position
 
 
+#: Ids spanning at most this many values are mapped with a lookup array instead of a search.
+_DENSE_ID_SPAN = 1 << 26
+
+
+def index_ids(ids: np.ndarray, universe: np.ndarray) -> np.ndarray:
+    """Position of each id in the sorted ``universe``; -1 for ids not in it (int64).
+
+    MovieLens ids are small integers, so a lookup array over their span maps 25M ids in a
+    fraction of a second; sparse spans fall back to ``searchsorted``.
+    """
+    ids = np.asarray(ids, dtype=np.int64)
+    if len(universe) == 0:
+        return np.full(len(ids), -1, dtype=np.int64)
+    low, high = int(universe[0]), int(universe[-1])
+    if high - low < _DENSE_ID_SPAN:
+        table = np.full(high - low + 1, -1, dtype=np.int64)
+        table[universe - low] = np.arange(len(universe))
+        inside = (ids >= low) & (ids <= high)
+        position = np.full(len(ids), -1, dtype=np.int64)
+        position[inside] = table[ids[inside] - low]
+        return position
+    position = np.minimum(np.searchsorted(universe, ids), len(universe) - 1)
+    return np.where(universe[position] == ids, position, -1)
+
+
+def _unique_ids(ids: np.ndarray) -> np.ndarray:
+    """Sorted distinct ids, without a sort when their span is small (MovieLens userIds)."""
+    if len(ids) == 0:
+        return ids
+    low, high = int(ids.min()), int(ids.max())
+    if high - low < _DENSE_ID_SPAN:
+        present = np.zeros(high - low + 1, dtype=bool)
+        present[ids - low] = True
+        return np.flatnonzero(present) + low
+    return np.unique(ids)
+
+
 def build_dataset(
     name: str,
     user_ids: np.ndarray,
@@ -194,23 +231,43 @@ def build_dataset(
 
     ``all_movie_ids`` / ``titles`` / ``genres`` describe the movie universe (the movies file);
     users are those that appear in the ratings. Duplicate (user, movie) pairs must have been
-    resolved by the caller.
+    resolved by the caller. Rows already sorted by (user, movie), as GroupLens files are, skip
+    the sort.
+
+    :raises DatasetError: a rating of a movie outside ``all_movie_ids``, or a repeated
+        (user, movie) pair.
     """
     all_movie_ids = np.asarray(all_movie_ids, dtype=np.int64)
     order = np.argsort(all_movie_ids, kind="stable")
     movie_universe = all_movie_ids[order]
-    uniq_users, user_idx = np.unique(np.asarray(user_ids, dtype=np.int64), return_inverse=True)
-    movie_idx = np.searchsorted(movie_universe, np.asarray(movie_ids, dtype=np.int64))
+    user_ids = np.asarray(user_ids, dtype=np.int64)
+    uniq_users = _unique_ids(user_ids)
+    user_idx = index_ids(user_ids, uniq_users)
+    movie_idx = index_ids(np.asarray(movie_ids, dtype=np.int64), movie_universe)
+    if len(movie_idx) and movie_idx.min() < 0:
+        row = int(np.argmax(movie_idx < 0))
+        unknown = int(np.asarray(movie_ids)[row])
+        raise DatasetError(f"{name}: rating {row} is of movie id {unknown}, which is not in all_movie_ids")
     n_users, n_movies = len(uniq_users), len(movie_universe)
-    # Sort by (user, movie) so CSR data and timestamps share one order.
-    key = np.lexsort((movie_idx, user_idx))
-    user_idx, movie_idx = user_idx[key], movie_idx[key]
+    # One int64 key per rating orders the CSR (by user, then movie) and exposes repeats.
+    key = user_idx * max(n_movies, 1) + movie_idx
+    ratings = np.asarray(ratings, dtype=np.float32)
+    timestamps = np.asarray(timestamps, dtype=np.int64)
+    if not np.all(key[1:] > key[:-1]):
+        sort = np.argsort(key, kind="stable")
+        key, user_idx, movie_idx = key[sort], user_idx[sort], movie_idx[sort]
+        ratings, timestamps = ratings[sort], timestamps[sort]
+        repeated = np.flatnonzero(key[1:] == key[:-1])
+        if len(repeated):
+            at = repeated[0]
+            raise DatasetError(
+                f"{name}: user id {int(uniq_users[user_idx[at]])} rated movie id "
+                f"{int(movie_universe[movie_idx[at]])} more than once ({len(repeated)} repeated pair(s))"
+            )
     indptr = np.zeros(n_users + 1, dtype=np.int64)
     np.cumsum(np.bincount(user_idx, minlength=n_users), out=indptr[1:])
-    matrix = sp.csr_matrix(
-        (np.asarray(ratings, dtype=np.float32)[key], movie_idx.astype(np.int32), indptr),
-        shape=(n_users, n_movies),
-    )
+    matrix = sp.csr_matrix((ratings, movie_idx.astype(np.int32), indptr), shape=(n_users, n_movies))
+    matrix.has_sorted_indices = True
     return RatingsDataset(
         name=name,
         user_ids=uniq_users,
@@ -218,6 +275,6 @@ def build_dataset(
         titles=np.asarray(titles, dtype=object)[order],
         genres=np.asarray(genres, dtype=object)[order],
         ratings=matrix,
-        timestamps=np.asarray(timestamps, dtype=np.int64)[key],
+        timestamps=timestamps,
         truth=truth,
     )

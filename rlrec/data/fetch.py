@@ -50,7 +50,7 @@ def _parse_md5(text: str, url: str) -> str:
 
 def _open_url(url: str) -> http.client.HTTPResponse:
     try:
-        response = urllib.request.urlopen(url, timeout=_TIMEOUT_S)  # noqa: S310 - http(s) URLs we build
+        response = urllib.request.urlopen(url, timeout=_TIMEOUT_S)
     except urllib.error.HTTPError as exc:
         raise DatasetError(f"{url}: HTTP {exc.code} {exc.reason}") from exc
     except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
@@ -79,7 +79,12 @@ def _download(url: str, target: Path, progress: bool) -> str:
         with (
             open(target, "wb") as handle,
             tqdm(
-                total=expected, unit="B", unit_scale=True, unit_divisor=1024, desc=target.name, disable=not progress
+                total=expected,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                desc=target.name,
+                disable=not progress,
             ) as bar,
         ):
             while True:
@@ -175,7 +180,9 @@ def fetch_movielens(
     try:
         actual = _download(url, partial, progress)
         if actual != expected:
-            raise DatasetError(f"{url}: MD5 mismatch (got {actual}, {url}.md5 says {expected}); file discarded")
+            raise DatasetError(
+                f"{url}: MD5 mismatch (got {actual}, {url}.md5 says {expected}); file discarded"
+            )
         if force and target.exists():
             shutil.rmtree(target)
         _extract(partial, target, home)

@@ -30,7 +30,7 @@ from typing import IO, Any
 import numpy as np
 import pandas as pd
 
-from rlrec.data.dataset import RatingsDataset, build_dataset
+from rlrec.data.dataset import RatingsDataset, build_dataset, index_ids
 from rlrec.data.errors import DatasetError
 from rlrec.data.home import data_home as resolve_data_home
 
@@ -169,6 +169,8 @@ def _zip_release(path: Path, archive: zipfile.ZipFile) -> _ZipRelease:
 
 @contextlib.contextmanager
 def _open_release(path: Path) -> Iterator[_Release]:
+    if path.is_file() and any(path.name == layout.ratings for layout in LAYOUTS):
+        path = path.parent  # a ratings file stands for its release folder
     if path.is_dir():
         layout, root = find_layout(path)
         release: _Release = _FolderRelease(layout, root)
@@ -198,13 +200,11 @@ def _first(mask: np.ndarray) -> int:
     return int(np.argmax(mask))
 
 
-def _column(frame: pd.DataFrame, column: str) -> pd.Series:
-    return frame[column]
-
-
 def _integers(values: pd.Series, where: str, column: str, header: bool) -> np.ndarray:
     """An integer column as int64, or a DatasetError naming the first non-integer row."""
-    if pd.api.types.is_integer_dtype(values.dtype) and not pd.api.types.is_extension_array_dtype(values.dtype):
+    if pd.api.types.is_integer_dtype(values.dtype) and not pd.api.types.is_extension_array_dtype(
+        values.dtype
+    ):
         return values.to_numpy(dtype=np.int64, copy=False)
     numeric = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
     bad = ~np.isfinite(numeric) | (numeric != np.round(numeric))
@@ -253,7 +253,7 @@ def _read_csv(
             return pd.read_csv(handle, engine="pyarrow", encoding=encoding, **options)
     except pd.errors.EmptyDataError as exc:
         raise DatasetError(f"{where}: the file is empty") from exc
-    except Exception:  # noqa: BLE001 - pyarrow's own error types; the C engine says what is wrong
+    except Exception:
         pass
     try:
         with opener() as handle:
@@ -273,23 +273,27 @@ def _decode_error(opener: Callable[[], IO[bytes]], where: str, encoding: str) ->
     try:
         raw.decode(encoding)
     except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        return DatasetError(f"{where}, line {line}: not valid {encoding} text (byte {exc.start})")
+        return _undecodable(raw, where, encoding, exc)
     return DatasetError(f"{where}: not valid {encoding} text")
 
 
+def _undecodable(raw: bytes, where: str, encoding: str, exc: UnicodeDecodeError) -> DatasetError:
+    line = raw.count(b"\n", 0, exc.start) + 1
+    return DatasetError(f"{where}, line {line}: not valid {encoding} text (byte {exc.start})")
+
+
 def _decode(raw: bytes, where: str, encodings: tuple[str, ...]) -> str:
-    for encoding in encodings:
+    """Text of ``raw`` in the first encoding that decodes it; the first one's error otherwise."""
+    try:
+        return raw.decode(encodings[0])
+    except UnicodeDecodeError as exc:
+        first_error = exc
+    for encoding in encodings[1:]:
         try:
             return raw.decode(encoding)
         except UnicodeDecodeError:
             continue
-    try:
-        raw.decode(encodings[0])
-    except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        raise DatasetError(f"{where}, line {line}: not valid {encodings[0]} text (byte {exc.start})") from exc
-    raise AssertionError("unreachable")  # pragma: no cover
+    raise _undecodable(raw, where, encodings[0], first_error) from first_error
 
 
 @dataclass
@@ -307,14 +311,16 @@ def _ratings_from_frame(frame: pd.DataFrame, where: str, header: bool) -> _Ratin
     _check_columns(frame, RATING_COLUMNS, where)
     if len(frame) == 0:
         raise DatasetError(f"{where}: no ratings (the file has no data rows)")
-    users = _integers(_column(frame, "userId"), where, "userId", header)
-    movies = _integers(_column(frame, "movieId"), where, "movieId", header)
-    ratings = _floats(_column(frame, "rating"), where, "rating", header)
-    timestamps = _integers(_column(frame, "timestamp"), where, "timestamp", header)
+    users = _integers(frame["userId"], where, "userId", header)
+    movies = _integers(frame["movieId"], where, "movieId", header)
+    ratings = _floats(frame["rating"], where, "rating", header)
+    timestamps = _integers(frame["timestamp"], where, "timestamp", header)
     outside = (ratings < RATING_MIN) | (ratings > RATING_MAX)
     if outside.any():
         row = _first(outside)
-        raise _fail(where, row, header, f"rating {ratings[row]:g} is outside [{RATING_MIN:g}, {RATING_MAX:g}]")
+        raise _fail(
+            where, row, header, f"rating {ratings[row]:g} is outside [{RATING_MIN:g}, {RATING_MAX:g}]"
+        )
     return _Ratings(users, movies, ratings.astype(np.float32), timestamps, header)
 
 
@@ -326,7 +332,9 @@ def _read_ratings(release: _Release) -> _Ratings:
         frame = _read_csv(lambda: release.open(name), where)
         return _ratings_from_frame(frame, where, header=True)
     if kind == "100k":
-        frame = _read_csv(lambda: release.open(name), where, sep="\t", header=None, names=list(RATING_COLUMNS))
+        frame = _read_csv(
+            lambda: release.open(name), where, sep="\t", header=None, names=list(RATING_COLUMNS)
+        )
         return _ratings_from_frame(frame, where, header=False)
     # ``::`` is a two-character separator that only the slow python engine accepts; every
     # ratings.dat field is numeric, so a tab in its place changes nothing else.
@@ -342,7 +350,9 @@ class _Movies:
     genres: np.ndarray
 
 
-def _movies_from_columns(ids: pd.Series, titles: pd.Series, genres: pd.Series, where: str, header: bool) -> _Movies:
+def _movies_from_columns(
+    ids: pd.Series, titles: pd.Series, genres: pd.Series, where: str, header: bool
+) -> _Movies:
     if len(ids) == 0:
         raise DatasetError(f"{where}: no movies (the file has no data rows)")
     movie_ids = _integers(ids, where, "movieId", header)
@@ -388,7 +398,9 @@ def _read_u_item(release: _Release, where: str) -> _Movies:
             named = {int(index): label for label, index in pairs}
         except ValueError as exc:
             raise DatasetError(f"{genre_where}: expected 'name|index' lines") from exc
-        genre_names = [named.get(i, genre_names[i] if i < len(genre_names) else f"genre{i}") for i in range(19)]
+        genre_names = [
+            named.get(i, genre_names[i] if i < len(genre_names) else f"genre{i}") for i in range(19)
+        ]
     frame = _read_csv(
         lambda: release.open("u.item"),
         where,
@@ -442,8 +454,7 @@ def _resolve_duplicates(table: _Ratings, where: str) -> _Ratings:
 
 
 def _check_movies_known(table: _Ratings, universe: np.ndarray, where: str, movies_where: str) -> None:
-    position = np.minimum(np.searchsorted(universe, table.movie_ids), len(universe) - 1)
-    unknown = universe[position] != table.movie_ids
+    unknown = index_ids(table.movie_ids, universe) < 0
     if unknown.any():
         row = _first(unknown)
         raise _fail(
@@ -490,7 +501,7 @@ def _synthetic_options(spec: str) -> dict[str, Any]:
         key = key.strip()
         if not sep or key not in allowed:
             raise DatasetError(
-                f"synthetic:{spec}: expected key=value pairs with keys among {', '.join(allowed)}, got {item!r}"
+                f"synthetic:{spec}: expected key=value pairs, keys among {', '.join(allowed)}; got {item!r}"
             )
         try:
             options[key] = int(raw)
@@ -503,7 +514,9 @@ def _synthetic_options(spec: str) -> dict[str, Any]:
 
 
 def _looks_like_path(text: str) -> bool:
-    return os.sep in text or "/" in text or text.endswith(".zip") or text.startswith(".") or text.startswith("~")
+    return (
+        os.sep in text or "/" in text or text.endswith(".zip") or text.startswith(".") or text.startswith("~")
+    )
 
 
 def load_movielens(
@@ -525,7 +538,8 @@ def load_movielens(
 
         * a folder or a ``.zip`` of a GroupLens release; the layout (``ratings.csv`` +
           ``movies.csv``, ``u.data`` + ``u.item``, ``ratings.dat`` + ``movies.dat``) is detected,
-          also one folder down (an archive's top folder);
+          also one folder down (an archive's top folder); a path to the ratings file itself
+          stands for its folder;
         * a dataset name such as ``"ml-latest-small"``, looked up as ``<data home>/<name>/`` (or
           ``<data home>/<name>.zip``); a known GroupLens release that is not there is an error
           that says how to fetch it (nothing is downloaded here);
@@ -543,7 +557,9 @@ def load_movielens(
     if isinstance(source, RatingsDataset):
         return source
     if not isinstance(source, str | os.PathLike):
-        raise DatasetError(f"source must be a path, a dataset name or a RatingsDataset, got {type(source).__name__}")
+        raise DatasetError(
+            f"source must be a path, a dataset name or a RatingsDataset, got {type(source).__name__}"
+        )
     text = os.fspath(source)
     if isinstance(source, str) and (text == "synthetic" or text.startswith("synthetic:")):
         from rlrec.data.synthetic import make_synthetic
@@ -555,10 +571,19 @@ def load_movielens(
             raise DatasetError(f"{text}: {exc}") from exc
     path = Path(text).expanduser()
     if path.exists():
-        return _load_path(path, path.stem if path.is_file() else path.name)
+        return _load_path(path, _name_of(path))
     if not isinstance(source, str) or _looks_like_path(text) or not text:
         raise DatasetError(f"{text}: no such file or folder")
     return _load_name(text, resolve_data_home(data_home))
+
+
+def _name_of(path: Path) -> str:
+    """A dataset's name from its path: the release folder's name, or the zip's stem."""
+    if path.is_dir():
+        return path.resolve().name
+    if any(path.name == layout.ratings for layout in LAYOUTS):
+        return path.resolve().parent.name
+    return path.stem
 
 
 def _load_path(path: Path, name: str) -> RatingsDataset:

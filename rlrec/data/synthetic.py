@@ -17,6 +17,7 @@ Sampling runs over chunks of users with numpy only; nothing of size users x movi
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,7 +27,6 @@ import numpy as np
 import scipy.sparse as sp
 
 from rlrec.data.dataset import RatingsDataset
-from rlrec.data.errors import DatasetError
 from rlrec.utils.io import atomic_path
 
 __all__ = ["GENRES", "SyntheticWorld", "make_synthetic", "write_movielens_csv"]
@@ -149,31 +149,38 @@ def _counts_per_user(
 def _draw_movies(
     rng: np.random.Generator,
     cluster_probs: np.ndarray,
-    needed: np.ndarray,
-    cluster_start: np.ndarray,
-    cluster_stop: np.ndarray,
-    slot_cdf: np.ndarray,
-    slot_movie: np.ndarray,
+    draws: np.ndarray,
+    tables: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray],
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Draw with replacement ``needed[u] * 1.5 + 8`` movies per user of a chunk.
+    """Draw ``draws[r]`` movies with replacement for each row ``r`` of a chunk of users.
 
-    A draw picks a cluster from the user's cluster probabilities, then a movie of that cluster
-    by popularity; both steps are one ``searchsorted`` over per-row CDFs shifted by the row
-    number, so the whole chunk is drawn at once.
+    A draw picks a cluster from the row's cluster probabilities (one ``searchsorted`` over the
+    row CDFs shifted by the row number, so the whole chunk is drawn at once), then a movie of
+    that cluster by popularity (alias tables). Rows come out grouped, in ascending order.
     """
+    cluster_start, cluster_size, alias_keep, alias_slot, slot_movie = tables
     n_rows, n_clusters = cluster_probs.shape
-    draws = np.ceil(needed * 1.5).astype(np.int64) + 8
-    draws[needed == 0] = 0
     rows = np.repeat(np.arange(n_rows, dtype=np.int64), draws)
     cdf = np.cumsum(cluster_probs, axis=1)
     cdf /= cdf[:, -1:]
     cdf += np.arange(n_rows)[:, None]
     cluster = np.searchsorted(cdf.ravel(), rows + rng.random(len(rows)), side="right") - rows * n_clusters
     np.clip(cluster, 0, n_clusters - 1, out=cluster)
-    slot = np.searchsorted(slot_cdf, cluster + rng.random(len(rows)), side="right")
-    # Float rounding at a cluster's edges must not spill into a neighbouring cluster.
-    slot = np.clip(slot, cluster_start[cluster], cluster_stop[cluster] - 1)
+    # Walker's alias method within the cluster: a uniform slot, kept or swapped for its alias.
+    slot = cluster_start[cluster] + (rng.random(len(rows)) * cluster_size[cluster]).astype(np.int64)
+    slot = np.where(rng.random(len(rows)) < alias_keep[slot], slot, alias_slot[slot])
     return rows, slot_movie[slot]
+
+
+def _first_occurrences(keys: np.ndarray) -> np.ndarray:
+    """Positions of the first occurrence of each distinct key, in ascending position order."""
+    order = np.argsort(keys, kind="stable")
+    ordered = keys[order]
+    first = np.ones(len(keys), dtype=bool)
+    first[1:] = ordered[1:] != ordered[:-1]
+    mask = np.zeros(len(keys), dtype=bool)
+    mask[order[first]] = True
+    return np.flatnonzero(mask)
 
 
 def _sample_chunk(
@@ -181,45 +188,61 @@ def _sample_chunk(
     weights_row: Callable[[int], np.ndarray],
     cluster_probs: np.ndarray,
     needed: np.ndarray,
-    tables: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    tables: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray],
     n_movies: int,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct movies for each user of a chunk, ``needed[u]`` of them, in the order drawn.
+    """``needed[r]`` distinct movies for each row of a chunk of users.
 
     Keeping the first occurrence of each movie in a with-replacement stream is sampling without
-    replacement proportional to the weights (successive sampling). Users that still miss movies
-    after a few rounds (the heaviest raters) finish with an exact Efraimidis-Spirakis draw over
-    their full weight row.
+    replacement proportional to the weights (successive sampling). The stream grows in rounds
+    that draw more and more per missing movie; rows still short after them (heavy raters with a
+    narrow taste) finish with an exact Efraimidis-Spirakis draw over their full weight row.
+
+    :return: keys ``row * n_movies + movie`` in ascending order, and the rank of each pair in its
+        row's drawn order.
     """
     n_rows = len(needed)
-    chosen_keys = np.empty(0, dtype=np.int64)
-    missing = needed.astype(np.int64).copy()
-    for _ in range(4):
+    needed = needed.astype(np.int64)
+    missing = needed.copy()
+    taken = np.empty(0, dtype=np.int64)  # every key kept so far, sorted
+    parts: list[tuple[np.ndarray, np.ndarray]] = []
+    factor = 2.0
+    for _ in range(6):
         if not missing.any():
             break
-        rows, movies = _draw_movies(rng, cluster_probs, missing, *tables)
+        draws = np.where(missing > 0, np.ceil(missing * factor).astype(np.int64) + 8, 0)
+        rows, movies = _draw_movies(rng, cluster_probs, draws, tables)
         keys = rows * n_movies + movies
-        fresh = ~np.isin(keys, chosen_keys) if len(chosen_keys) else np.ones(len(keys), dtype=bool)
-        keys = keys[fresh]
-        _, first = np.unique(keys, return_index=True)
-        first.sort()
-        keys = keys[first]
-        rows = keys // n_movies
-        start = np.searchsorted(rows, np.arange(n_rows))
-        rank = np.arange(len(keys)) - start[rows]
-        keep = rank < missing[rows]
-        chosen_keys = np.concatenate([chosen_keys, keys[keep]])
-        missing -= np.bincount(rows[keep], minlength=n_rows)
+        if len(taken):
+            seen = taken[np.minimum(np.searchsorted(taken, keys), len(taken) - 1)] == keys
+            keys = keys[~seen]
+        fresh = keys[_first_occurrences(keys)]  # grouped by row, drawn order within a row
+        fresh_rows = fresh // n_movies
+        row_start = np.concatenate([[0], np.cumsum(np.bincount(fresh_rows, minlength=n_rows))])
+        rank = np.arange(len(fresh)) - row_start[fresh_rows]
+        keep = rank < missing[fresh_rows]
+        fresh, fresh_rows = fresh[keep], fresh_rows[keep]
+        parts.append((fresh, rank[keep] + (needed - missing)[fresh_rows]))
+        # Both runs are sorted: the stable sort (timsort) merges them in linear time.
+        taken = np.sort(np.concatenate([taken, np.sort(fresh)]), kind="stable")
+        missing -= np.bincount(fresh_rows, minlength=n_rows)
+        factor *= 2.0
     for row in np.flatnonzero(missing):
-        taken = chosen_keys[chosen_keys // n_movies == row] % n_movies
         weight = weights_row(int(row))
-        weight[taken] = 0.0
-        # Efraimidis-Spirakis: the k largest log(U) / w are a weighted sample without replacement.
+        lo, hi = np.searchsorted(taken, [row * n_movies, (row + 1) * n_movies])
+        weight[taken[lo:hi] - row * n_movies] = 0.0
+        # Efraimidis-Spirakis: the k largest log(U) / w form a weighted sample without
+        # replacement; in key order they continue the row's drawn order.
         with np.errstate(divide="ignore"):
             key = np.log(rng.random(n_movies)) / weight
-        pick = np.argpartition(-key, missing[row] - 1)[: missing[row]]
-        chosen_keys = np.concatenate([chosen_keys, row * n_movies + pick.astype(np.int64)])
-    return chosen_keys // n_movies, chosen_keys % n_movies
+        count = int(missing[row])
+        pick = np.argpartition(-key, count - 1)[:count]
+        pick = pick[np.argsort(-key[pick], kind="stable")].astype(np.int64)
+        parts.append((row * n_movies + pick, needed[row] - count + np.arange(count)))
+    keys = np.concatenate([p[0] for p in parts])
+    ranks = np.concatenate([p[1] for p in parts])
+    order = np.argsort(keys)
+    return keys[order], ranks[order]
 
 
 def make_synthetic(
@@ -251,8 +274,8 @@ def make_synthetic(
     :param seed: seed of every draw.
     :param n_factors: dimension of the latent tastes.
     :param n_clusters: number of taste clusters (each carries a genre label set).
-    :param popularity_exponent: Zipf exponent of movie popularity (1.0: classic Zipf; 1.2 puts ~half the ratings
-        on the top 10% of movies at the default size, like ml-latest-small).
+    :param popularity_exponent: Zipf exponent of movie popularity (1.0: classic Zipf; 1.2 puts
+        about half the ratings on the top 10% of movies at the default size, as in ml-latest-small).
     :param popularity_offset: Zipf-Mandelbrot offset: popularity ~ 1 / (rank + offset) ** exponent;
         larger flattens the head.
     :param taste_strength: how much taste, beyond popularity, decides which movies a user rates
@@ -305,7 +328,9 @@ def make_synthetic(
     # ---- titles, genres, ids
     movie_ids = np.cumsum(world_rng.integers(1, 4, n_movies)).astype(np.int64)
     years = world_rng.integers(1920, 2019, n_movies)
-    titles = np.array([f"Synthetic Movie {i} ({y})" for i, y in zip(movie_ids.tolist(), years.tolist())], dtype=object)
+    titles = np.array(
+        [f"Synthetic Movie {i} ({y})" for i, y in zip(movie_ids.tolist(), years.tolist())], dtype=object
+    )
     cluster_genres = []
     for _ in range(n_clusters):
         picked = np.sort(world_rng.choice(len(GENRES), size=int(world_rng.integers(1, 4)), replace=False))
@@ -314,7 +339,7 @@ def make_synthetic(
 
     # ---- which movies each user rates, and when
     cluster_mass = np.bincount(movie_cluster, weights=popularity, minlength=n_clusters)
-    tables = _cluster_tables(movie_cluster, popularity, cluster_mass)
+    tables = _cluster_tables(movie_cluster, popularity, n_clusters)
     indptr = np.zeros(n_users + 1, dtype=np.int64)
     np.cumsum(counts, out=indptr[1:])
     indices = np.empty(n_ratings, dtype=np.int32)
@@ -330,20 +355,15 @@ def make_synthetic(
         def weights_row(row: int, probs: np.ndarray = probs) -> np.ndarray:
             return probs[row, movie_cluster] * popularity / cluster_mass[movie_cluster]
 
-        rows, movies = _sample_chunk(draw_rng, weights_row, probs, counts[users], tables, n_movies)
-        # Rank of each pair in its user's draw order: earlier drawn, earlier rated.
-        by_row = np.argsort(rows, kind="stable")
-        rows, movies = rows[by_row], movies[by_row]
+        keys, drawn_rank = _sample_chunk(draw_rng, weights_row, probs, counts[users], tables, n_movies)
+        user, movies = first + keys // n_movies, keys % n_movies
         offset = int(indptr[first])
-        drawn_rank = np.arange(len(rows)) - (indptr[users] - offset)[rows]
-        order = np.lexsort((movies, rows))
-        rows, movies, drawn_rank = rows[order], movies[order], drawn_rank[order]
-        user = users[rows]
-        span = slice(offset, offset + len(rows))
+        span = slice(offset, offset + len(keys))
         indices[span] = movies
         dot = np.einsum("ij,ij->i", user_factors[user], movie_factors[movies], dtype=np.float64)
         latent[span] = user_bias[user] + movie_bias[movies] + dot
-        when = (drawn_rank + draw_rng.random(len(rows))) / counts[user]
+        # Earlier drawn, earlier rated: the drawn rank spreads over the user's active span.
+        when = (drawn_rank + draw_rng.random(len(keys))) / counts[user]
         timestamps[span] = user_start[user] + (when * user_span[user]).astype(np.int64)
 
     # Users rate what they like, so the picked movies sit above the model's mean: centre on
@@ -380,25 +400,41 @@ def make_synthetic(
     )
 
 
-def _cluster_tables(
-    movie_cluster: np.ndarray, popularity: np.ndarray, cluster_mass: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Movies laid out cluster by cluster, with a CDF shifted by the cluster index.
+def _alias_table(probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Walker/Vose alias table of a distribution: (keep probability, alias) per outcome."""
+    n = len(probs)
+    scaled = probs * (n / probs.sum())
+    keep = np.ones(n)
+    alias = np.arange(n)
+    small = [int(i) for i in np.flatnonzero(scaled < 1.0)]
+    large = [int(i) for i in np.flatnonzero(scaled >= 1.0)]
+    while small and large:
+        low, high = small.pop(), large[-1]
+        keep[low], alias[low] = scaled[low], high
+        scaled[high] -= 1.0 - scaled[low]
+        if scaled[high] < 1.0:
+            small.append(large.pop())
+    return keep, alias
 
-    Within cluster ``c`` the CDF runs from ``c`` to ``c + 1``, so ``searchsorted(cdf, c + u)``
-    with ``u`` uniform in [0, 1) draws a movie of cluster ``c`` by popularity, for any mix of
-    clusters in one call. Returns (cluster start slot, cluster stop slot, cdf, movie of slot).
+
+def _cluster_tables(
+    movie_cluster: np.ndarray, popularity: np.ndarray, n_clusters: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Movies laid out cluster by cluster with one alias table per cluster, over popularity.
+
+    Returns (first slot of each cluster, cluster size, keep probability per slot, alias slot per
+    slot, movie of each slot); a slot is a position in the cluster-sorted layout.
     """
-    n_clusters = len(cluster_mass)
     slot_movie = np.argsort(movie_cluster, kind="stable")
-    cluster_of_slot = movie_cluster[slot_movie]
-    within = popularity[slot_movie] / np.maximum(cluster_mass[cluster_of_slot], 1e-300)
-    cdf = np.cumsum(within)
-    start = np.searchsorted(cluster_of_slot, np.arange(n_clusters))
-    stop = np.searchsorted(cluster_of_slot, np.arange(n_clusters), side="right")
-    before = np.concatenate([[0.0], cdf])[start]
-    cdf = cdf - before[cluster_of_slot] + cluster_of_slot
-    return start, stop, cdf, slot_movie
+    sizes = np.bincount(movie_cluster, minlength=n_clusters)
+    start = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    keep = np.ones(len(slot_movie))
+    alias = np.arange(len(slot_movie))
+    for cluster in np.flatnonzero(sizes):
+        span = slice(start[cluster], start[cluster] + sizes[cluster])
+        keep[span], local = _alias_table(popularity[slot_movie[span]])
+        alias[span] = local + start[cluster]
+    return start, sizes.astype(np.int64), keep, alias, slot_movie
 
 
 def _user_chunks(indptr: np.ndarray) -> list[tuple[int, int]]:
@@ -406,55 +442,60 @@ def _user_chunks(indptr: np.ndarray) -> list[tuple[int, int]]:
     n_users = len(indptr) - 1
     cuts = np.searchsorted(indptr, np.arange(0, int(indptr[-1]), _PAIRS_PER_CHUNK), side="right") - 1
     bounds = np.unique(np.concatenate([cuts, [0, n_users]]))
-    return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+    return [(int(a), int(b)) for a, b in itertools.pairwise(bounds)]
 
 
 def write_movielens_csv(dataset: RatingsDataset, folder: str | os.PathLike[str]) -> Path:
     """Write ``ratings.csv`` and ``movies.csv`` in the GroupLens ``csv`` layout; return the folder.
 
     Headers ``userId,movieId,rating,timestamp`` and ``movieId,title,genres``; ratings in CSR order
-    (by user, then movie), as GroupLens sorts them. Each file appears whole or not at all (temp
-    file + rename), so ``load_movielens(folder)`` reads back the same dataset. Uses pyarrow's CSV
-    writer: 25M ratings take seconds.
+    (by user, then movie) as GroupLens sorts them, half stars printed ``4.0`` / ``3.5``; titles
+    quoted only when they need it. Each file appears whole or not at all (temp file + rename),
+    and ``load_movielens(folder)`` reads back the same dataset. pyarrow's CSV writer makes 25M
+    ratings a matter of seconds.
+
+    :param dataset: what to write (its ids, titles, genres, ratings and timestamps).
+    :param folder: created if missing; existing ``ratings.csv`` / ``movies.csv`` are replaced.
     """
+    import pandas as pd
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
     target = Path(folder)
     target.mkdir(parents=True, exist_ok=True)
     matrix = dataset.ratings
-    users = np.repeat(dataset.user_ids, np.diff(matrix.indptr))
-    # Half stars print as "4.0" / "3.5" like GroupLens; other values keep their shortest form.
-    ratings = pa.array(matrix.data.astype(np.float64)).cast(pa.string())
     table = pa.table(
         {
-            "userId": pa.array(users),
+            "userId": pa.array(np.repeat(dataset.user_ids, np.diff(matrix.indptr))),
             "movieId": pa.array(dataset.movie_ids[matrix.indices]),
-            "rating": _with_point(ratings),
+            "rating": _rating_strings(matrix.data),
             "timestamp": pa.array(dataset.timestamps),
         }
     )
-    with atomic_path(target / "ratings.csv") as tmp:
-        pacsv.write_csv(table, tmp)
-    movies = pa.table(
+    with atomic_path(target / "ratings.csv") as tmp, open(tmp, "wb") as handle:
+        # Every field is a number, so no quoting is ever needed; the header is written by hand
+        # because pyarrow quotes column names unless it is recent enough to be told not to.
+        handle.write(b"userId,movieId,rating,timestamp\n")
+        pacsv.write_csv(table, handle, pacsv.WriteOptions(include_header=False, quoting_style="none"))
+    movies = pd.DataFrame(
         {
-            "movieId": pa.array(dataset.movie_ids),
-            "title": pa.array(dataset.titles.astype(str).tolist(), type=pa.string()),
-            "genres": pa.array(dataset.genres.astype(str).tolist(), type=pa.string()),
+            "movieId": dataset.movie_ids,
+            "title": dataset.titles.astype(str),
+            "genres": dataset.genres.astype(str),
         }
     )
     with atomic_path(target / "movies.csv") as tmp:
-        pacsv.write_csv(movies, tmp, pacsv.WriteOptions(quoting_style="needed"))
-    if not (target / "ratings.csv").is_file():  # pragma: no cover - atomic_path renamed it
-        raise DatasetError(f"{target}: ratings.csv was not written")
+        movies.to_csv(tmp, index=False, lineterminator="\n", encoding="utf-8")
     return target
 
 
-def _with_point(values: object) -> object:
-    """``"4"`` -> ``"4.0"``: pyarrow prints whole floats without a decimal point."""
+def _rating_strings(values: np.ndarray) -> object:
+    """Ratings as CSV text: half stars as a dictionary of ``"0.5" .. "5.0"`` (fast, GroupLens style)."""
     import pyarrow as pa
-    import pyarrow.compute as pc
 
-    strings = values if isinstance(values, pa.Array) else pa.array(values)
-    has_point = pc.match_substring(strings, ".")
-    return pc.if_else(has_point, strings, pc.binary_join_element_wise(strings, ".0", ""))
+    doubled = values.astype(np.float64) * 2.0
+    steps = np.rint(doubled)
+    if len(values) and np.array_equal(steps, doubled) and steps.min() >= 0 and steps.max() <= 20:
+        labels = pa.array([f"{k / 2:.1f}" for k in range(21)])
+        return pa.DictionaryArray.from_arrays(pa.array(steps.astype(np.int8)), labels)
+    return pa.array(values.astype(np.float64))

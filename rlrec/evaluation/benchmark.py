@@ -37,7 +37,7 @@ Each learner otherwise uses its shipped hyperparameters (``rlrec/hyperparams/<al
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,17 +82,16 @@ class LearnerSetup:
         }
 
 
-_SESSION = {"reward_mode": "binary", "observation": "ratings"}
+#: The benchmark's env for every learner: a rated movie pays its rating (then the episode ends), any
+#: other movie pays 0; the next user is drawn at random (with "sequential", every reset would
+#: restart at the first user, and an episode lasts ~1 / density steps: most users would never be seen).
+_ENV_KWARGS = {"reward_mode": "rating", "user_order": "random"}
+_GAMMA = {"gamma": 0.0}
 
 #: Per algo: the env, reward and discount of the benchmark (see the module docstring for why).
 BENCHMARK_SETUPS: dict[str, LearnerSetup] = {
-    "qlearning": LearnerSetup(SEED_ENV_ID, {"reward_mode": "rating"}, {"gamma": 0.0}),
-    "dqn": LearnerSetup(SESSION_ENV_ID, dict(_SESSION), {"gamma": 0.0}),
-    "sb3-dqn": LearnerSetup(SESSION_ENV_ID, dict(_SESSION), {"gamma": 0.0}),
-    "qrdqn": LearnerSetup(SESSION_ENV_ID, dict(_SESSION), {"gamma": 0.0}),
-    "ppo": LearnerSetup(SESSION_ENV_ID, dict(_SESSION), {"gamma": 0.0}),
-    "a2c": LearnerSetup(SESSION_ENV_ID, dict(_SESSION), {"gamma": 0.0}),
-    "maskable-ppo": LearnerSetup(SESSION_ENV_ID, dict(_SESSION), {"gamma": 0.0}),
+    algo: LearnerSetup(SEED_ENV_ID, dict(_ENV_KWARGS), dict(_GAMMA))
+    for algo in ("qlearning", "dqn", "sb3-dqn", "qrdqn", "ppo", "a2c", "maskable-ppo")
 }
 
 
@@ -171,6 +170,7 @@ def run_benchmark(
     test_fraction: float = DEFAULT_TEST_FRACTION,
     min_ratings: int = DEFAULT_MIN_RATINGS,
     progress: bool = False,
+    setups: Mapping[str, LearnerSetup] | None = None,
 ) -> dict[str, Any]:
     """Train ``algos`` on the train split, evaluate them and ``baselines``, write the report.
 
@@ -186,15 +186,20 @@ def run_benchmark(
     :param algos: learners to train; default all of :data:`BENCHMARK_SETUPS`.
     :param baselines: baselines to evaluate; default random, popularity, EASE, ALS.
     :param k: cut-off; default 10.
+    :param test_fraction: see :func:`temporal_split`; default 0.2.
+    :param min_ratings: see :func:`temporal_split`; default 5.
+    :param progress: show a progress bar while each learner trains.
+    :param setups: env / hyperparameter choices per algo; default :data:`BENCHMARK_SETUPS`.
     :return: the content of ``benchmark.json``.
     """
     from rlrec.data import load_movielens
     from rlrec.utils.io import atomic_open, save_json
 
-    algos = list(BENCHMARK_SETUPS) if algos is None else list(algos)
-    unknown = [name for name in algos if name not in BENCHMARK_SETUPS]
+    setups = dict(BENCHMARK_SETUPS if setups is None else setups)
+    algos = list(setups) if algos is None else list(algos)
+    unknown = [name for name in algos if name not in setups]
     if unknown:
-        raise ValueError(f"--algos: unknown algo {unknown[0]!r} (known: {', '.join(BENCHMARK_SETUPS)})")
+        raise ValueError(f"--algos: unknown algo {unknown[0]!r} (known: {', '.join(setups)})")
     from rlrec.evaluation.baselines import BASELINES
 
     bad = [name for name in baselines if name not in BASELINES]
@@ -211,7 +216,7 @@ def run_benchmark(
     results: dict[str, dict[str, Any]] = {}
     for algo in algos:
         results[algo] = _train_learner(
-            algo, BENCHMARK_SETUPS[algo], data, split, out, timesteps, seed, k, progress
+            algo, setups[algo], data, split, out, timesteps, seed, k, progress
         )
     for name in baselines:
         results[name] = evaluate_baseline(name, split, k=k, seed=seed)
@@ -222,7 +227,7 @@ def run_benchmark(
     report = {
         "dataset": dataset.summary(),
         "protocol": {**protocol_description(split, k), "seed": seed, "timesteps": timesteps},
-        "learners": {algo: BENCHMARK_SETUPS[algo].describe() for algo in algos},
+        "learners": {algo: setups[algo].describe() for algo in algos},
         "results": results,
     }
     out.mkdir(parents=True, exist_ok=True)

@@ -100,11 +100,15 @@ def test_on_result_can_stop_training(split):
     assert model.num_timesteps == 200
 
 
-def test_callback_works_with_our_learners(split):
-    memory = _Memory()
-    agent = _popularity_agent(split)
-    agent.set_logger(Logger(folder=None, output_formats=[memory]))
+def test_callback_works_with_our_learners(split, tmp_path):
+    from rlrec.plotting import find_runs, read_scalars
+
+    env = gymnasium.make("rlrec/MovieLens-v0", data=split.train)
+    agent = QLearningAgent(env, seed=0, tensorboard_log=str(tmp_path))
     callback = RankingEvalCallback(split, eval_freq=60)
     agent.learn(120, callback=callback)
     assert [step for step, _ in callback.evaluations] == [60, 120]
-    assert any("eval/ndcg@10" in row for _, row in memory.rows)
+    (run,) = find_runs(tmp_path)
+    curve = read_scalars(run, ["eval/ndcg@10"])["eval/ndcg@10"]
+    assert curve[:, 0].tolist() == [60, 120]
+    assert curve[-1, 1] == pytest.approx(callback.last_result["ndcg@10"], rel=1e-6)  # TensorBoard stores float32
