@@ -51,13 +51,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", choices=sorted(SCALES), default=None, help="also time a synthetic release")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data-home", default=None, help="default: $RLREC_DATA, else ../shared/data")
     args = parser.parse_args(argv)
 
-    home = data_home()
+    home = data_home(args.data_home)
+    shared = Path(__file__).resolve().parents[2] / "shared" / "data"
+    if args.data_home is None and not (home / "ml-latest-small").is_dir() and shared.is_dir():
+        home = shared  # the project's shared copy, as the tests use it
     print(f"data home: {home}   cpus: {os.cpu_count()}")
     for name in ("ml-latest-small-2016", "ml-latest-small"):
         if (home / name).is_dir():
-            dataset, _ = timed(f"load {name}", load_movielens, name)
+            dataset, _ = timed(f"load {name}", load_movielens, home / name)
             print(
                 f"    {dataset.n_users:,} users, {dataset.n_movies:,} movies, {dataset.n_ratings:,} ratings"
             )

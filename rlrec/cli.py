@@ -8,6 +8,7 @@ on stderr and a non-zero exit status, never a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -66,8 +67,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     from rlrec.agents.training import train
 
+    hyperparams = parse_key_values(args.hyperparams, "--hyperparams")
     if args.from_trial is not None:
-        raise CLIError("--from-trial: not available yet")
+        from rlrec.tuning import hyperparams_from_trial
+
+        trial_algo, trial_hyperparams = hyperparams_from_trial(args.from_trial, args.storage)
+        if trial_algo != args.algo:
+            raise CLIError(f"--from-trial: {args.from_trial} tuned {trial_algo}, not --algo {args.algo}")
+        hyperparams = {**trial_hyperparams, **hyperparams}  # --hyperparams still wins
     # On --resume the run's own data is the default; the parser's default ("synthetic") is not a choice.
     data = None if args.resume and args.data == "synthetic" else args.data
     result = train(
@@ -75,7 +82,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         data=data,
         env_id=args.env,
         env_kwargs=parse_key_values(args.env_kwargs, "--env-kwargs"),
-        hyperparams=parse_key_values(args.hyperparams, "--hyperparams"),
+        hyperparams=hyperparams,
         timesteps=args.timesteps,
         seed=args.seed,
         tensorboard_log=args.tensorboard_log,
@@ -279,6 +286,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("rlrec: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # `rlrec ... | head` closed our stdout: not an error of ours; silence the flush at exit.
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+        return 141
     except (CLIError, DatasetError, FileNotFoundError, IsADirectoryError, PermissionError, ValueError, KeyError) as exc:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if isinstance(exc, KeyError):

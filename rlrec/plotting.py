@@ -2,19 +2,24 @@
 
 Every learner (SB3's and ours) writes through SB3's logger into ``<tensorboard_log>/<algo>_<n>/``,
 so one reader serves them all: :func:`find_runs` lists the run folders under a root,
-:func:`read_scalars` reads a run's scalars with TensorBoard's own ``EventAccumulator``, and
-:func:`plot_learning_curves` draws one line per run in one panel per tag.
+:func:`read_scalars` reads a run's scalars with TensorBoard's own ``EventAccumulator``,
+:func:`draw_learning_curves` draws one line per run in one panel per tag, and
+:func:`plot_learning_curves` does all three into a PNG.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-__all__ = ["DEFAULT_TAGS", "find_runs", "plot_learning_curves", "read_scalars"]
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["DEFAULT_TAGS", "draw_learning_curves", "find_runs", "plot_learning_curves", "read_scalars"]
 
 #: The two curves ``rlrec plot`` draws: the episode return and the training loss (SB3's tag names).
 DEFAULT_TAGS: tuple[str, ...] = ("rollout/ep_rew_mean", "train/loss")
@@ -59,13 +64,42 @@ def read_scalars(run_dir: str | os.PathLike[str], tags: Sequence[str] | None = N
     return scalars
 
 
+def draw_learning_curves(
+    curves: Mapping[str, Mapping[str, np.ndarray]], tags: Sequence[str] = DEFAULT_TAGS, title: str = ""
+) -> Figure:
+    """A figure with one panel per tag and one line per run (no file written).
+
+    :param curves: ``{run label: {tag: (n, 2) array of (step, value)}}`` as :func:`read_scalars` gives.
+    :param tags: one panel per tag, in this order.
+    :param title: the figure's title.
+    """
+    from matplotlib.figure import Figure
+
+    # A bare Figure (not pyplot): no global state, no GUI backend, nothing to close.
+    fig = Figure(figsize=(6.0 * len(tags), 4.2), layout="tight")
+    axes = fig.subplots(1, len(tags), squeeze=False)[0]
+    for ax, tag in zip(axes, tags):
+        for label, scalars in curves.items():
+            if tag in scalars:
+                ax.plot(scalars[tag][:, 0], scalars[tag][:, 1], label=label, linewidth=1.4)
+        ax.set_title(tag)
+        ax.set_xlabel("timesteps")
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize="small")
+        else:
+            ax.text(0.5, 0.5, "not logged", ha="center", va="center", transform=ax.transAxes, color="grey")
+    fig.suptitle(title)
+    return fig
+
+
 def plot_learning_curves(
     runs_dir: str | os.PathLike[str],
     output: str | os.PathLike[str],
     tags: Sequence[str] = DEFAULT_TAGS,
     title: str | None = None,
 ) -> Path:
-    """Draw one panel per tag, one line per run under ``runs_dir``, into a PNG written atomically.
+    """Draw the curves of every run under ``runs_dir`` into a PNG written atomically.
 
     :param runs_dir: root folder searched for runs (see :func:`find_runs`); each line is labelled
         with the run's path relative to it (``sb3-dqn_1``, ``dqn_1`` ...).
@@ -76,37 +110,20 @@ def plot_learning_curves(
     :raises FileNotFoundError: ``runs_dir`` is not a folder.
     :raises ValueError: no run under ``runs_dir``, or no run logged any of ``tags``.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display needed, and no GUI backend picked up from the environment
-    import matplotlib.pyplot as plt
-
     from rlrec.utils.io import atomic_path
 
     root = Path(runs_dir)
     runs = find_runs(root)
     if not runs:
         raise ValueError(f"{root}: no TensorBoard event files found (train with --tensorboard-log {root})")
-    curves = {run: read_scalars(run, tags) for run in runs}
+    curves = {_label(run, root): read_scalars(run, tags) for run in runs}
     if not any(curves.values()):
         raise ValueError(f"{root}: no run logged any of {', '.join(tags)}")
-
-    fig, axes = plt.subplots(1, len(tags), figsize=(6.0 * len(tags), 4.2), squeeze=False)
-    for ax, tag in zip(axes[0], tags):
-        for run, scalars in curves.items():
-            if tag in scalars:
-                label = "." if run == root else run.relative_to(root).as_posix()
-                ax.plot(scalars[tag][:, 0], scalars[tag][:, 1], label=label, linewidth=1.4)
-        ax.set_title(tag)
-        ax.set_xlabel("timesteps")
-        ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize="small")
-        else:
-            ax.text(0.5, 0.5, "not logged", ha="center", va="center", transform=ax.transAxes, color="grey")
-    fig.suptitle(title if title is not None else root.resolve().name)
-    fig.tight_layout()
+    fig = draw_learning_curves(curves, tags, title if title is not None else root.resolve().name)
     with atomic_path(output, suffix=".png") as tmp:
         fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
     return Path(output)
+
+
+def _label(run: Path, root: Path) -> str:
+    return root.resolve().name if run == root else run.relative_to(root).as_posix()

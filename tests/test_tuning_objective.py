@@ -82,7 +82,7 @@ def test_trial_value_is_validation_ndcg_and_retraining_reproduces_it(tuned: tupl
     )
     metrics = evaluate_model(result.model, inner, env=result.model.get_env())
     assert metrics["ndcg@10"] == pytest.approx(trial.value, abs=1e-12)
-    assert load_trial(f"{study.study_name}:best", url).value == max(t.value for t in complete)
+    assert load_trial(f"{study.study_name}:best", url).value == max(float(t.value or 0.0) for t in complete)
 
 
 @pytest.mark.parametrize("algo", sorted(SEARCH_SPACES))

@@ -595,6 +595,7 @@ class DQNAgent(BaseLearner):
         self._head_rows: torch.Tensor | None = None
         # Compact states as fill + sparse rows (see SparseStates), set up by learn when they apply.
         self._sparse: SparseStates | None = None
+        self._sparse_max_density = 0.1
 
     def hyperparameters(self) -> dict[str, Any]:
         return {
@@ -766,6 +767,15 @@ class DQNAgent(BaseLearner):
             torch._foreach_mul_(others, coef)
             head_grad.index_copy_(0, head_rows, touched * coef)
 
+    def td_targets(self, batch: ReplayBatch) -> torch.Tensor:
+        """``r + γ max_a' Q_target(s', a')``, with no future after a terminal state; a truncated
+        one keeps its bootstrap (the episode was cut, the future exists)."""
+        with torch.no_grad():
+            next_values = self._next_state_values(batch)
+            rewards = torch.from_numpy(np.asarray(batch.rewards, dtype=np.float32)).to(self.device)
+            alive = torch.from_numpy(~np.asarray(batch.terminated, dtype=bool)).to(self.device, torch.float32)
+            return rewards + alive * self.gamma * next_values
+
     def train(self, gradient_steps: int, batch_size: int) -> None:
         """``gradient_steps`` Huber-loss steps on uniformly sampled batches."""
         assert self.replay_buffer is not None
@@ -773,12 +783,7 @@ class DQNAgent(BaseLearner):
         for _ in range(gradient_steps):
             indices = self.replay_buffer.sample_indices(batch_size, self.rng)
             batch = self.replay_buffer.get(indices, observations=self._sparse is None, next_observations=not cached)
-            with torch.no_grad():
-                next_values = self._next_state_values(batch)
-                rewards = torch.from_numpy(batch.rewards).to(self.device)
-                # No future after a terminal state; a truncated one keeps its bootstrap.
-                alive = torch.from_numpy(~batch.terminated).to(self.device, torch.float32)
-                targets = rewards + alive * self.gamma * next_values
+            targets = self.td_targets(batch)
             actions = torch.from_numpy(batch.actions.astype(np.int64)).to(self.device)
             inputs = self._network_input(batch.states, batch.observations)
 
@@ -830,7 +835,9 @@ class DQNAgent(BaseLearner):
             and self.q_net.takes_sparse
             and len(self.obs_shape) == 1
         ):
-            self._sparse = SparseStates(runner.observations, int(runner.n_states or 0), self.obs_dim, self.device)
+            self._sparse = SparseStates(
+                runner.observations, int(runner.n_states or 0), self.obs_dim, self.device, self._sparse_max_density
+            )
         total_timesteps, callback = self._setup_learn(
             total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar
         )
@@ -856,6 +863,8 @@ class DQNAgent(BaseLearner):
             if self._n_calls % target_every == 0:
                 self._update_target()
 
+            # The names SB3's collect_rollouts exposes to callbacks (StopTrainingOnMaxEpisodes reads dones).
+            new_obs, rewards, dones, infos = runner.obs, step.rewards, step.terminated | step.truncated, step.infos
             callback.update_locals(locals())
             if not callback.on_step():
                 break

@@ -133,9 +133,25 @@ def load_hyperparams(
     if section is None:
         raise ValueError(f"{source}: no section for {env_id!r} and no 'default' section")
     hyperparams = {key: _coerce(value) for key, value in dict(section).items()}
-    hyperparams.update({key: _coerce(value) for key, value in (overrides or {}).items()})
+    defaults = _constructor_defaults(algo)
+    for key, value in (overrides or {}).items():
+        value = _coerce(value)
+        reference = hyperparams.get(key, defaults.get(key))
+        # A word where a number belongs (batch_size=abc) would only fail deep inside training.
+        if _is_number(reference) and isinstance(value, str) and key not in SCHEDULE_KEYS:
+            raise ValueError(f"hyperparameter {key}: expected a number, got {value!r}")
+        hyperparams[key] = value
     validate_hyperparams(algo, hyperparams)
     return hyperparams
+
+
+def _constructor_defaults(algo: str) -> dict[str, Any]:
+    params = inspect.signature(algo_class(algo).__init__).parameters
+    return {name: p.default for name, p in params.items() if p.default is not inspect.Parameter.empty}
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def accepted_keys(algo: str) -> set[str]:

@@ -378,6 +378,8 @@ class QLearningAgent(BaseLearner):
                 self._record_loss(abs(td_error))
             self.num_timesteps += runner.n_envs
 
+            # The names SB3's collect_rollouts exposes to callbacks (StopTrainingOnMaxEpisodes reads dones).
+            new_obs, rewards, dones, infos = runner.obs, step.rewards, step.terminated | step.truncated, step.infos
             callback.update_locals(locals())
             if not callback.on_step():
                 break

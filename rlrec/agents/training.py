@@ -23,6 +23,7 @@ import inspect
 import os
 import platform
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
@@ -51,10 +52,12 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_CHECKPOINT_FREQ",
     "RUN_FILE",
-    "CheckpointCallback",
+    "AtomicCheckpointCallback",
     "LoadedRun",
     "Recommendation",
     "TrainResult",
+    "check_env_kwargs",
+    "data_label",
     "load_run",
     "make_training_env",
     "recommend",
@@ -91,7 +94,7 @@ class TrainResult:
         return int(self.model.num_timesteps)
 
 
-class CheckpointCallback(BaseCallback):
+class AtomicCheckpointCallback(BaseCallback):
     """Call ``save()`` every ``save_freq`` environment steps (counted like SB3: ``num_timesteps``).
 
     SB3's own ``CheckpointCallback`` writes numbered zips in place; ours calls the run's atomic save,
@@ -346,6 +349,9 @@ def train(
         raise ValueError(f"--timesteps: required, the {algo} YAML gives no n_timesteps for {env_id}")
     if target < 1:
         raise ValueError(f"--timesteps: must be >= 1, got {target}")
+    if not resume:
+        # Like the zoo's -n: the budget asked for replaces the YAML's in what the run records.
+        hyperparams_all["n_timesteps"] = int(target)
 
     dataset = load_movielens(data) if _env_takes_data(env_id) else None
     env = make_training_env(algo, dataset, env_id, merged_env_kwargs, split.n_envs, seed)
@@ -392,7 +398,7 @@ def train(
     if algo_spec(algo).family == "sb3" and not resume:
         callback_list.append(HParamsCallback(_hparams_for_tensorboard(config)))
     if checkpoint_freq is not None:
-        callback_list.append(CheckpointCallback(checkpoint_freq, lambda: checkpoint("running")))
+        callback_list.append(AtomicCheckpointCallback(checkpoint_freq, lambda: checkpoint("running")))
     progress_bar: ProgressBarCallback | None = None
     if progress:
         # Our own instance rather than learn(progress_bar=True): Ctrl-C must be able to close it.
@@ -404,12 +410,15 @@ def train(
         save_json(run_dir / RUN_FILE, config)
     interrupted = False
     try:
-        model.learn(
-            to_learn,
-            callback=CallbackList(callback_list),
-            tb_log_name=algo_spec(algo).name,
-            reset_num_timesteps=not resume,
-        )
+        with warnings.catch_warnings():
+            # SB3's progress bar is tqdm.rich, which warns on every run that it is experimental.
+            warnings.filterwarnings("ignore", message="rich is experimental")
+            model.learn(
+                to_learn,
+                callback=CallbackList(callback_list),
+                tb_log_name=algo_spec(algo).name,
+                reset_num_timesteps=not resume,
+            )
     except KeyboardInterrupt:
         interrupted = True
         if progress_bar is not None and getattr(progress_bar, "pbar", None) is not None:

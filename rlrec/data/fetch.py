@@ -83,8 +83,9 @@ def _download(url: str, target: Path, progress: bool) -> str:
                 unit="B",
                 unit_scale=True,
                 unit_divisor=1024,
-                desc=target.name,
-                disable=not progress,
+                desc=url.rsplit("/", 1)[-1],
+                # None: tqdm's own rule, a bar only on a terminal (no bar lines in logs).
+                disable=None if progress else True,
             ) as bar,
         ):
             while True:
@@ -113,24 +114,20 @@ def _check_members(archive: zipfile.ZipFile, where: str) -> None:
             raise DatasetError(f"{where}: unsafe member path {name!r} in the archive (absolute or with '..')")
 
 
-def _extract(archive_path: Path, target: Path, home: Path) -> None:
-    """Extract into a temp folder of ``home``, then rename the release folder onto ``target``."""
+def _extract(archive_path: Path, staging: Path) -> Path:
+    """Extract a checked archive into ``staging``; return the folder that holds the release files."""
     try:
         archive = zipfile.ZipFile(archive_path)
     except zipfile.BadZipFile as exc:
         raise DatasetError(f"{archive_path}: not a zip archive: {exc}") from exc
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=home))
-    try:
-        with archive:
-            _check_members(archive, str(archive_path))
-            try:
-                archive.extractall(staging)
-            except (zipfile.BadZipFile, EOFError, OSError) as exc:
-                raise DatasetError(f"{archive_path}: cannot extract: {exc}") from exc
-        _, release = find_layout(staging)
-        os.replace(release, target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    with archive:
+        _check_members(archive, str(archive_path))
+        try:
+            archive.extractall(staging)
+        except (zipfile.BadZipFile, EOFError, OSError) as exc:
+            raise DatasetError(f"{archive_path}: cannot extract: {exc}") from exc
+    _, release = find_layout(staging)
+    return release
 
 
 def fetch_movielens(
@@ -153,7 +150,7 @@ def fetch_movielens(
     :param name: one of :data:`KNOWN_RELEASES`.
     :param data_home: where to put it; default :func:`rlrec.data.data_home`.
     :param base_url: host and folder to download from; default :data:`BASE_URL` (GroupLens).
-    :param progress: show a progress bar on stderr.
+    :param progress: show a progress bar on stderr when it is a terminal.
     :param force: download again even when ``<data home>/<name>/`` already holds a release.
     :raises DatasetError: unknown name, network or HTTP error, short download, checksum mismatch,
         unsafe or invalid archive.
@@ -166,26 +163,34 @@ def fetch_movielens(
         try:
             find_layout(target)
         except DatasetError:
-            pass
-        else:
-            return target
+            raise DatasetError(
+                f"{target}: exists but holds no MovieLens release; remove it, or fetch with force=True"
+            ) from None
+        return target
     if target.exists() and not target.is_dir():
         raise DatasetError(f"{target}: exists and is not a folder")
-    home.mkdir(parents=True, exist_ok=True)
     url = f"{(base_url or BASE_URL).rstrip('/')}/{name}.zip"
     expected = _parse_md5(_fetch_text(f"{url}.md5"), f"{url}.md5")
+    home.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".zip.part", dir=home)
     os.close(fd)
     partial = Path(tmp_name)
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=home))
+    previous: Path | None = None
     try:
         actual = _download(url, partial, progress)
         if actual != expected:
             raise DatasetError(
                 f"{url}: MD5 mismatch (got {actual}, {url}.md5 says {expected}); file discarded"
             )
-        if force and target.exists():
-            shutil.rmtree(target)
-        _extract(partial, target, home)
+        release = _extract(partial, staging)
+        if target.exists():  # force: the old copy goes only once the new one is complete
+            previous = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".old", dir=home))
+            os.replace(target, previous)
+        os.replace(release, target)
     finally:
         partial.unlink(missing_ok=True)
+        shutil.rmtree(staging, ignore_errors=True)
+        if previous is not None:
+            shutil.rmtree(previous, ignore_errors=True)
     return target

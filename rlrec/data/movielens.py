@@ -210,7 +210,7 @@ def _integers(values: pd.Series, where: str, column: str, header: bool) -> np.nd
     bad = ~np.isfinite(numeric) | (numeric != np.round(numeric))
     if bad.any():
         row = _first(bad)
-        raise _fail(where, row, header, f"{column} must be an integer, got {_shown(values.iloc[row])}")
+        raise _fail(where, row, header, _not_a(column, "an integer", values.iloc[row]))
     return numeric.astype(np.int64)
 
 
@@ -222,14 +222,17 @@ def _floats(values: pd.Series, where: str, column: str, header: bool) -> np.ndar
     bad = ~np.isfinite(numeric)
     if bad.any():
         row = _first(bad)
-        raise _fail(where, row, header, f"{column} must be a number, got {_shown(values.iloc[row])}")
+        raise _fail(where, row, header, _not_a(column, "a number", values.iloc[row]))
     return numeric
 
 
-def _shown(value: Any) -> str:
-    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
-        return "an empty field"
-    return repr(str(value))
+def _not_a(column: str, kind: str, value: Any) -> str:
+    """What is wrong with one field, for a message."""
+    if isinstance(value, bytes):  # pyarrow hands undecodable text over as raw bytes
+        return f"not valid utf-8 text ({column} field {value!r})"
+    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
+        return f"{column} must be {kind}, got an empty field"
+    return f"{column} must be {kind}, got {str(value)!r}"
 
 
 def _check_columns(frame: pd.DataFrame, expected: tuple[str, ...], where: str) -> None:
@@ -257,7 +260,7 @@ def _read_csv(
         pass
     try:
         with opener() as handle:
-            return pd.read_csv(handle, engine="c", encoding=encoding, low_memory=False, **options)
+            frame = pd.read_csv(handle, engine="c", encoding=encoding, low_memory=False, **options)
     except pd.errors.EmptyDataError as exc:
         raise DatasetError(f"{where}: the file is empty") from exc
     except UnicodeDecodeError as exc:
@@ -265,6 +268,10 @@ def _read_csv(
     except (pd.errors.ParserError, ValueError) as exc:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DatasetError(f"{where}: cannot parse: {message}") from exc
+    if not isinstance(frame.index, pd.RangeIndex):
+        # pandas turns the extra leading fields of rows longer than the header into an index.
+        raise DatasetError(f"{where}: data rows have more fields than the header ({len(frame.columns)})")
+    return frame
 
 
 def _decode_error(opener: Callable[[], IO[bytes]], where: str, encoding: str) -> DatasetError:
@@ -332,15 +339,25 @@ def _read_ratings(release: _Release) -> _Ratings:
         frame = _read_csv(lambda: release.open(name), where)
         return _ratings_from_frame(frame, where, header=True)
     if kind == "100k":
-        frame = _read_csv(
-            lambda: release.open(name), where, sep="\t", header=None, names=list(RATING_COLUMNS)
-        )
-        return _ratings_from_frame(frame, where, header=False)
+        frame = _read_csv(lambda: release.open(name), where, sep="\t", header=None)
+        return _ratings_from_frame(_name_fields(frame, where, "tab"), where, header=False)
     # ``::`` is a two-character separator that only the slow python engine accepts; every
     # ratings.dat field is numeric, so a tab in its place changes nothing else.
     raw = release.read_bytes(name).replace(b"::", b"\t")
-    frame = _read_csv(lambda: io.BytesIO(raw), where, sep="\t", header=None, names=list(RATING_COLUMNS))
+    frame = _read_csv(lambda: io.BytesIO(raw), where, sep="\t", header=None)
+    frame = _name_fields(frame, where, "'::'")
     return _ratings_from_frame(frame, where, header=False)
+
+
+def _name_fields(frame: pd.DataFrame, where: str, separator: str) -> pd.DataFrame:
+    """Name the columns of a header-less ratings file, which must have exactly four."""
+    if frame.shape[1] != len(RATING_COLUMNS):
+        raise DatasetError(
+            f"{where}: expected 4 {separator}-separated fields (user, movie, rating, timestamp), "
+            f"found {frame.shape[1]}"
+        )
+    frame.columns = list(RATING_COLUMNS)
+    return frame
 
 
 @dataclass
@@ -437,7 +454,13 @@ def _resolve_duplicates(table: _Ratings, where: str) -> _Ratings:
     step_user = users[1:] - users[:-1]
     if np.all((step_user > 0) | ((step_user == 0) & (movies[1:] > movies[:-1]))):
         return table
-    order = np.lexsort((np.arange(len(users)), table.timestamps, movies, users))
+    movie_span = int(movies.max()) - int(movies.min()) + 1
+    if (int(users.max()) - int(users.min()) + 1) * movie_span < 2**62:
+        pair = (users - users.min()) * movie_span + (movies - movies.min())
+        # lexsort is stable: among equal (pair, timestamp) the later line stays last.
+        order = np.lexsort((table.timestamps, pair))
+    else:  # ids too spread out for one int64 key
+        order = np.lexsort((np.arange(len(users)), table.timestamps, movies, users))
     u, m = users[order], movies[order]
     last = np.ones(len(order), dtype=bool)
     last[:-1] = (u[1:] != u[:-1]) | (m[1:] != m[:-1])
@@ -447,7 +470,7 @@ def _resolve_duplicates(table: _Ratings, where: str) -> _Ratings:
     warnings.warn(
         f"{where}: {dropped} repeated (userId, movieId) rating(s); kept the latest of each by timestamp",
         UserWarning,
-        stacklevel=4,
+        stacklevel=5,  # the caller of load_movielens
     )
     keep = order[last]
     return _Ratings(users[keep], movies[keep], table.ratings[keep], table.timestamps[keep], table.header)

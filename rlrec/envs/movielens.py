@@ -169,6 +169,14 @@ class MovieLensWorld:
         return "\n".join(lines)
 
 
+class RenderModeError(ValueError, TypeError):
+    """An unsupported ``render_mode``.
+
+    Also a ``TypeError`` because SB3's ``make_vec_env`` asks every env for ``render_mode="rgb_array"``
+    and retries without it only on a ``TypeError``.
+    """
+
+
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise ValueError(f"{name}: {value!r} is not one of {', '.join(choices)}")
@@ -277,8 +285,8 @@ class MovieLensEnv(gymnasium.Env[np.ndarray, np.int64]):
         simulator_kwargs: dict[str, Any] | None = None,
     ) -> None:
         _check_choice("user_order", user_order, USER_ORDERS)
-        if render_mode is not None:
-            _check_choice("render_mode", render_mode, tuple(self.metadata["render_modes"]))
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise RenderModeError(f"render_mode: {render_mode!r} is not one of None, 'human', 'ansi'")
         self.world = MovieLensWorld(
             data, reward_mode, users, observation, embedding_dim, memory_budget_mb, simulator_kwargs
         )

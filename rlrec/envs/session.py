@@ -52,6 +52,7 @@ import numpy as np
 from gymnasium import spaces
 
 from rlrec.data.dataset import RatingsDataset
+from rlrec.envs.movielens import RenderModeError
 
 if TYPE_CHECKING:
     from rlrec.envs.simulator import RatingSimulator
@@ -73,14 +74,6 @@ def rating_reward(rating: float, reward_mode: str) -> float:
     if reward_mode in ("rating", "simulated"):
         return float(rating) / MAX_RATING
     raise ValueError(f"reward_mode must be one of {', '.join(REWARD_MODES)}, got {reward_mode!r}")
-
-
-class RenderModeError(ValueError, TypeError):
-    """An unsupported ``render_mode``.
-
-    Also a ``TypeError`` because SB3's ``make_vec_env`` asks every env for ``render_mode="rgb_array"``
-    and retries without it only on a ``TypeError``.
-    """
 
 
 class MovieLensSessionEnv(gymnasium.Env[np.ndarray, np.int64]):

@@ -99,7 +99,9 @@ def test_each_algo_trains_saves_and_reloads_to_the_same_scores(algo: str, tmp_pa
 
 def test_same_seed_same_model(tmp_path: Path) -> None:
     runs = [
-        train("sb3-dqn", data=TINY, hyperparams=FAST["sb3-dqn"], timesteps=48, seed=5, output=tmp_path / str(i))
+        train(
+            "sb3-dqn", data=TINY, hyperparams=FAST["sb3-dqn"], timesteps=48, seed=5, output=tmp_path / str(i)
+        )
         for i in range(2)
     ]
     observations, _ = all_observations()
@@ -111,11 +113,24 @@ def test_sb3_event_files_hold_the_common_tags_and_the_hyperparameters(tmp_path: 
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     from tensorboard.plugins.hparams import plugin_data_pb2
 
-    train("sb3-dqn", data=TINY, hyperparams=FAST["sb3-dqn"], timesteps=200, output=tmp_path, tensorboard_log=tmp_path)
+    train(
+        "sb3-dqn",
+        data=TINY,
+        hyperparams=FAST["sb3-dqn"],
+        timesteps=200,
+        output=tmp_path,
+        tensorboard_log=tmp_path,
+    )
     (run,) = find_runs(tmp_path)
     assert run.name == "sb3-dqn_1"
     scalars = read_scalars(run)
-    for tag in ("rollout/ep_rew_mean", "rollout/ep_len_mean", "rollout/exploration_rate", "train/loss", "time/fps"):
+    for tag in (
+        "rollout/ep_rew_mean",
+        "rollout/ep_len_mean",
+        "rollout/exploration_rate",
+        "train/loss",
+        "time/fps",
+    ):
         assert len(scalars[tag]) >= 1, tag
     # The exploration rate falls along the run (SB3's linear schedule).
     rate = scalars["rollout/exploration_rate"][:, 1]
@@ -132,9 +147,9 @@ def test_sb3_event_files_hold_the_common_tags_and_the_hyperparameters(tmp_path: 
 
 @pytest.mark.parametrize("algo", ["qlearning", "dqn", "sb3-dqn", "ppo"])
 def test_resume_keeps_the_step_count_and_the_tensorboard_run(algo: str, tmp_path: Path) -> None:
-    common = {"output": tmp_path / "models", "tensorboard_log": tmp_path / "tb"}
-    first = train(algo, data=TINY, hyperparams=FAST[algo], timesteps=64, **common)
-    result = train(algo, data=None, timesteps=128, resume=True, **common)
+    out, tb = tmp_path / "models", tmp_path / "tb"
+    first = train(algo, data=TINY, hyperparams=FAST[algo], timesteps=64, output=out, tensorboard_log=tb)
+    result = train(algo, data=None, timesteps=128, resume=True, output=out, tensorboard_log=tb)
     assert result.model.num_timesteps == 128
     config = load_json(result.run_dir / RUN_FILE)
     assert config["timesteps_done"] == 128 and config["timesteps_target"] == 128
@@ -161,7 +176,9 @@ def test_resume_refuses_what_would_not_continue_the_same_run(tmp_path: Path) -> 
 
 @pytest.mark.parametrize("algo", ["dqn", "sb3-dqn"])
 def test_ctrl_c_saves_a_loadable_checkpoint_that_resumes(algo: str, tmp_path: Path) -> None:
-    result = train(algo, data=TINY, hyperparams=FAST[algo], timesteps=100, output=tmp_path, callbacks=[StopAt(40)])
+    result = train(
+        algo, data=TINY, hyperparams=FAST[algo], timesteps=100, output=tmp_path, callbacks=[StopAt(40)]
+    )
     assert result.interrupted
     config = load_json(result.run_dir / RUN_FILE)
     assert config["status"] == "interrupted" and config["timesteps_done"] == 40
@@ -208,7 +225,9 @@ def test_our_dqn_trains_on_the_batched_vector_env(tmp_path: Path) -> None:
         ({"data": "synthetic"}, "give the data with --data"),
     ],
 )
-def test_bad_env_kwargs_are_refused_before_training(env_kwargs: dict[str, Any], message: str, tmp_path: Path) -> None:
+def test_bad_env_kwargs_are_refused_before_training(
+    env_kwargs: dict[str, Any], message: str, tmp_path: Path
+) -> None:
     with pytest.raises(ValueError, match=message):
         train("sb3-dqn", data=TINY, env_kwargs=env_kwargs, timesteps=8, output=tmp_path)
     assert not (tmp_path / "sb3-dqn").exists()

@@ -19,7 +19,19 @@ BASELINES = ("random", "popularity", "ease", "als")
 @pytest.fixture(scope="module")
 def bench(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench") / "out"
-    argv = ["benchmark", "--data", SMALL, "--timesteps", "200", "--seed", "0", "--algos", *ALGOS, "--out", str(out)]
+    argv = [
+        "benchmark",
+        "--data",
+        SMALL,
+        "--timesteps",
+        "200",
+        "--seed",
+        "0",
+        "--algos",
+        *ALGOS,
+        "--out",
+        str(out),
+    ]
     code = main(argv)
     assert code == 0
     return out
@@ -27,7 +39,13 @@ def bench(tmp_path_factory):
 
 @pytest.mark.slow
 def test_files_and_schema(bench):
-    assert {p.name for p in bench.iterdir()} >= {"benchmark.json", "benchmark.md", "curves.png", "models", "tb"}
+    assert {p.name for p in bench.iterdir()} >= {
+        "benchmark.json",
+        "benchmark.md",
+        "curves.png",
+        "models",
+        "tb",
+    }
     assert (bench / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     report = json.loads((bench / "benchmark.json").read_text())
     assert report["dataset"]["users"] == 60 and report["dataset"]["movies"] == 200
@@ -80,7 +98,9 @@ def test_saved_learners_evaluate_to_the_same_numbers(bench, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_errors(bench, tmp_path, capsys):
-    code = main(["benchmark", "--data", SMALL, "--algos", "sb3-dqn", "--timesteps", "50", "--out", str(bench)])
+    code = main(
+        ["benchmark", "--data", SMALL, "--algos", "sb3-dqn", "--timesteps", "50", "--out", str(bench)]
+    )
     _, err = capsys.readouterr()
     assert code == 2 and "already holds TensorBoard runs" in err and len(err.strip().splitlines()) == 1
     code = main(["benchmark", "--data", SMALL, "--algos", "svd", "--out", str(tmp_path / "x")])
@@ -90,7 +110,19 @@ def test_errors(bench, tmp_path, capsys):
 
 def test_baselines_only(tmp_path, capsys):
     out = tmp_path / "only"
-    assert main(["benchmark", "--data", "synthetic:n_users=30,n_movies=80,n_ratings=700", "--algos", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "benchmark",
+                "--data",
+                "synthetic:n_users=30,n_movies=80,n_ratings=700",
+                "--algos",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     printed, _ = capsys.readouterr()
     assert "popularity" in printed and "curves.png" not in printed
     report = json.loads((out / "benchmark.json").read_text())

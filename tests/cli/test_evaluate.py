@@ -167,3 +167,16 @@ def test_errors_are_one_line(tmp_path, capsys):
     assert code == 2 and "-k" in err
     code, _, err = _run(capsys, "evaluate", "--model", str(tmp_path / "nothing.zip"))
     assert code == 2 and "nothing.zip" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_model_trained_without_the_split_is_evaluated_with_a_warning(tmp_path, capsys):
+    data = "synthetic:n_users=30,n_movies=80,n_ratings=700"
+    runs = tmp_path / "runs"
+    code, _, err = _run(
+        capsys, "train", "--algo", "qlearning", "--data", data, "-n", "100", "--output", str(runs)
+    )
+    assert code == 0, err
+    code, out, err = _run(capsys, "evaluate", "--model", str(runs / "qlearning"), "--data", data)
+    assert code == 0, err
+    assert "warning" in err and "split" in err
+    assert "ndcg@10" in _printed(out)

@@ -18,6 +18,17 @@ from rlrec.evaluation.split import temporal_split
 TINY = "synthetic:n_users=40,n_movies=120,n_ratings=1500"
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Tiny networks: intra-op threads only add synchronisation (and contend on shared cores)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def split():
     return temporal_split(load_movielens(TINY))
@@ -40,7 +51,7 @@ def test_a_learner_scored_through_the_env_matches_the_same_baseline(split):
 def test_a_model_whose_env_holds_the_full_data_is_refused(split):
     full = load_movielens(TINY)
     env = gymnasium.make("rlrec/MovieLens-v0", data=full)
-    with pytest.raises(ValueError, match="split.train"):
+    with pytest.raises(ValueError, match=r"split\.train"):
         evaluate_model(_popularity_agent(split), split, env=env)
 
 
@@ -81,7 +92,9 @@ def test_callback_logs_the_protocol_metrics(split):
     assert [step for step, _ in callback.evaluations] == [100, 200, 240]
     logged = [(step, row) for step, row in memory.rows if "eval/ndcg@5" in row]
     assert [step for step, _ in logged] == [100, 200, 240]
-    assert set(logged[-1][1]) >= {f"eval/{m}@5" for m in ("ndcg", "precision", "recall", "hit_rate", "mrr", "coverage")}
+    assert set(logged[-1][1]) >= {
+        f"eval/{m}@5" for m in ("ndcg", "precision", "recall", "hit_rate", "mrr", "coverage")
+    }
     final = evaluate_model(model, split, env_id="rlrec/MovieLensSession-v0", k=5)
     assert logged[-1][1]["eval/ndcg@5"] == pytest.approx(final["ndcg@5"])
     assert callback.last_result == pytest.approx(final)
@@ -111,4 +124,6 @@ def test_callback_works_with_our_learners(split, tmp_path):
     (run,) = find_runs(tmp_path)
     curve = read_scalars(run, ["eval/ndcg@10"])["eval/ndcg@10"]
     assert curve[:, 0].tolist() == [60, 120]
-    assert curve[-1, 1] == pytest.approx(callback.last_result["ndcg@10"], rel=1e-6)  # TensorBoard stores float32
+    assert curve[-1, 1] == pytest.approx(
+        callback.last_result["ndcg@10"], rel=1e-6
+    )  # TensorBoard stores float32

@@ -1,0 +1,181 @@
+"""make_synthetic: determinism, sizes, rating grid, no repeats, skew, and a truth consistent with the data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rlrec.cli import main
+from rlrec.data import SyntheticWorld, load_movielens, make_synthetic, write_movielens_csv
+from rlrec.data.synthetic import _alias_table, _cluster_tables, _draw_movies, _sample_chunk
+
+
+@pytest.fixture(scope="module")
+def default_world():  # type: ignore[no-untyped-def]
+    return make_synthetic()
+
+
+def truth_of(dataset) -> SyntheticWorld:  # type: ignore[no-untyped-def]
+    assert isinstance(dataset.truth, SyntheticWorld)
+    return dataset.truth
+
+
+def test_same_seed_same_arrays_other_seed_other_arrays() -> None:
+    a = make_synthetic(n_users=80, n_movies=400, n_ratings=3000, seed=11)
+    b = make_synthetic(n_users=80, n_movies=400, n_ratings=3000, seed=11)
+    c = make_synthetic(n_users=80, n_movies=400, n_ratings=3000, seed=12)
+    for name in ("indptr", "indices", "data"):
+        np.testing.assert_array_equal(getattr(a.ratings, name), getattr(b.ratings, name))
+    np.testing.assert_array_equal(a.timestamps, b.timestamps)
+    np.testing.assert_array_equal(a.movie_ids, b.movie_ids)
+    assert a.titles.tolist() == b.titles.tolist() and a.genres.tolist() == b.genres.tolist()
+    np.testing.assert_array_equal(truth_of(a).user_factors, truth_of(b).user_factors)
+    assert truth_of(a).global_mean == truth_of(b).global_mean
+    assert not np.array_equal(a.ratings.indices, c.ratings.indices)
+
+
+def test_sizes_grid_and_no_repeated_pairs(default_world) -> None:  # type: ignore[no-untyped-def]
+    data = default_world
+    assert (data.n_users, data.n_movies, data.n_ratings) == (610, 9000, 100_000)
+    assert data.user_counts.min() >= 20  # min_user_ratings, like MovieLens
+    values = data.ratings.data
+    assert values.min() >= 0.5 and values.max() <= 5.0
+    np.testing.assert_array_equal(values * 2, np.round(values * 2))  # half stars
+    assert len(np.unique(values)) == 10
+    # Canonical CSR: strictly increasing movie indices inside every user's row, i.e. no repeats.
+    indptr, indices = data.ratings.indptr, data.ratings.indices
+    step = np.diff(indices.astype(np.int64))
+    row_starts = indptr[1:-1] - 1  # positions where a new row begins in the diff
+    inside = np.ones(len(step), dtype=bool)
+    inside[row_starts[row_starts >= 0]] = False
+    assert np.all(step[inside] > 0)
+    assert np.all(np.diff(data.movie_ids) > 0) and np.all(np.diff(data.user_ids) > 0)
+    assert data.titles[0] == f"Synthetic Movie {data.movie_ids[0]} ({data.titles[0][-5:-1]})"
+    assert all("|" not in g or all(part for part in g.split("|")) for g in data.genres[:50])
+    assert abs(float(values.mean()) - 3.5) < 0.15  # mean_rating
+
+
+def test_popularity_is_skewed(default_world) -> None:  # type: ignore[no-untyped-def]
+    counts = np.sort(default_world.movie_counts)[::-1]
+    top_share = counts[: len(counts) // 10].sum() / counts.sum()
+    assert top_share > 0.4  # uniform popularity would give about 0.1; ml-latest-small gives 0.6
+
+
+def test_preference_matches_the_factors(default_world) -> None:  # type: ignore[no-untyped-def]
+    world = truth_of(default_world)
+    user = 17
+    movies = np.array([0, 5, 123, 8999])
+    by_hand = [
+        min(5.0, max(0.5, world.global_mean + float(world.user_bias[user]) + float(world.movie_bias[m])
+                     + sum(float(world.user_factors[user, k]) * float(world.movie_factors[m, k])
+                           for k in range(world.user_factors.shape[1]))))
+        for m in movies
+    ]  # fmt: skip
+    np.testing.assert_allclose(world.preference(user, movies), by_hand, rtol=1e-6)
+    full = world.preference(user)
+    assert full.shape == (9000,)
+    np.testing.assert_allclose(full[movies], by_hand, rtol=1e-6)
+    best = world.best_movies(user, 5)
+    scores = world.score(user)
+    assert best.tolist() == np.argsort(-scores, kind="stable")[:5].tolist()
+    assert world.best_movies(user, 0).tolist() == []
+
+
+def test_ratings_follow_the_truth_and_users_rate_what_they_like(default_world) -> None:  # type: ignore[no-untyped-def]
+    world = truth_of(default_world)
+    data = default_world
+    sample = np.concatenate([world.score(u, data.user_row(u)[0]) for u in range(0, data.n_users, 50)])
+    observed = np.concatenate([data.user_row(u)[1] for u in range(0, data.n_users, 50)])
+    assert np.corrcoef(sample, observed)[0, 1] > 0.7  # noise 0.5 star on a ~1 star spread
+    # Taste decides what gets rated: <user, movie> is higher on rated movies than on the catalogue.
+    assert np.mean(taste_gaps(data)) > 0.5
+    flat = make_synthetic(taste_strength=0.0, n_movies=3000, n_ratings=30_000, seed=1)
+    assert abs(np.mean(taste_gaps(flat))) < 0.1  # popularity alone: taste plays no part
+
+
+def taste_gaps(data) -> list[float]:  # type: ignore[no-untyped-def]
+    world = truth_of(data)
+    gaps = []
+    for user in range(0, data.n_users, 25):
+        taste = world.movie_factors @ world.user_factors[user]
+        gaps.append(float(taste[data.user_row(user)[0]].mean() - taste.mean()))
+    return gaps
+
+
+def test_draws_follow_cluster_then_popularity() -> None:
+    """One draw per row, many rows: frequencies match P(movie) = P(cluster) * pop / cluster mass."""
+    rng = np.random.default_rng(3)
+    movie_cluster = np.array([0, 0, 0, 1, 1, 2])
+    popularity = np.array([0.3, 0.1, 0.1, 0.2, 0.2, 0.1])
+    mass = np.bincount(movie_cluster, weights=popularity)
+    tables = _cluster_tables(movie_cluster, popularity, 3)
+    probs = np.tile([0.5, 0.3, 0.2], (60_000, 1))
+    _, movies = _draw_movies(rng, probs, np.ones(60_000, dtype=np.int64), tables)
+    expected = probs[0, movie_cluster] * popularity / mass[movie_cluster]
+    observed = np.bincount(movies, minlength=6) / 60_000
+    np.testing.assert_allclose(observed, expected, atol=0.01)
+
+
+def test_alias_table_reproduces_the_distribution() -> None:
+    probs = np.array([0.5, 0.25, 0.125, 0.125])
+    keep, alias = _alias_table(probs)
+    # Exact: the chance of outcome i is (keep[i] + sum of (1 - keep[j]) over j aliased to i) / n.
+    exact = keep.copy()
+    np.add.at(exact, alias, 1.0 - keep)
+    np.testing.assert_allclose(exact / len(probs), probs)
+
+
+def test_sample_chunk_finishes_heavy_rows_exactly() -> None:
+    """Rows that need every movie of a very skewed distribution: the exact fallback completes them."""
+    rng = np.random.default_rng(0)
+    n_movies = 50
+    movie_cluster = np.zeros(n_movies, dtype=np.int64)
+    popularity = 1.0 / np.arange(1, n_movies + 1) ** 3.0
+    popularity /= popularity.sum()
+    tables = _cluster_tables(movie_cluster, popularity, 1)
+    needed = np.array([n_movies, 3, n_movies - 1])
+    keys, ranks = _sample_chunk(rng, lambda row: popularity.copy(), np.ones((3, 1)), needed, tables, n_movies)
+    rows, movies = keys // n_movies, keys % n_movies
+    assert np.bincount(rows).tolist() == needed.tolist()
+    assert len(np.unique(keys)) == len(keys)
+    assert sorted(movies[rows == 0].tolist()) == list(range(n_movies))
+    for row in range(3):  # drawn ranks are a permutation of 0..needed-1
+        assert sorted(ranks[rows == row].tolist()) == list(range(needed[row]))
+
+
+def test_small_worlds_and_bad_arguments() -> None:
+    tiny = make_synthetic(n_users=5, n_movies=30, n_ratings=40, seed=2)
+    assert (tiny.n_users, tiny.n_movies, tiny.n_ratings) == (5, 30, 40)
+    assert tiny.user_counts.min() >= 1 and tiny.user_counts.max() <= 10  # 35% of 30 movies
+    with pytest.raises(ValueError, match="n_ratings must lie in"):
+        make_synthetic(n_users=10, n_movies=100, n_ratings=9)
+    with pytest.raises(ValueError, match="n_ratings must lie in"):
+        make_synthetic(n_users=2, n_movies=10, n_ratings=7)
+    with pytest.raises(ValueError, match="n_users must be a positive integer"):
+        make_synthetic(n_users=0)
+
+
+def test_write_and_load_round_trip(tmp_path: Path) -> None:
+    world = make_synthetic(n_users=40, n_movies=300, n_ratings=2000, seed=4)
+    world.titles[0] = 'Comma, Quote "Q" (1999)'
+    folder = write_movielens_csv(world, tmp_path / "out")
+    assert (folder / "ratings.csv").read_text().splitlines()[:2][0] == "userId,movieId,rating,timestamp"
+    first = (folder / "ratings.csv").read_text().splitlines()[1].split(",")
+    assert first[2] in {f"{k / 2:.1f}" for k in range(1, 11)}  # "4.0", not "4"
+    assert sorted(p.name for p in folder.iterdir()) == ["movies.csv", "ratings.csv"]  # no temp files
+    back = load_movielens(folder)
+    assert (back.ratings != world.ratings).nnz == 0
+    np.testing.assert_array_equal(back.user_ids, world.user_ids)
+    np.testing.assert_array_equal(back.movie_ids, world.movie_ids)
+    np.testing.assert_array_equal(back.timestamps, world.timestamps)
+    assert back.titles.tolist() == world.titles.tolist() and back.genres.tolist() == world.genres.tolist()
+
+
+def test_cli_info_synthetic(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["data", "info", "synthetic"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[:4] == ["dataset: synthetic", "users:   610", "movies:  9,000", "ratings: 100,000"]
+    assert out[4] == "rating range: 0.5 .. 5"
+    assert out[5] == f"density: {100_000 / (610 * 9000):.4%}"

@@ -1,0 +1,48 @@
+"""RL Baselines3 Zoo trains our env with our YAML as they are (rl-zoo3 is the optional extra ``zoo``)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import gymnasium
+import pytest
+
+from rlrec.agents.factory import hyperparams_file
+
+pytest.importorskip("rl_zoo3", reason="rl-zoo3 is the optional extra 'zoo'")
+
+TINY = "synthetic:n_users=10,n_movies=40,n_ratings=120,seed=3"
+
+
+@pytest.mark.slow
+def test_rl_zoo3_trains_movielens_with_the_shipped_yaml(tmp_path: Path) -> None:
+    command = [
+        sys.executable, "-m", "rl_zoo3.train",
+        "--algo", "dqn",
+        "--env", "rlrec/MovieLens-v0",
+        "--gym-packages", "rlrec",
+        "--env-kwargs", f"data:'{TINY}'",
+        "-conf", str(hyperparams_file("sb3-dqn")),
+        "-n", "200",
+        "--hyperparams", "learning_starts:100",
+        "--seed", "0",
+        "--num-threads", "1",
+        "--log-folder", str(tmp_path),
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+    (saved,) = (tmp_path / "dqn").glob("rlrec-MovieLens-v0_*/rlrec-MovieLens-v0.zip")
+    from stable_baselines3 import DQN
+
+    model = DQN.load(saved, device="cpu")
+    assert model.num_timesteps == 200
+    assert model.action_space == gymnasium.spaces.Discrete(40)
+    # The values come from our YAML (the zoo evaluated its policy_kwargs string), plus the override.
+    assert model.buffer_size == 10_000 and model.target_update_interval == 1000
+    assert model.policy_kwargs == {"net_arch": [64], "optimizer_kwargs": {"fused": True}}
+    assert model.learning_starts == 100
