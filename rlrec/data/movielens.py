@@ -446,7 +446,10 @@ def _read_u_item(release: _Release, where: str) -> _Movies:
 
 # ----------------------------------------------------------------------------- checks
 def _resolve_duplicates(table: _Ratings, where: str) -> _Ratings:
-    """Keep the latest rating (by timestamp, then by line) of every repeated (user, movie) pair."""
+    """Keep the latest rating (by timestamp, then by line) of every repeated (user, movie) pair.
+
+    Unsorted input comes back sorted by (user, movie), which spares ``build_dataset`` its sort.
+    """
     users, movies = table.user_ids, table.movie_ids
     if len(users) < 2:
         return table
@@ -457,23 +460,33 @@ def _resolve_duplicates(table: _Ratings, where: str) -> _Ratings:
     movie_span = int(movies.max()) - int(movies.min()) + 1
     if (int(users.max()) - int(users.min()) + 1) * movie_span < 2**62:
         pair = (users - users.min()) * movie_span + (movies - movies.min())
-        # lexsort is stable: among equal (pair, timestamp) the later line stays last.
-        order = np.lexsort((table.timestamps, pair))
+        order = np.argsort(pair, kind="stable")
     else:  # ids too spread out for one int64 key
-        order = np.lexsort((np.arange(len(users)), table.timestamps, movies, users))
+        pair = None
+        order = np.lexsort((movies, users))
     u, m = users[order], movies[order]
-    last = np.ones(len(order), dtype=bool)
-    last[:-1] = (u[1:] != u[:-1]) | (m[1:] != m[:-1])
-    dropped = int(len(order) - last.sum())
-    if not dropped:
-        return table
-    warnings.warn(
-        f"{where}: {dropped} repeated (userId, movieId) rating(s); kept the latest of each by timestamp",
-        UserWarning,
-        stacklevel=5,  # the caller of load_movielens
-    )
-    keep = order[last]
-    return _Ratings(users[keep], movies[keep], table.ratings[keep], table.timestamps[keep], table.header)
+    same_as_next = (u[1:] == u[:-1]) & (m[1:] == m[:-1])
+    if same_as_next.any():
+        # Only the rows of repeated pairs need the timestamp: reorder each run of equal pairs
+        # by (timestamp, line) so that the one to keep comes last.
+        in_run = np.zeros(len(order), dtype=bool)
+        in_run[:-1] |= same_as_next
+        in_run[1:] |= same_as_next
+        at = np.flatnonzero(in_run)
+        rows = order[at]
+        tiebreak = (rows, table.timestamps[rows])  # np.lexsort: the last key sorts first
+        keys = (*tiebreak, pair[rows]) if pair is not None else (*tiebreak, movies[rows], users[rows])
+        order[at] = rows[np.lexsort(keys)]
+        last = np.ones(len(order), dtype=bool)
+        last[:-1] = ~same_as_next
+        warnings.warn(
+            f"{where}: {int(same_as_next.sum())} repeated (userId, movieId) rating(s); "
+            "kept the latest of each by timestamp",
+            UserWarning,
+            stacklevel=5,  # the caller of load_movielens
+        )
+        order = order[last]
+    return _Ratings(users[order], movies[order], table.ratings[order], table.timestamps[order], table.header)
 
 
 def _check_movies_known(table: _Ratings, universe: np.ndarray, where: str, movies_where: str) -> None:

@@ -107,6 +107,18 @@ def test_duplicates_keep_latest_by_timestamp_with_warning(tmp_path: Path) -> Non
     assert dataset.timestamps.tolist() == [200, 50, 70]
 
 
+def test_duplicates_with_ids_too_spread_for_one_key(tmp_path: Path) -> None:
+    big = 2**61  # (user span) x (movie span) overflows int64: the loader sorts on both ids instead
+    movies = "movieId,title,genres\n1,A,Drama\n" + f"{big},B,Drama\n"
+    rows = [(5, big, 1.0, 300), (1, 1, 2.0, 10), (5, big, 4.5, 900), (5, 1, 3.0, 20), (5, big, 2.5, 100)]
+    folder = write_csv_release(tmp_path / "spread", ratings=ratings_csv(rows), movies=movies)
+    with pytest.warns(UserWarning, match="2 repeated"):
+        dataset = load_movielens(folder)
+    assert dataset.movie_ids.tolist() == [1, big]
+    np.testing.assert_array_equal(dataset.ratings.toarray(), [[2.0, 0.0], [3.0, 4.5]])
+    assert dataset.timestamps.tolist() == [10, 20, 900]
+
+
 def test_sorted_file_without_duplicates_does_not_warn(tmp_path: Path) -> None:
     folder = write_csv_release(tmp_path / "ok")
     with warnings.catch_warnings():
