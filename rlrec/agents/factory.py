@@ -199,9 +199,9 @@ def split_hyperparams(algo: str, hyperparams: Mapping[str, Any]) -> RunHyperpara
     ``"lin_<x>"`` schedules -> a linear decay from ``x`` (``learning_rate``, ``clip_range``).
     """
     values = dict(hyperparams)
-    n_timesteps = values.pop("n_timesteps", None)
-    n_envs = int(values.pop("n_envs", 1))
-    if n_envs < 1:
+    n_timesteps = _count(values.pop("n_timesteps", None), "n_timesteps")
+    n_envs = _count(values.pop("n_envs", 1), "n_envs")
+    if n_envs is None or n_envs < 1:
         raise ValueError(f"hyperparameter n_envs must be >= 1, got {n_envs}")
     env_kwargs = values.pop("env_kwargs", None) or {}
     if not isinstance(env_kwargs, dict):
@@ -216,11 +216,24 @@ def split_hyperparams(algo: str, hyperparams: Mapping[str, Any]) -> RunHyperpara
     for key in SCHEDULE_KEYS & values.keys():
         values[key] = _schedule(key, values[key])
     return RunHyperparams(
-        n_timesteps=None if n_timesteps is None else int(float(n_timesteps)),
+        n_timesteps=n_timesteps,
         n_envs=n_envs,
         env_kwargs=dict(env_kwargs),
         model_kwargs=values,
     )
+
+
+def _count(value: Any, key: str) -> int | None:
+    """A whole number given as ``2000``, ``2e3`` or ``"2e3"`` (the zoo writes ``!!float 1e5``)."""
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"hyperparameter {key}: expected a whole number, got {value!r}") from None
+    if not number.is_integer():
+        raise ValueError(f"hyperparameter {key}: expected a whole number, got {value!r}")
+    return int(number)
 
 
 def parse_policy_kwargs(text: str | Mapping[str, Any]) -> dict[str, Any]:

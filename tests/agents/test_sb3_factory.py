@@ -82,6 +82,9 @@ def test_overrides_replace_yaml_values_and_numeric_strings_become_floats() -> No
         ({"seed": 3}, "unknown hyperparameter 'seed'"),  # set by --seed, not by the YAML
         ({"policy_kwargs": "dict(net_arch=[64]"}, "policy_kwargs: cannot parse"),
         ({"learning_rate": "fast"}, "learning_rate: expected a number or 'lin_<number>'"),
+        ({"batch_size": "big"}, "hyperparameter batch_size: expected a number, got 'big'"),
+        ({"n_envs": 0}, "hyperparameter n_envs must be >= 1, got 0"),
+        ({"n_envs": 2.5}, "hyperparameter n_envs: expected a whole number, got 2.5"),
     ],
 )
 def test_bad_overrides_name_the_key(overrides: dict[str, object], message: str) -> None:
