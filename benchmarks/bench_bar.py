@@ -246,7 +246,8 @@ def main(argv: list[str] | None = None) -> int:
     ratio = results["bar-dqn"]["ndcg@10"] / results["popularity"]["ndcg@10"]
     ease_ratio = results["bar-dqn"]["ndcg@10"] / results["ease"]["ndcg@10"]
     verdict = "PASS" if ratio >= BAR_RATIO else "FAIL"
-    print(f"\nNDCG@10 ratio to popularity: {ratio:.3f} (bar {BAR_RATIO}: {verdict}); to EASE: {ease_ratio:.3f}")
+    print(f"\nNDCG@10 ratio to popularity: {ratio:.3f} (bar {BAR_RATIO}: {verdict})")
+    print(f"NDCG@10 ratio to EASE: {ease_ratio:.3f}")
     return 0 if ratio >= BAR_RATIO else 1
 
 

@@ -68,11 +68,15 @@ def run_child(which: str, data: Path, steps: int, seed: int, threads: int) -> di
     if which == "ours":
         from rlrec.agents.dqn import DQNAgent
 
-        model: Any = DQNAgent(env, net_arch=NET_ARCH, seed=seed, n_threads=threads, device="cpu", **HYPERPARAMS)
+        model: Any = DQNAgent(
+            env, net_arch=NET_ARCH, seed=seed, n_threads=threads, device="cpu", **HYPERPARAMS
+        )
     else:
         from stable_baselines3 import DQN
 
-        model = DQN("MlpPolicy", env, policy_kwargs={"net_arch": NET_ARCH}, seed=seed, device="cpu", **HYPERPARAMS)
+        model = DQN(
+            "MlpPolicy", env, policy_kwargs={"net_arch": NET_ARCH}, seed=seed, device="cpu", **HYPERPARAMS
+        )
     start = time.perf_counter()
     model.learn(steps)
     seconds = time.perf_counter() - start
@@ -88,8 +92,18 @@ def run_child(which: str, data: Path, steps: int, seed: int, threads: int) -> di
 
 def run_in_subprocess(which: str, args: argparse.Namespace) -> dict[str, Any]:
     command = [
-        sys.executable, __file__, "--child", which, "--data", str(args.data),
-        "--steps", str(args.steps), "--seed", str(args.seed), "--threads", str(args.threads),
+        sys.executable,
+        __file__,
+        "--child",
+        which,
+        "--data",
+        str(args.data),
+        "--steps",
+        str(args.steps),
+        "--seed",
+        str(args.seed),
+        "--threads",
+        str(args.threads),
     ]
     done = subprocess.run(command, check=True, capture_output=True, text=True, cwd=REPO)
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -108,7 +122,9 @@ def bench_tabular(n_states: int, n_actions: int, seed: int) -> dict[str, float]:
     next_states = rng.integers(n_states, size=n)
     terminated = rng.random(n) < 0.02
     # Plain Python scalars, as the learn loop passes them.
-    rows = list(zip(states.tolist(), actions.tolist(), rewards.tolist(), next_states.tolist(), terminated.tolist()))
+    rows = list(
+        zip(states.tolist(), actions.tolist(), rewards.tolist(), next_states.tolist(), terminated.tolist())
+    )
     start = time.perf_counter()
     for s, a, r, s2, done in rows:
         agent.update(s, a, r, s2, done)
@@ -146,7 +162,9 @@ def buffer_bytes(data: Path, capacity: int) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=None, help=f"the {RELEASE} folder (default: $RLREC_DATA/{RELEASE})")
+    parser.add_argument(
+        "--data", type=Path, default=None, help=f"the {RELEASE} folder (default: $RLREC_DATA/{RELEASE})"
+    )
     parser.add_argument("--steps", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch threads of both learners")
@@ -162,23 +180,32 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     print(f"data: {args.data}   steps: {args.steps:,}   torch threads: {args.threads}")
-    print(f"hyperparameters (both): net_arch={NET_ARCH} " + " ".join(f"{k}={v}" for k, v in HYPERPARAMS.items()))
+    print(
+        f"hyperparameters (both): net_arch={NET_ARCH} " + " ".join(f"{k}={v}" for k, v in HYPERPARAMS.items())
+    )
     ours = run_in_subprocess("ours", args)
     print(f"our DQNAgent : {ours['steps_per_s']:8.1f} env steps/s   peak RSS {ours['peak_rss_mb']:7.1f} MB")
     if not args.skip_sb3:
         sb3 = run_in_subprocess("sb3", args)
         print(f"SB3 DQN      : {sb3['steps_per_s']:8.1f} env steps/s   peak RSS {sb3['peak_rss_mb']:7.1f} MB")
-        print(f"speed ratio ours / SB3: {ours['steps_per_s'] / sb3['steps_per_s']:.1f}x   "
-              f"RSS ratio SB3 / ours: {sb3['peak_rss_mb'] / ours['peak_rss_mb']:.1f}x")
+        print(
+            f"speed ratio ours / SB3: {ours['steps_per_s'] / sb3['steps_per_s']:.1f}x   "
+            f"RSS ratio SB3 / ours: {sb3['peak_rss_mb'] / ours['peak_rss_mb']:.1f}x"
+        )
 
     sizes = buffer_bytes(args.data, 1_000_000)
-    print(f"replay buffer, 1M transitions: compact {sizes['compact_bytes'] / 2**20:.1f} MiB   "
-          f"SB3 {sizes['sb3_bytes'] / 2**30:.1f} GiB   ratio {sizes['sb3_bytes'] / sizes['compact_bytes']:,.0f}x")
+    print(
+        f"replay buffer, 1M transitions: compact {sizes['compact_bytes'] / 2**20:.1f} MiB   "
+        f"SB3 {sizes['sb3_bytes'] / 2**30:.1f} GiB   "
+        f"ratio {sizes['sb3_bytes'] / sizes['compact_bytes']:,.0f}x"
+    )
 
     env = make_env(args.data)
     tab = bench_tabular(env.unwrapped.n_states, env.unwrapped.n_movies, args.seed)
-    print(f"tabular Q updates/s ({env.unwrapped.n_states} x {env.unwrapped.n_movies} table): "
-          f"one at a time {tab['single_per_s']:,.0f}   batched {tab['batched_per_s']:,.0f}")
+    print(
+        f"tabular Q updates/s ({env.unwrapped.n_states} x {env.unwrapped.n_movies} table): "
+        f"one at a time {tab['single_per_s']:,.0f}   batched {tab['batched_per_s']:,.0f}"
+    )
     return 0
 
 

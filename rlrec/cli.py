@@ -75,11 +75,25 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if trial_algo != args.algo:
             raise CLIError(f"--from-trial: {args.from_trial} tuned {trial_algo}, not --algo {args.algo}")
         hyperparams = {**trial_hyperparams, **hyperparams}  # --hyperparams still wins
-    # On --resume the run's own data is the default; the parser's default ("synthetic") is not a choice.
-    data = None if args.resume and args.data == "synthetic" else args.data
+    from rlrec.evaluation.split import training_data
+
+    recorded = None
+    if args.resume:
+        from rlrec.agents.training import RUN_FILE, run_dir_of
+        from rlrec.utils.io import load_json
+
+        run_file = run_dir_of(args.output, args.algo) / RUN_FILE
+        if not run_file.is_file():
+            raise CLIError(f"--resume: no run to resume in {run_file.parent} (train without --resume first)")
+        recorded = load_json(run_file).get("run_info") or None
+    source = args.data if args.data is not None else ("synthetic" if recorded is None else None)
+    data, run_info = (None, None) if source is None and recorded is None else training_data(
+        source, holdout=args.split == "temporal", recorded=recorded
+    )
     result = train(
         args.algo,
         data=data,
+        run_info=run_info,
         env_id=args.env,
         env_kwargs=parse_key_values(args.env_kwargs, "--env-kwargs"),
         hyperparams=hyperparams,
@@ -131,9 +145,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if args.k < 1:
         raise CLIError(f"-k: must be >= 1, got {args.k}")
     if args.model is not None:
-        # The run's own data is the default; the parser's default ("synthetic") is not a choice here.
-        data = None if args.data == "synthetic" else args.data
-        metrics, info = evaluate_run(args.model, data=data, k=args.k)
+        metrics, info = evaluate_run(args.model, data=args.data, k=args.k)
         who = f"{info['algo']} ({args.model})"
         if not info["trained_on_split"]:
             print(
@@ -142,7 +154,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
     else:
-        metrics, info = evaluate_baseline_on(args.data, args.baseline, k=args.k, seed=args.seed)
+        metrics, info = evaluate_baseline_on(args.data or "synthetic", args.baseline, k=args.k, seed=args.seed)
         who = args.baseline
     protocol = info["protocol"]
     print(f"{who} on {info['data']}: per-user temporal split, last {protocol['test_fraction']:g} held out")
@@ -220,7 +232,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="train a learner")
     train.add_argument("--algo", required=True, choices=ALGOS)
-    train.add_argument("--data", default="synthetic", help="folder, .zip, dataset name or 'synthetic'")
+    train.add_argument("--data", default=None, help="folder, .zip, dataset name or 'synthetic' (default)")
+    train.add_argument(
+        "--split",
+        choices=("temporal", "none"),
+        default="temporal",
+        help="train on the per-user temporal split's train part (default, what `rlrec evaluate` expects) "
+        "or on every rating",
+    )
     train.add_argument("--env", default="rlrec/MovieLens-v0", help="Gymnasium id")
     train.add_argument("--env-kwargs", nargs="*", default=[], metavar="K=V")
     train.add_argument("--hyperparams", nargs="*", default=[], metavar="K=V")
@@ -250,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     who = evaluate.add_mutually_exclusive_group(required=True)
     who.add_argument("--model")
     who.add_argument("--baseline", choices=BASELINES)
-    evaluate.add_argument("--data", default="synthetic")
+    evaluate.add_argument("--data", default=None, help="default: the run's own data (--model) or 'synthetic'")
     evaluate.add_argument("-k", type=int, default=10)
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--json", default=None, help="also write the metrics to this JSON file")

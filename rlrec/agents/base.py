@@ -14,12 +14,17 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
-from stable_baselines3.common.callbacks import BaseCallback, CallbackList, ConvertCallback, ProgressBarCallback
+from stable_baselines3.common.callbacks import (
+    BaseCallback,
+    CallbackList,
+    ConvertCallback,
+    ProgressBarCallback,
+)
 from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.utils import LinearSchedule
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
@@ -27,9 +32,9 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 from rlrec.utils.logging import make_logger, record_hparams
 from rlrec.utils.seeding import seed_everything
 
-__all__ = ["BaseLearner", "EnvRunner", "StepResult", "MaybeCallback"]
+__all__ = ["BaseLearner", "EnvRunner", "MaybeCallback", "StepResult"]
 
-MaybeCallback = Union[None, BaseCallback, list[BaseCallback], Callable[[dict[str, Any], dict[str, Any]], bool]]
+MaybeCallback = BaseCallback | list[BaseCallback] | Callable[[dict[str, Any], dict[str, Any]], bool] | None
 
 
 # ------------------------------------------------------------------------------ env runner
@@ -145,8 +150,11 @@ class EnvRunner:
             own = getattr(self.env, "action_masks", None)
             if own is not None:
                 return np.asarray(own(), dtype=bool).reshape(self.n_envs, -1)
+            call = getattr(self.env, "call", None)  # SyncVectorEnv / AsyncVectorEnv
+            if call is None:
+                return None
             try:
-                return np.stack([np.asarray(m, dtype=bool) for m in self.env.call("action_masks")])
+                return np.stack([np.asarray(m, dtype=bool) for m in call("action_masks")])
             except AttributeError:
                 return None
         try:

@@ -69,7 +69,8 @@ ALGOS: dict[str, AlgoSpec] = {
         AlgoSpec("ppo", "stable_baselines3", "PPO", "sb3", "model.zip", "ppo"),
         AlgoSpec("a2c", "stable_baselines3", "A2C", "sb3", "model.zip", "a2c"),
         AlgoSpec("qrdqn", "sb3_contrib", "QRDQN", "sb3", "model.zip", "qrdqn"),
-        AlgoSpec("maskable-ppo", "sb3_contrib", "MaskablePPO", "sb3", "model.zip", "ppo_mask"),
+        # rl-zoo3 (2.9) has no MaskablePPO.
+        AlgoSpec("maskable-ppo", "sb3_contrib", "MaskablePPO", "sb3", "model.zip"),
     )
 }
 

@@ -32,6 +32,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import numpy.typing as npt
 from gymnasium.vector import VectorEnv
 
 from rlrec.agents.base import BaseLearner, EnvRunner, MaybeCallback
@@ -109,7 +110,7 @@ class QLearningAgent(BaseLearner):
         self.state_key = state_key
         # Shape and dtype of one observation: to tell one observation from a batch, and to hash.
         self.obs_shape: tuple[int, ...] | None = None
-        self.obs_dtype = np.dtype(np.float32)
+        self.obs_dtype: np.dtype = np.dtype(np.float32)
         if env is not None:
             probe = EnvRunner(env)
             if not isinstance(probe.action_space, gym.spaces.Discrete):
@@ -131,7 +132,9 @@ class QLearningAgent(BaseLearner):
         self._digest_to_state: dict[int, int] | None = None
 
     @staticmethod
-    def _resolve_key_mode(probe: EnvRunner, state_key: StateKey | None, n_states: int | None) -> tuple[str, int]:
+    def _resolve_key_mode(
+        probe: EnvRunner, state_key: StateKey | None, n_states: int | None
+    ) -> tuple[str, int]:
         if state_key is not None:
             return "custom", int(n_states or DEFAULT_HASH_STATES)
         if probe.n_states is not None and probe._observations_fn is not None:
@@ -209,7 +212,9 @@ class QLearningAgent(BaseLearner):
             return runner.states
         return np.array([self._key(runner.obs[i], runner.infos[i]) for i in range(runner.n_envs)])
 
-    def _next_keys(self, runner: EnvRunner, next_obs: np.ndarray, next_states: np.ndarray | None, infos: list) -> np.ndarray:
+    def _next_keys(
+        self, runner: EnvRunner, next_obs: np.ndarray, next_states: np.ndarray | None, infos: list
+    ) -> np.ndarray:
         if next_states is not None and self.key_mode == "env":
             return next_states
         return np.array([self._key(next_obs[i], infos[i]) for i in range(runner.n_envs)])
@@ -232,7 +237,9 @@ class QLearningAgent(BaseLearner):
         actions = np.empty(len(states), dtype=np.int64)
         for i, state in enumerate(states):
             mask = None if masks is None else masks[i]
-            actions[i] = self._explore(mask) if self.rng.random() < epsilon else self._greedy(int(state), mask)
+            actions[i] = (
+                self._explore(mask) if self.rng.random() < epsilon else self._greedy(int(state), mask)
+            )
         return actions
 
     def predict_state(
@@ -250,7 +257,11 @@ class QLearningAgent(BaseLearner):
         actions = q.argmax(axis=1)
         if not deterministic:
             for i in np.flatnonzero(self.rng.random(len(rows)) < self.exploration_rate):
-                mask = None if action_masks is None else np.asarray(action_masks, dtype=bool).reshape(len(rows), -1)[i]
+                mask = (
+                    None
+                    if action_masks is None
+                    else np.asarray(action_masks, dtype=bool).reshape(len(rows), -1)[i]
+                )
                 actions[i] = self._explore(mask)
         return actions
 
@@ -300,11 +311,11 @@ class QLearningAgent(BaseLearner):
 
     def update_batch(
         self,
-        states: np.ndarray,
-        actions: np.ndarray,
-        rewards: np.ndarray,
-        next_states: np.ndarray,
-        terminated: np.ndarray,
+        states: npt.ArrayLike,
+        actions: npt.ArrayLike,
+        rewards: npt.ArrayLike,
+        next_states: npt.ArrayLike,
+        terminated: npt.ArrayLike,
     ) -> np.ndarray:
         """Many updates at once (no masks); returns the TD errors.
 
@@ -372,14 +383,23 @@ class QLearningAgent(BaseLearner):
             for i in np.flatnonzero(step.valid):
                 next_mask = None if step.next_masks is None else step.next_masks[i]
                 td_error = self.update(
-                    int(states[i]), int(actions[i]), float(step.rewards[i]), int(next_states[i]),
-                    bool(step.terminated[i]), next_mask,
+                    int(states[i]),
+                    int(actions[i]),
+                    float(step.rewards[i]),
+                    int(next_states[i]),
+                    bool(step.terminated[i]),
+                    next_mask,
                 )
                 self._record_loss(abs(td_error))
             self.num_timesteps += runner.n_envs
 
             # The names SB3's collect_rollouts exposes to callbacks (StopTrainingOnMaxEpisodes reads dones).
-            new_obs, rewards, dones, infos = runner.obs, step.rewards, step.terminated | step.truncated, step.infos
+            new_obs, rewards, dones, infos = (
+                runner.obs,
+                step.rewards,
+                step.terminated | step.truncated,
+                step.infos,
+            )
             callback.update_locals(locals())
             if not callback.on_step():
                 break
@@ -440,7 +460,9 @@ class QLearningAgent(BaseLearner):
         if agent.q_table.shape != table.shape:
             raise ValueError(f"{path}: Q-table {table.shape} does not fit the env's {agent.q_table.shape}")
         if env is not None and agent.key_mode != hparams["key_mode"]:
-            raise ValueError(f"{path}: saved for key mode {hparams['key_mode']!r}, env gives {agent.key_mode!r}")
+            raise ValueError(
+                f"{path}: saved for key mode {hparams['key_mode']!r}, env gives {agent.key_mode!r}"
+            )
         agent.q_table[...] = table
         agent.num_timesteps = int(arrays.get("num_timesteps", 0))
         if env is None:

@@ -550,7 +550,11 @@ def recommend(
     if k < 1:
         raise ValueError(f"-k: must be >= 1, got {k}")
     run = load_run(model_path)
-    dataset = load_movielens(data if data is not None else run.config["data"])
+    if data is None:
+        # run_info.data_source is the source as given ("ml-latest-small", "synthetic:n_users=60");
+        # "data" is only its label when the run trained on a split's train part.
+        data = (run.config.get("run_info") or {}).get("data_source", run.config["data"])
+    dataset = load_movielens(data)
     try:
         user_index = dataset.user_index(int(user_id))
     except KeyError:

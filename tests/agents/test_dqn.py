@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -23,7 +24,7 @@ from rlrec.agents.dqn import (
 from rlrec.envs.vector import MovieLensVectorEnv
 from tests.agents.tiny_world import OPTIMAL_ACTIONS, BoxEnv, raw_tiny_env, tiny_dataset, tiny_env
 
-FAST = {"learning_starts": 0, "train_freq": 1, "batch_size": 16, "buffer_size": 1000}
+FAST: dict[str, Any] = {"learning_starts": 0, "train_freq": 1, "batch_size": 16, "buffer_size": 1000}
 
 
 # --------------------------------------------------------------------------------- targets
@@ -98,13 +99,26 @@ def test_compact_buffer_wraps_around():
     observations = raw_tiny_env().observations
     buffer = CompactReplayBuffer(5, 12, observations, (12,))
     for i in range(7):
-        buffer.add(np.array([i % 4]), np.array([i]), np.array([float(i)]), np.array([(i + 1) % 4]),
-                   np.array([False]), np.array([False]))
+        buffer.add(
+            np.array([i % 4]),
+            np.array([i]),
+            np.array([float(i)]),
+            np.array([(i + 1) % 4]),
+            np.array([False]),
+            np.array([False]),
+        )
     assert buffer.full and buffer.pos == 2 and len(buffer) == 5
     np.testing.assert_array_equal(buffer.actions, [5, 6, 2, 3, 4])
     np.testing.assert_array_equal(buffer.states, [1, 2, 2, 3, 0])
     # A batch add crossing the end lands on slots 2, 3, 4, 0.
-    buffer.add(np.zeros(4), np.array([10, 11, 12, 13]), np.zeros(4), np.zeros(4), np.zeros(4, bool), np.zeros(4, bool))
+    buffer.add(
+        np.zeros(4),
+        np.array([10, 11, 12, 13]),
+        np.zeros(4),
+        np.zeros(4),
+        np.zeros(4, bool),
+        np.zeros(4, bool),
+    )
     np.testing.assert_array_equal(buffer.actions, [13, 6, 10, 11, 12])
     assert buffer.pos == 1
     assert set(buffer.sample_indices(200, np.random.default_rng(0))) == {0, 1, 2, 3, 4}
@@ -129,12 +143,23 @@ def test_compact_and_dense_buffers_give_identical_batches():
         actions = rng.integers(0, 12, size=1)
         step = runner.step(actions)
         assert states is not None and step.next_states is not None
-        compact.add(states, actions, step.rewards, step.next_states, step.terminated, step.truncated, step.next_masks)
+        compact.add(
+            states, actions, step.rewards, step.next_states, step.terminated, step.truncated, step.next_masks
+        )
         dense.add(obs, actions, step.rewards, step.next_obs, step.terminated, step.truncated, step.next_masks)
     indices = compact.sample_indices(32, rng)
     a, b = compact.get(indices), dense.get(indices)
-    for field in ("observations", "actions", "rewards", "next_observations", "terminated", "truncated", "next_masks"):
+    for field in (
+        "observations",
+        "actions",
+        "rewards",
+        "next_observations",
+        "terminated",
+        "truncated",
+        "next_masks",
+    ):
         np.testing.assert_array_equal(getattr(a, field), getattr(b, field), err_msg=field)
+    assert a.next_masks is not None
     assert a.terminated.any() and not a.next_masks.all()  # the batch exercises both
 
 
@@ -145,9 +170,12 @@ def test_sparse_input_layer_matches_dense_forward_and_gradients():
     env = raw_tiny_env()
     states = np.array([0, 3, 3, 1, 2])
     dense_obs = torch.from_numpy(env.observations(states))
-    sparse = SparseStates(env.observations, data.n_users, 12, torch.device("cpu"), max_density=1.0).batch(states)
+    sparse = SparseStates(env.observations, data.n_users, 12, torch.device("cpu"), max_density=1.0).batch(
+        states
+    )
     assert isinstance(sparse, SparseRows) and len(sparse) == 5
     net = QNetwork(12, 12, [8, 4])
+    assert net.input is not None
     actions = torch.tensor([2, 1, 1, 8, 5])
     grads = []
     for inputs in (dense_obs, sparse):
@@ -156,7 +184,7 @@ def test_sparse_input_layer_matches_dense_forward_and_gradients():
         net.input.weights_changed()
         out = net.q_of(inputs, actions)
         (out**2).sum().backward()
-        grads.append([p.grad.clone() for p in net.parameters()])
+        grads.append([p.grad.clone() for p in net.parameters() if p.grad is not None])
         torch.testing.assert_close(net(inputs), net(dense_obs))
         torch.testing.assert_close(out, net(dense_obs).gather(1, actions[:, None])[:, 0])
     for dense_grad, sparse_grad in zip(*grads):
@@ -178,9 +206,7 @@ def test_sparse_and_dense_training_agree():
 # ----------------------------------------------------------------------------- learning
 def test_learns_the_known_optimal_policy_on_tiny_movielens():
     env = tiny_env()
-    agent = DQNAgent(
-        env, gamma=0.0, learning_rate=3e-3, exploration_fraction=0.5, seed=0, **FAST
-    )
+    agent = DQNAgent(env, gamma=0.0, learning_rate=3e-3, exploration_fraction=0.5, seed=0, **FAST)
     agent.learn(1500)
     observations = env.unwrapped.observations(np.arange(4))
     np.testing.assert_array_equal(agent.predict(observations)[0], OPTIMAL_ACTIONS)
@@ -227,12 +253,15 @@ def test_vector_env_stores_only_real_transitions():
     agent.learn(300, callback=Count())
     assert agent.num_timesteps == 300
     assert resets > 0  # NEXT_STEP autoreset steps happened and were dropped
+    assert agent.replay_buffer is not None
     assert len(agent.replay_buffer) == real == 300 - resets
     assert agent.ep_info_buffer and all(length <= 5 for _, length in agent.ep_info_buffer)
 
 
 def test_masked_acting_never_picks_a_forbidden_action():
-    agent = DQNAgent(tiny_env(mask_recommended=True), use_masking=True, seed=0, exploration_final_eps=0.3, **FAST)
+    agent = DQNAgent(
+        tiny_env(mask_recommended=True), use_masking=True, seed=0, exploration_final_eps=0.3, **FAST
+    )
     picks: list[bool] = []
 
     class Record(BaseCallback):
@@ -242,7 +271,7 @@ def test_masked_acting_never_picks_a_forbidden_action():
 
     agent.learn(120, callback=Record())
     assert len(picks) == 120 and all(picks)
-    assert agent.replay_buffer.next_masks is not None
+    assert agent.replay_buffer is not None and agent.replay_buffer.next_masks is not None
 
 
 # --------------------------------------------------------------------------- save / load
@@ -278,8 +307,15 @@ def test_event_file_has_sb3_dqn_tags(tmp_path: Path):
     events.Reload()
     tags = set(events.Tags()["scalars"])
     expected = {
-        "rollout/ep_rew_mean", "rollout/ep_len_mean", "rollout/exploration_rate", "train/loss",
-        "time/fps", "time/total_timesteps", "time/episodes", "train/n_updates", "train/learning_rate",
+        "rollout/ep_rew_mean",
+        "rollout/ep_len_mean",
+        "rollout/exploration_rate",
+        "train/loss",
+        "time/fps",
+        "time/total_timesteps",
+        "time/episodes",
+        "train/n_updates",
+        "train/learning_rate",
     }
     assert expected <= tags
     assert events.Scalars("train/learning_rate")[-1].value == pytest.approx(1e-4)

@@ -50,7 +50,7 @@ def tiny_dataset() -> RatingsDataset:
     )
 
 
-def tiny_env(**kwargs: Any) -> gymnasium.Env:
+def tiny_env(**kwargs: Any) -> Any:
     """``rlrec/MovieLens-v0`` (with its wrappers) on the tiny dataset, rewards = ratings."""
     kwargs.setdefault("reward_mode", "rating")
     return gymnasium.make("rlrec/MovieLens-v0", data=tiny_dataset(), **kwargs)
@@ -95,7 +95,9 @@ class BoxEnv(gymnasium.Env):
     def _obs(self) -> np.ndarray:
         return np.array([self.t % 4, 1.0], dtype=np.float32)
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict]:
         super().reset(seed=seed)
         self.t = 0
         return self._obs(), {}

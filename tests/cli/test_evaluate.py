@@ -10,6 +10,8 @@ import pandas as pd
 import pytest
 
 from rlrec.cli import main
+from rlrec.data import load_movielens
+from rlrec.evaluation.split import temporal_split
 
 
 def pandas_popularity(folder: Path, k: int = 10) -> dict[str, float]:
@@ -173,10 +175,36 @@ def test_a_model_trained_without_the_split_is_evaluated_with_a_warning(tmp_path,
     data = "synthetic:n_users=30,n_movies=80,n_ratings=700"
     runs = tmp_path / "runs"
     code, _, err = _run(
-        capsys, "train", "--algo", "qlearning", "--data", data, "-n", "100", "--output", str(runs)
+        capsys,
+        "train",
+        "--algo",
+        "qlearning",
+        "--data",
+        data,
+        "-n",
+        "100",
+        "--output",
+        str(runs),
+        "--split",
+        "none",
     )
     assert code == 0, err
     code, out, err = _run(capsys, "evaluate", "--model", str(runs / "qlearning"), "--data", data)
     assert code == 0, err
     assert "warning" in err and "split" in err
+    assert "ndcg@10" in _printed(out)
+
+
+def test_rlrec_train_holds_out_the_test_part_by_default(tmp_path, capsys):
+    data = "synthetic:n_users=30,n_movies=80,n_ratings=700"
+    runs = tmp_path / "runs"
+    code, _, err = _run(
+        capsys, "train", "--algo", "qlearning", "--data", data, "-n", "100", "--output", str(runs)
+    )
+    assert code == 0, err
+    config = json.loads((runs / "qlearning" / "run.json").read_text())
+    split = temporal_split(load_movielens(data))
+    assert config["dataset"]["ratings"] == split.train.n_ratings < load_movielens(data).n_ratings
+    code, out, err = _run(capsys, "evaluate", "--model", str(runs / "qlearning"))
+    assert code == 0 and "warning" not in err, err
     assert "ndcg@10" in _printed(out)

@@ -51,12 +51,11 @@ def test_train_every_algo_on_the_2016_release(
     assert f"model:  {model_path}" in out
 
     config = load_json(tmp_path / algo / RUN_FILE)
-    assert config["data"] == str(data.resolve())
-    assert (config["dataset"]["users"], config["dataset"]["movies"], config["dataset"]["ratings"]) == (
-        668,
-        10_329,
-        105_339,
-    )
+    # By default a run trains on the train part of the temporal split and records how it was made.
+    assert config["run_info"]["data_source"] == str(data)
+    held_out = config["run_info"]["split"]["test_ratings"]
+    assert (config["dataset"]["users"], config["dataset"]["movies"]) == (668, 10_329)
+    assert held_out > 0 and config["dataset"]["ratings"] + held_out == 105_339
     assert config["seed"] == 1 and config["status"] == "done"
     # Rollouts of n_steps x n_envs (A2C: 25 x 8, PPO: 50 x 4) divide 200, so every algo stops at 200.
     assert config["timesteps_done"] == 200
@@ -76,7 +75,7 @@ def test_resume_through_the_cli_reaches_twice_the_steps(
     # No --data: the run's own; --progress shows a bar and must not break anything.
     assert main([*base, "--resume", "--timesteps", "400", "--progress"]) == 0
     config = load_json(tmp_path / "sb3-dqn" / RUN_FILE)
-    assert config["timesteps_done"] == 400 and config["data"] == TINY
+    assert config["timesteps_done"] == 400 and config["run_info"]["data_source"] == TINY
     assert load_run(tmp_path / "sb3-dqn").model.num_timesteps == 400
     assert "sb3-dqn: 400 timesteps" in capsys.readouterr().out
 
