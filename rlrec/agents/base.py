@@ -324,6 +324,10 @@ class BaseLearner:
             self._vec_view = DummyVecEnv([lambda: single])
         return self._vec_view
 
+    def get_vec_normalize_env(self) -> None:
+        """SB3's hook for ``VecNormalize`` statistics (read by ``EvalCallback``): we have none."""
+        return None
+
     def hyperparameters(self) -> dict[str, Any]:
         """Hyperparameters saved with the model and recorded for TensorBoard's HParams tab."""
         raise NotImplementedError

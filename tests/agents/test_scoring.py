@@ -58,7 +58,8 @@ def test_value_based_sb3_scores_rank_like_their_greedy_policy(algo):
 @pytest.mark.parametrize("algo", [PPO, A2C, MaskablePPO])
 def test_policy_scores_are_the_action_logits(algo):
     env = tiny_env()
-    model = algo("MlpPolicy", env, n_steps=8, seed=0)
+    kwargs = {} if algo is A2C else {"batch_size": 8}
+    model = algo("MlpPolicy", env, n_steps=8, seed=0, **kwargs)
     obs = _observations(env)
     scores = score_movies(model, obs)
     assert scores.shape == (5, 12) and scores.dtype == np.float32

@@ -8,11 +8,18 @@ import gymnasium
 import numpy as np
 import pytest
 from gymnasium.wrappers import TimeLimit
-from stable_baselines3.common.callbacks import BaseCallback, StopTrainingOnMaxEpisodes
+from stable_baselines3.common.callbacks import (
+    BaseCallback,
+    CheckpointCallback,
+    EvalCallback,
+    StopTrainingOnMaxEpisodes,
+)
+from stable_baselines3.common.monitor import Monitor
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from rlrec.agents.tabular_q import QLearningAgent, observation_digest
-from tests.agents.tiny_world import OPTIMAL_ACTIONS, BoxEnv, OneStateEnv, tiny_env
+from rlrec.envs.vector import MovieLensVectorEnv
+from tests.agents.tiny_world import OPTIMAL_ACTIONS, BoxEnv, OneStateEnv, tiny_dataset, tiny_env
 
 SB3_DQN_TAGS = {
     "rollout/ep_rew_mean",
@@ -101,11 +108,13 @@ def test_update_batch_equals_one_at_a_time_when_targets_do_not_interact():
 
 # ---------------------------------------------------------------------------------- learning
 def test_learns_the_known_optimal_policy_on_tiny_movielens():
-    env = tiny_env()
+    env = tiny_env(user_order="random")  # sequential order would restart every episode at user 1
     agent = QLearningAgent(env, learning_rate=0.5, gamma=0.0, exploration_fraction=0.6, seed=3)
     assert agent.key_mode == "env" and agent.q_table.shape == (4, 12)
-    agent.learn(2000)
+    agent.learn(1500)
     np.testing.assert_array_equal(agent.predict_state(np.arange(4)), OPTIMAL_ACTIONS)
+    # γ = 0: Q(s, a*) -> the best rating (each update halves the gap: α = 0.5).
+    np.testing.assert_allclose(agent.q_table[np.arange(4), OPTIMAL_ACTIONS], [5.0, 4.5, 4.0, 5.0], atol=0.1)
     observations = env.unwrapped.observations(np.arange(4))
     actions, state = agent.predict(observations)
     assert state is None
@@ -221,3 +230,22 @@ def test_predict_rejects_an_observation_of_no_state():
     agent = QLearningAgent(tiny_env(), seed=0)
     with pytest.raises(ValueError, match="matches no state"):
         agent.predict(np.full(12, 9.0, dtype=np.float32))
+
+
+def test_vector_env_updates_from_every_real_transition():
+    env = MovieLensVectorEnv(tiny_dataset(), num_envs=4, reward_mode="rating", user_order="random")
+    agent = QLearningAgent(env, learning_rate=0.5, gamma=0.0, exploration_fraction=0.6, seed=0)
+    agent.learn(2000)
+    assert agent.num_timesteps == 2000
+    np.testing.assert_array_equal(agent.predict_state(np.arange(4)), OPTIMAL_ACTIONS)
+
+
+def test_sb3_eval_and_checkpoint_callbacks_work(tmp_path: Path):
+    eval_env = Monitor(tiny_env(max_episode_steps=10))
+    evaluation = EvalCallback(eval_env, eval_freq=50, n_eval_episodes=2, log_path=str(tmp_path), verbose=0)
+    checkpoint = CheckpointCallback(save_freq=100, save_path=str(tmp_path), name_prefix="q")
+    agent = QLearningAgent(tiny_env(), seed=0)
+    agent.learn(200, callback=[evaluation, checkpoint])
+    assert evaluation.evaluations_timesteps == [50, 100, 150, 200]
+    saved = QLearningAgent.load(tmp_path / "q_200_steps.zip")
+    np.testing.assert_array_equal(saved.q_table, agent.q_table)
