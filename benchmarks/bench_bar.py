@@ -131,6 +131,13 @@ def linear_schedule(start: float, end: float, fraction: float, progress: float) 
     return end if progress >= fraction else start + (end - start) * progress / fraction
 
 
+def learning_rate_at(value: str | float, progress: float) -> float:
+    """The zoo's ``lin_<x>``: ``x`` decaying linearly to 0 over training; a number: constant."""
+    if isinstance(value, str) and value.startswith("lin_"):
+        return float(value[4:]) * (1.0 - progress)
+    return float(value)
+
+
 def train_bar_agent(
     env: MovieLensSessionVectorEnv,
     hp: dict[str, Any],
@@ -151,8 +158,8 @@ def train_bar_agent(
     set_torch_threads(1)
     net = SparseQNetwork(env.n_movies, int(hp["net_arch"][0]), float(hp.get("dropout", 0.0)))
     sparse_params = [net.input.weight, net.head.weight, net.head_bias.weight]
-    sparse_opt = torch.optim.SparseAdam(sparse_params, lr=float(hp["learning_rate"]))
-    dense_opt = torch.optim.Adam([net.input_bias], lr=float(hp["learning_rate"]))
+    sparse_opt = torch.optim.SparseAdam(sparse_params, lr=learning_rate_at(hp["learning_rate"], 0.0))
+    dense_opt = torch.optim.Adam([net.input_bias], lr=learning_rate_at(hp["learning_rate"], 0.0))
     total = int(float(hp["n_timesteps"]))
     started = time.perf_counter()
     next_log = started + log_every_s
@@ -165,6 +172,8 @@ def train_bar_agent(
             float(hp["exploration_fraction"]),
             steps / total,
         )
+        for group in (*sparse_opt.param_groups, *dense_opt.param_groups):
+            group["lr"] = learning_rate_at(hp["learning_rate"], steps / total)
         masks = env.action_masks()
         features = net.features(obs)
         with torch.no_grad():

@@ -92,8 +92,8 @@ def rate(step: Callable[[int], object], seconds: float, batch: int = 64) -> floa
             return calls / elapsed
 
 
-def single_env_rate(env: gymnasium.Env, actions: np.ndarray, seconds: float) -> float:
-    env.reset(seed=0)
+def single_env_rate(env: gymnasium.Env, actions: np.ndarray, seconds: float, seed: int = 0) -> float:
+    env.reset(seed=seed)
 
     def step(i: int) -> None:
         _, _, terminated, truncated, _ = env.step(actions[i % len(actions)])
@@ -103,14 +103,14 @@ def single_env_rate(env: gymnasium.Env, actions: np.ndarray, seconds: float) -> 
     return rate(step, seconds)
 
 
-def vector_rate(env: MovieLensVectorEnv, actions: np.ndarray, seconds: float) -> float:
-    env.reset(seed=0)
+def vector_rate(env: MovieLensVectorEnv, actions: np.ndarray, seconds: float, seed: int = 0) -> float:
+    env.reset(seed=seed)
     return rate(lambda i: env.step(actions[i % len(actions)]), seconds, batch=8)
 
 
-def gather_rate(cache: np.ndarray, n_rows: int, seconds: float) -> float:
+def gather_rate(cache: np.ndarray, n_rows: int, seconds: float, seed: int = 0) -> float:
     """Gathers per second of ``n_rows`` random rows of ``cache`` into a preallocated array."""
-    users = np.random.default_rng(0).integers(0, len(cache), size=(64, n_rows))
+    users = np.random.default_rng(seed).integers(0, len(cache), size=(64, n_rows))
     out = np.empty((n_rows, cache.shape[1]), dtype=cache.dtype)
     return rate(lambda i: np.take(cache, users[i % 64], axis=0, out=out), seconds, batch=8)
 
@@ -122,12 +122,13 @@ def main() -> None:
         "--data", default=str(default / "ml-latest-small-2016"), help="MovieLens folder or name"
     )
     parser.add_argument("--seconds", type=float, default=1.0, help="time spent on each measurement")
+    parser.add_argument("--seed", type=int, default=0, help="seeds the actions and the envs")
     args = parser.parse_args()
 
     dataset = load_movielens(args.data)
     sizes = f"{dataset.n_users} users x {dataset.n_movies} movies, {dataset.n_ratings} ratings"
     print(f"data: {dataset.name}: {sizes}")
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(args.seed)
     actions = rng.integers(0, dataset.n_movies, size=4096)
 
     naive = NaiveEnv(dataset)
@@ -141,9 +142,11 @@ def main() -> None:
             line += f"  {value / bound:5.2f} of bandwidth bound"
         print(line)
 
-    show("MovieLensEnv (raw)", single_env_rate(MovieLensEnv(dataset), actions, args.seconds))
+    show("MovieLensEnv (raw)", single_env_rate(MovieLensEnv(dataset), actions, args.seconds, args.seed))
     made = gymnasium.make("rlrec/MovieLens-v0", data=dataset)
-    show("gymnasium.make (checker, order, time limit)", single_env_rate(made, actions, args.seconds))
+    show(
+        "gymnasium.make (checker, order, time limit)", single_env_rate(made, actions, args.seconds, args.seed)
+    )
 
     cache = MovieLensEnv(dataset).world.store.dense
     assert cache is not None, "the profile cache must fit the default memory budget for this benchmark"
@@ -153,8 +156,12 @@ def main() -> None:
                 dataset, num_envs=n_envs, observation=observation, max_episode_steps=1000
             )
             batched = rng.integers(0, dataset.n_movies, size=(256, n_envs))
-            env_steps = n_envs * vector_rate(env, batched, args.seconds)
-            bound = n_envs * gather_rate(cache, n_envs, args.seconds) if observation == "profile" else None
+            env_steps = n_envs * vector_rate(env, batched, args.seconds, args.seed)
+            bound = (
+                n_envs * gather_rate(cache, n_envs, args.seconds, args.seed)
+                if observation == "profile"
+                else None
+            )
             show(f"vector env, {observation}, {n_envs:3d} envs (env-steps)", env_steps, bound)
             if bound is not None:
                 print(f"{'  bandwidth bound (numpy gather, same rows)':48s} {bound:12,.0f} rows/s")

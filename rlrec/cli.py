@@ -87,8 +87,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
             raise CLIError(f"--resume: no run to resume in {run_file.parent} (train without --resume first)")
         recorded = load_json(run_file).get("run_info") or None
     source = args.data if args.data is not None else ("synthetic" if recorded is None else None)
-    data, run_info = (None, None) if source is None and recorded is None else training_data(
-        source, holdout=args.split == "temporal", recorded=recorded
+    data, run_info = (
+        (None, None)
+        if source is None and recorded is None
+        else training_data(source, holdout=args.split == "temporal", recorded=recorded)
     )
     result = train(
         args.algo,
@@ -154,7 +156,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
     else:
-        metrics, info = evaluate_baseline_on(args.data or "synthetic", args.baseline, k=args.k, seed=args.seed)
+        metrics, info = evaluate_baseline_on(
+            args.data or "synthetic", args.baseline, k=args.k, seed=args.seed
+        )
         who = args.baseline
     protocol = info["protocol"]
     print(f"{who} on {info['data']}: per-user temporal split, last {protocol['test_fraction']:g} held out")
@@ -225,7 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("source", help="folder, .zip, dataset name or 'synthetic'")
     info.set_defaults(func=_cmd_data_info)
     fetch = data_sub.add_parser("fetch", help="download an official GroupLens release into the data home")
-    fetch.add_argument("name", help="ml-latest-small, ml-latest, ml-100k, ml-1m, ml-10m, ml-20m, ml-25m, ml-32m")
+    fetch.add_argument(
+        "name", help="ml-latest-small, ml-latest, ml-100k, ml-1m, ml-10m, ml-20m, ml-25m, ml-32m"
+    )
     fetch.add_argument("--data-home", default=None, help="default: $RLREC_DATA or ~/.cache/rlrec")
     fetch.add_argument("--base-url", default=None, help=argparse.SUPPRESS)
     fetch.set_defaults(func=_cmd_data_fetch)
@@ -249,7 +255,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--output", "-o", default="runs/models")
     train.add_argument("--progress", action="store_true", help="show a progress bar")
     train.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --output")
-    train.add_argument("--from-trial", default=None, metavar="STUDY:TRIAL_ID", help="hyperparameters of an Optuna trial")
+    train.add_argument(
+        "--from-trial", default=None, metavar="STUDY:TRIAL_ID", help="hyperparameters of an Optuna trial"
+    )
     train.add_argument("--storage", default=None, help="Optuna storage URL for --from-trial")
     train.set_defaults(func=_cmd_train)
 
@@ -307,9 +315,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         # `rlrec ... | head` closed our stdout: not an error of ours; silence the flush at exit.
-        sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+        sys.stdout = open(os.devnull, "w")
         return 141
-    except (CLIError, DatasetError, FileNotFoundError, IsADirectoryError, PermissionError, ValueError, KeyError) as exc:
+    except (
+        CLIError,
+        DatasetError,
+        FileNotFoundError,
+        IsADirectoryError,
+        PermissionError,
+        ValueError,
+        KeyError,
+    ) as exc:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if isinstance(exc, KeyError):
             message = message.strip("'\"")

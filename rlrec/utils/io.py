@@ -40,7 +40,9 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path
 
 
 @contextlib.contextmanager
-def atomic_open(path: str | os.PathLike[str], mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO[Any]]:
+def atomic_open(
+    path: str | os.PathLike[str], mode: str = "w", encoding: str | None = "utf-8"
+) -> Iterator[IO[Any]]:
     """``open`` for writing whose result appears at ``path`` only when the block completes."""
     with atomic_path(path) as tmp:
         kwargs: dict[str, Any] = {} if "b" in mode else {"encoding": encoding}

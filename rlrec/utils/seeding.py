@@ -17,7 +17,7 @@ def seed_everything(seed: int | None) -> np.random.Generator:
     """
     if seed is not None:
         random.seed(seed)
-        np.random.seed(seed % 2**32)
+        np.random.seed(seed % 2**32)  # noqa: NPY002 - third-party code (SB3) draws from the legacy state
         try:
             import torch
 
