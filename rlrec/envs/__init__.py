@@ -26,4 +26,5 @@ def register_envs() -> None:
         gymnasium.register(
             id="rlrec/MovieLensSession-v0",
             entry_point="rlrec.envs.session:MovieLensSessionEnv",
+            vector_entry_point="rlrec.envs.session_vector:MovieLensSessionVectorEnv",
         )

@@ -162,3 +162,16 @@ def test_disabled_autoreset_resets_only_masked() -> None:
     vec.reset(options={"reset_mask": np.array([True, False])})
     assert vec.action_masks()[1, movie(123)] == np.False_  # sub-env 1 kept its state
     assert vec.action_masks()[0, movie(123)]  # sub-env 0 restarted: 123 allowed again
+
+
+def test_make_vec_uses_the_batched_session_env() -> None:
+    import gymnasium
+
+    import rlrec  # noqa: F401  (registers the ids)
+
+    env = gymnasium.make_vec(
+        "rlrec/MovieLensSession-v0", num_envs=3, vectorization_mode="vector_entry_point", data=SYNTH
+    )
+    assert isinstance(env.unwrapped, MovieLensSessionVectorEnv)
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == (3, load_movielens(SYNTH).n_movies)
