@@ -24,6 +24,14 @@ the same maths as SB3's ``DQN``:
 All of these are exact: the same numbers as the plain dense computation up to float rounding
 (``tests/agents/test_dqn.py`` checks forward and gradients against it).
 
+What makes it good on ``MovieLensSession-v0`` (the bar recipe, ``dqn.yml``; all off by default):
+observations that are 0 but on a few movies go through the first layer as their non-zeros
+(``sparse_rows_from_dense``), optionally divided by the square root of their count
+(``input_normalization="sqrt_count"``); ``optimizer="sparse_adam"`` then updates only the rows a
+batch touches; ``dropout`` regularises the hidden layer in the loss; ``buffer_size=0`` learns
+from each fresh batch of ``n_envs`` transitions instead of a replay; ``learning_rate`` takes the
+zoo's ``"lin_<x>"``; ``init="embedding"`` sizes the first layer for unit-norm inputs.
+
 Learning rate: Adam at SB3's 1e-4, not the seed's 0.1: Adam's step is about ``lr`` per weight
 whatever the gradient, so 0.1 moves every weight by 0.1 per update and the Q-values diverge.
 """
@@ -33,7 +41,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -42,17 +50,20 @@ import gymnasium as gym
 import numpy as np
 import torch
 from gymnasium.vector import VectorEnv
-from stable_baselines3.common.utils import get_device, polyak_update
+from stable_baselines3.common.utils import LinearSchedule, get_device, polyak_update
 from torch import nn
 from torch.nn import functional as F
 
-from rlrec.agents.base import BaseLearner, EnvRunner, MaybeCallback
+from rlrec.agents.base import BaseLearner, EnvRunner, MaybeCallback, StepResult
 from rlrec.utils.io import atomic_path, save_json
 from rlrec.utils.seeding import set_torch_threads
 
 __all__ = ["CompactReplayBuffer", "DQNAgent", "DenseReplayBuffer", "QNetwork", "ReplayBatch"]
 
 ReplayMode = Literal["auto", "compact", "dense"]
+OptimizerName = Literal["adam", "sparse_adam"]
+InputNormalization = Literal["sqrt_count"] | None
+InitName = Literal["linear", "embedding"]
 #: Rows per forward pass when filling the target cache or scoring many observations.
 _CHUNK = 1024
 
@@ -149,6 +160,9 @@ class InputLinear(nn.Module):
         #: until ``write_gradient``; with ``defer_gradient`` False the backward writes at once.
         self.pending: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
         self.defer_gradient = False
+        #: Backward gives ``weight_t`` a sparse gradient on the touched rows only (for SparseAdam);
+        #: needs batches with fill 0, i.e. built by ``sparse_rows_from_dense``.
+        self.sparse_grad = False
 
     def scratch(self, name: str, rows: int, width: int) -> torch.Tensor:
         """A reusable ``(rows, width)`` work array for the backward pass (grown, never shrunk)."""
@@ -193,6 +207,19 @@ class InputLinear(nn.Module):
             self._colsum = self.weight_t.detach().sum(dim=0)
         if not torch.is_grad_enabled():  # acting: no graph to record
             return _fill_plus_sparse_affine(self.weight_t, self.bias, self._colsum, batch)
+        if self.sparse_grad:
+            # Zero fill: X W is S W alone, and autograd's sparse embedding_bag gradient touches
+            # only the rows of the batch's inputs, which is what SparseAdam updates.
+            assert not bool(batch.fills.any()), "sparse_grad needs batches with fill 0"
+            out = F.embedding_bag(
+                batch.cols,
+                self.weight_t,
+                batch.offsets,
+                mode="sum",
+                per_sample_weights=batch.values,
+                sparse=True,
+            )
+            return out + self.bias
         out = _FillPlusSparseAffine.apply(
             self,
             self.weight_t,
@@ -212,17 +239,37 @@ class QNetwork(nn.Module):
 
     The default ``net_arch=[64]`` is the seed's network, Linear(obs, 64) -> ReLU -> Linear(64, n).
     The first layer is an ``InputLinear`` (a ``Linear`` stored transposed) that also takes
-    ``SparseRows``.
+    ``SparseRows``. ``dropout > 0`` adds ``nn.Dropout`` after every hidden ReLU; it acts only in
+    training mode (``DQNAgent`` keeps its networks in eval mode but for the loss's forward).
+    ``init="embedding"`` replaces ``nn.Linear``'s initialisation of the first layer (uniform in
+    ``±1/sqrt(obs_dim)``, made for dense inputs) by ``N(0, 1/width)`` weights and zero biases, and
+    zeroes the head's biases: for unit-norm sparse inputs (``sqrt_count``), whose pre-activations
+    would otherwise start ~``sqrt(obs_dim / width)`` times smaller (the init of bench_bar's learner).
     """
 
-    def __init__(self, obs_dim: int, n_actions: int, net_arch: Sequence[int]) -> None:
+    def __init__(
+        self,
+        obs_dim: int,
+        n_actions: int,
+        net_arch: Sequence[int],
+        dropout: float = 0.0,
+        init: InitName = "linear",
+    ) -> None:
         super().__init__()
         self.input: InputLinear | None = InputLinear(obs_dim, net_arch[0]) if net_arch else None
-        layers: list[nn.Module] = [nn.ReLU()] if net_arch else []
+
+        def activation() -> list[nn.Module]:
+            return [nn.ReLU(), nn.Dropout(dropout)] if dropout > 0 else [nn.ReLU()]
+
+        layers: list[nn.Module] = activation() if net_arch else []
         for width_in, width_out in itertools.pairwise(net_arch):
-            layers += [nn.Linear(width_in, width_out), nn.ReLU()]
+            layers += [nn.Linear(width_in, width_out), *activation()]
         self.hidden = nn.Sequential(*layers)
         self.head = nn.Linear(net_arch[-1] if net_arch else obs_dim, n_actions)
+        if init == "embedding" and self.input is not None:
+            nn.init.normal_(self.input.weight_t, 0.0, 1.0 / math.sqrt(net_arch[0]))
+            nn.init.zeros_(self.input.bias)
+            nn.init.zeros_(self.head.bias)
 
     @property
     def takes_sparse(self) -> bool:
@@ -244,6 +291,71 @@ class QNetwork(nn.Module):
         features = self.features(obs)
         rows = F.embedding(actions, self.head.weight, sparse=True)
         return (features * rows).sum(dim=1) + self.head.bias[actions]
+
+
+def sqrt_count_scale(obs: np.ndarray) -> np.ndarray:
+    """``1 / sqrt(#non-zeros)`` per row (1 for an empty row): Mult-DAE's input normalisation
+    (Liang et al. 2018), which keeps the hidden scale of a partly hidden history (training) and
+    of a whole one (evaluation) alike."""
+    counts = np.count_nonzero(obs.reshape(len(obs), -1), axis=1)
+    return (1.0 / np.sqrt(np.maximum(counts, 1))).astype(np.float32)
+
+
+def sparse_rows_from_dense(
+    obs: np.ndarray, device: torch.device, scale: np.ndarray | None = None
+) -> SparseRows:
+    """The non-zeros of a dense ``(B, n)`` batch as ``SparseRows`` with fill 0, each row times
+    ``scale`` (None: 1): for observations that are 0 but on a few entries (binary histories)."""
+    flat = obs.reshape(len(obs), -1)
+    rows, cols = np.nonzero(flat)
+    values = flat[rows, cols].astype(np.float32)
+    if scale is not None:
+        values *= scale[rows]
+    offsets = np.zeros(len(flat), dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=len(flat))[:-1], out=offsets[1:])
+
+    def tensor(array: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(array).to(device)
+
+    return SparseRows(
+        fills=torch.zeros(len(flat), dtype=torch.float32, device=device),
+        rows=tensor(rows.astype(np.int64)),
+        cols=tensor(cols.astype(np.int64)),
+        values=tensor(values),
+        offsets=tensor(offsets),
+    )
+
+
+def learning_rate_schedule(learning_rate: float | str | Callable[[float], float]) -> Callable[[float], float]:
+    """SB3's ``lr_schedule``: ``progress_remaining`` (1 at the start, 0 at the end) -> step size.
+
+    A number is constant; the zoo's ``"lin_<x>"`` is ``x * progress_remaining`` (SB3's
+    ``LinearSchedule(x, 0, 1)``, what the zoo builds from it); a callable is used as it is.
+    """
+    if callable(learning_rate):
+        return learning_rate
+    if isinstance(learning_rate, str):
+        kind, _, initial = learning_rate.partition("_")
+        try:
+            start = float(initial)
+        except ValueError:
+            start = math.nan
+        if kind != "lin" or not math.isfinite(start):
+            raise ValueError(f"learning_rate: expected a number or 'lin_<number>', got {learning_rate!r}")
+        return LinearSchedule(start, 0.0, 1.0)
+    value = float(learning_rate)
+    return lambda _: value
+
+
+def _learning_rate_json(learning_rate: float | str | Callable[[float], float]) -> float | str:
+    """What ``save`` writes for ``learning_rate``: the number, or ``"lin_<x>"`` for a linear decay to 0."""
+    if isinstance(learning_rate, LinearSchedule):
+        if learning_rate.end == 0.0 and learning_rate.end_fraction == 1.0:
+            return f"lin_{learning_rate.start!r}"
+        raise ValueError(f"learning_rate: cannot save {learning_rate!r} (only 'lin_<x>' schedules)")
+    if callable(learning_rate):
+        raise ValueError("learning_rate: cannot save a callable schedule (use a number or 'lin_<x>')")
+    return learning_rate if isinstance(learning_rate, str) else float(learning_rate)
 
 
 class SparseStates:
@@ -535,8 +647,12 @@ class DQNAgent(BaseLearner):
 
     :param env: a Gymnasium env with a ``Box`` observation and ``Discrete`` action space, single
         or ``gymnasium.vector.VectorEnv``; None for a model that only predicts (see ``load``).
-    :param learning_rate: Adam's step size (SB3's 1e-4; see the module doc for why not 0.1).
-    :param buffer_size: replay capacity in transitions (100,000; SB3 uses 1M).
+    :param learning_rate: Adam's step size (SB3's 1e-4; see the module doc for why not 0.1), or
+        the zoo's ``"lin_<x>"`` (linear decay from ``x`` to 0 over training), or an SB3 schedule
+        (``progress_remaining -> lr``; only ``LinearSchedule(x, 0, 1)`` can be saved).
+    :param buffer_size: replay capacity in transitions (100,000; SB3 uses 1M). 0: no replay,
+        one gradient step per iteration on the ``n_envs`` transitions just collected (on-policy
+        data; with ``gamma=0`` the target is the reward and fresh batches cost nothing to store).
     :param learning_starts: random actions and no training before this many steps (SB3's 100).
     :param batch_size: transitions per gradient step (SB3's 32).
     :param tau: target update coefficient: 1 copies (SB3's default), < 1 is Polyak averaging.
@@ -559,6 +675,18 @@ class DQNAgent(BaseLearner):
     :param sparse_inputs: with compact replay, feed the first layer each state's observation as
         fill value + sparse deviations (``SparseStates``): the same numbers as the dense product
         up to rounding, at a fraction of the cost for MovieLens profiles. False: always dense.
+    :param input_normalization: ``None`` (default) or ``"sqrt_count"``: divide each observation
+        by the square root of its number of non-zeros before the first layer (Mult-DAE's; see
+        ``sqrt_count_scale``), in training and in ``q_values`` alike.
+    :param init: ``"linear"`` (default: ``nn.Linear``'s) or ``"embedding"`` (see ``QNetwork``).
+    :param dropout: dropout probability after every hidden ReLU, in the loss's forward only
+        (never in ``q_values`` / ``predict`` / acting); default 0 (none).
+    :param optimizer: ``"adam"`` (default, fused when torch offers it) or ``"sparse_adam"``: the
+        first layer's weights and the head are updated only on the rows a batch touches
+        (``torch.optim.SparseAdam``), the other parameters by Adam. Batches then always go
+        through the first layer as non-zeros (``sparse_rows_from_dense``): for observations that
+        are 0 almost everywhere (binary histories), where the dense Adam step over
+        ``n_movies x width`` weights is most of the cost. No compact replay with it.
     :param n_threads: torch intra-op threads (``set_torch_threads``); the default 1 is fastest
         for these small batches, more threads only add synchronisation.
     :param tensorboard_log: see ``BaseLearner``.
@@ -569,7 +697,7 @@ class DQNAgent(BaseLearner):
     def __init__(
         self,
         env: gym.Env | VectorEnv | None,
-        learning_rate: float = 1e-4,
+        learning_rate: float | str | Callable[[float], float] = 1e-4,
         buffer_size: int = 100_000,
         learning_starts: int = 100,
         batch_size: int = 32,
@@ -588,6 +716,10 @@ class DQNAgent(BaseLearner):
         device: str = "auto",
         n_threads: int | None = 1,
         sparse_inputs: bool = True,
+        input_normalization: InputNormalization = None,
+        dropout: float = 0.0,
+        init: InitName = "linear",
+        optimizer: OptimizerName = "adam",
         tensorboard_log: str | None = None,
         verbose: int = 0,
         seed: int | None = None,
@@ -608,7 +740,24 @@ class DQNAgent(BaseLearner):
             raise ValueError(f"tau must be in (0, 1], got {tau}")
         if batch_size < 1 or train_freq < 1 or target_update_interval < 1:
             raise ValueError("batch_size, train_freq and target_update_interval must be >= 1")
+        if buffer_size < 0:
+            raise ValueError(f"buffer_size must be >= 0 (0: no replay), got {buffer_size}")
+        if input_normalization not in (None, "sqrt_count"):
+            raise ValueError(f"input_normalization must be None or 'sqrt_count', got {input_normalization!r}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        if init not in ("linear", "embedding"):
+            raise ValueError(f"init must be 'linear' or 'embedding', got {init!r}")
+        if optimizer not in ("adam", "sparse_adam"):
+            raise ValueError(f"optimizer must be 'adam' or 'sparse_adam', got {optimizer!r}")
+        if optimizer == "sparse_adam" and not net_arch:
+            raise ValueError("optimizer='sparse_adam' needs a hidden layer (net_arch)")
         self.learning_rate = learning_rate
+        self.lr_schedule = learning_rate_schedule(learning_rate)
+        self.input_normalization = input_normalization
+        self.dropout = float(dropout)
+        self.init = init
+        self.optimizer_name = optimizer
         self.buffer_size = buffer_size
         self.learning_starts = learning_starts
         self.batch_size = batch_size
@@ -647,13 +796,25 @@ class DQNAgent(BaseLearner):
         self.obs_dim = int(np.prod(self.obs_shape))
 
         # The seed of BaseLearner already seeded torch: the initial weights follow the seed.
-        self.q_net = QNetwork(self.obs_dim, self.n_actions, self.net_arch).to(self.device)
-        self.q_net_target = QNetwork(self.obs_dim, self.n_actions, self.net_arch).to(self.device)
+        self.q_net = QNetwork(self.obs_dim, self.n_actions, self.net_arch, self.dropout, init).to(self.device)
+        self.q_net_target = QNetwork(self.obs_dim, self.n_actions, self.net_arch, self.dropout)
+        self.q_net_target.to(self.device)
         self.q_net_target.load_state_dict(self.q_net.state_dict())
         self.q_net_target.requires_grad_(False)
-        self.optimizer = torch.optim.Adam(
-            self.q_net.parameters(), lr=learning_rate, **_fast_adam(self.device)
-        )
+        # Eval mode (dropout off) everywhere but in the loss's forward (see _gradient_step).
+        self.q_net.eval()
+        self.q_net_target.eval()
+        lr = self.lr_schedule(1.0)
+        self.sparse_optimizer: torch.optim.SparseAdam | None = None
+        if optimizer == "sparse_adam":
+            assert self.q_net.input is not None
+            self.q_net.input.sparse_grad = True
+            sparse = [self.q_net.input.weight_t, self.q_net.head.weight, self.q_net.head.bias]
+            dense = [p for p in self.q_net.parameters() if not any(p is q for q in sparse)]
+            self.sparse_optimizer = torch.optim.SparseAdam(sparse, lr=lr)
+            self.optimizer = torch.optim.Adam(dense, lr=lr)
+        else:
+            self.optimizer = torch.optim.Adam(self.q_net.parameters(), lr=lr, **_fast_adam(self.device))
 
         self.replay_buffer: CompactReplayBuffer | DenseReplayBuffer | None = None
         self._n_calls = 0
@@ -661,12 +822,13 @@ class DQNAgent(BaseLearner):
         # max_a' Q_target(s', a') per compact state; NaN = not computed since the last sync.
         self._target_values: np.ndarray | None = None
         self._params = list(self.q_net.parameters())
-        # Gradients stay allocated, see _zero_gradients.
-        for param in self._params:
-            param.grad = torch.zeros_like(param)
         self._head_rows: torch.Tensor | None = None
-        if self.q_net.input is not None:
-            self.q_net.input.defer_gradient = True  # written by _clip_gradients, scaled
+        if self.sparse_optimizer is None:
+            # Gradients stay allocated, see _zero_gradients.
+            for param in self._params:
+                param.grad = torch.zeros_like(param)
+            if self.q_net.input is not None:
+                self.q_net.input.defer_gradient = True  # written by _clip_gradients, scaled
         # Compact states as fill + sparse rows (see SparseStates), set up by learn when they apply.
         self._sparse: SparseStates | None = None
         self._sparse_max_density = 0.1
@@ -674,7 +836,7 @@ class DQNAgent(BaseLearner):
     def hyperparameters(self) -> dict[str, Any]:
         return {
             "algo": "dqn",
-            "learning_rate": self.learning_rate,
+            "learning_rate": _learning_rate_json(self.learning_rate),
             "buffer_size": self.buffer_size,
             "learning_starts": self.learning_starts,
             "batch_size": self.batch_size,
@@ -691,6 +853,10 @@ class DQNAgent(BaseLearner):
             "replay": self.replay,
             "use_masking": self.use_masking,
             "sparse_inputs": self.sparse_inputs,
+            "input_normalization": self.input_normalization,
+            "dropout": self.dropout,
+            "init": self.init,
+            "optimizer": self.optimizer_name,
             "seed": self.seed,
         }
 
@@ -722,10 +888,13 @@ class DQNAgent(BaseLearner):
     # ------------------------------------------------------------------------- acting
     def _tensor(self, obs: np.ndarray) -> torch.Tensor:
         flat = np.asarray(obs, dtype=np.float32).reshape(len(obs), self.obs_dim)
+        if self.input_normalization == "sqrt_count":
+            flat = flat * sqrt_count_scale(flat)[:, None]
         return torch.from_numpy(flat).to(self.device)
 
     def _network_input(self, states: np.ndarray | None, obs: np.ndarray | None) -> torch.Tensor | SparseRows:
-        """What the Q-network reads: sparse rows of compact states when that pays, else dense rows."""
+        """What the Q-network reads: sparse rows of compact states, or the non-zeros of mostly-zero
+        observations, when that pays; else dense rows."""
         if self._sparse is not None and states is not None:
             sparse = self._sparse.batch(states)
             if sparse is not None:
@@ -733,7 +902,15 @@ class DQNAgent(BaseLearner):
         if obs is None:
             assert isinstance(self.replay_buffer, CompactReplayBuffer) and states is not None
             obs = self.replay_buffer.materialise(states)
-        return self._tensor(obs)
+        flat = np.asarray(obs, dtype=np.float32).reshape(len(obs), self.obs_dim)
+        if self.sparse_optimizer is not None or (
+            self.sparse_inputs
+            and self.q_net.takes_sparse
+            and np.count_nonzero(flat) <= self._sparse_max_density * flat.size
+        ):
+            scale = sqrt_count_scale(flat) if self.input_normalization == "sqrt_count" else None
+            return sparse_rows_from_dense(flat, self.device, scale)
+        return self._tensor(flat)
 
     def q_values(self, observation: np.ndarray) -> np.ndarray:
         """Q-values ``(B, n_actions)`` float32 of a batch of observations (or ``(n_actions,)`` for one)."""
@@ -872,9 +1049,73 @@ class DQNAgent(BaseLearner):
             alive = torch.from_numpy(~np.asarray(batch.terminated, dtype=bool)).to(self.device, torch.float32)
             return rewards + alive * self.gamma * next_values
 
+    def _update_learning_rate(self) -> float:
+        """SB3's ``_update_learning_rate``: the schedule at the current progress, into every optimiser."""
+        progress_remaining = 1.0 - self.num_timesteps / max(self._total_timesteps, 1)
+        lr = float(self.lr_schedule(progress_remaining))
+        for optimizer in (self.optimizer, self.sparse_optimizer):
+            for group in [] if optimizer is None else optimizer.param_groups:
+                group["lr"] = lr
+        return lr
+
+    def _gradient_step(
+        self, inputs: torch.Tensor | SparseRows, actions: np.ndarray, targets: torch.Tensor
+    ) -> None:
+        """One Huber-loss step of ``Q(inputs, actions)`` towards ``targets`` (dropout on)."""
+        actions_t = torch.from_numpy(actions.astype(np.int64)).to(self.device)
+        if self.sparse_optimizer is not None:
+            loss = self._sparse_gradient_step(inputs, actions_t, targets)
+        else:
+            self._zero_gradients(input_overwritten=isinstance(inputs, SparseRows))
+            self.q_net.train(True)
+            loss = F.smooth_l1_loss(self.q_net.q_of(inputs, actions_t), targets)
+            self.q_net.train(False)
+            loss.backward()
+            self._head_rows = torch.unique(actions_t)
+            self._clip_gradients(self._head_rows)
+            self.optimizer.step()
+        if self.q_net.input is not None:
+            self.q_net.input.weights_changed()
+        self._n_updates += 1
+        self._record_loss(float(loss.item()))
+
+    def _sparse_gradient_step(
+        self, inputs: torch.Tensor | SparseRows, actions: torch.Tensor, targets: torch.Tensor
+    ) -> torch.Tensor:
+        """The step of ``optimizer="sparse_adam"``: plain autograd, the first layer's weights and the
+        head's get gradients on the touched rows only, SparseAdam updates just those rows."""
+        assert self.sparse_optimizer is not None and isinstance(inputs, SparseRows)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.sparse_optimizer.zero_grad(set_to_none=True)
+        self.q_net.train(True)
+        loss = F.smooth_l1_loss(self.q_net.q_of(inputs, actions), targets)
+        self.q_net.train(False)
+        loss.backward()
+        head_bias = self.q_net.head.bias
+        assert head_bias.grad is not None
+        # head.bias[actions] has a dense gradient that is 0 off the batch's actions: keep its
+        # touched entries only, so that SparseAdam leaves the other movies' biases alone.
+        rows = torch.unique(actions)
+        head_bias.grad = torch.sparse_coo_tensor(
+            rows[None], head_bias.grad[rows], head_bias.shape, check_invariants=False
+        )
+        grads = [p.grad for p in self._params if p.grad is not None]
+        # SB3's clip_grad_norm_(max_grad_norm), over the stored values of the sparse gradients.
+        norms = [torch.linalg.vector_norm(g.coalesce().values() if g.is_sparse else g) for g in grads]
+        total = float(torch.linalg.vector_norm(torch.stack(norms)))
+        coef = min(1.0, self.max_grad_norm / (total + 1e-6))
+        if coef < 1.0:
+            for param in self._params:
+                if param.grad is not None:
+                    param.grad = param.grad * coef
+        self.optimizer.step()
+        self.sparse_optimizer.step()
+        return loss
+
     def train(self, gradient_steps: int, batch_size: int) -> None:
         """``gradient_steps`` Huber-loss steps on uniformly sampled batches."""
         assert self.replay_buffer is not None
+        self._update_learning_rate()
         cached = self._uses_target_cache()
         for _ in range(gradient_steps):
             indices = self.replay_buffer.sample_indices(batch_size, self.rng)
@@ -882,23 +1123,36 @@ class DQNAgent(BaseLearner):
                 indices, observations=self._sparse is None, next_observations=not cached
             )
             targets = self.td_targets(batch)
-            actions = torch.from_numpy(batch.actions.astype(np.int64)).to(self.device)
             inputs = self._network_input(batch.states, batch.observations)
+            self._gradient_step(inputs, batch.actions, targets)
 
-            self._zero_gradients(input_overwritten=isinstance(inputs, SparseRows))
-            loss = F.smooth_l1_loss(self.q_net.q_of(inputs, actions), targets)
-            loss.backward()
-            self._head_rows = torch.unique(actions)
-            self._clip_gradients(self._head_rows)
-            self.optimizer.step()
-            if self.q_net.input is not None:
-                self.q_net.input.weights_changed()
-            self._n_updates += 1
-            self._record_loss(float(loss.item()))
+    def train_on_fresh(self, obs: np.ndarray, actions: np.ndarray, step: StepResult) -> None:
+        """``buffer_size=0``: one gradient step on the transitions the last env step collected."""
+        self._update_learning_rate()
+        keep = step.valid
+        if not keep.any():
+            return
+        rewards = torch.from_numpy(step.rewards[keep].astype(np.float32)).to(self.device)
+        if self.gamma == 0.0:
+            targets = rewards  # no future term: skip the target network's forward
+        else:
+            batch = ReplayBatch(
+                observations=None,
+                actions=actions[keep],
+                rewards=step.rewards[keep],
+                next_observations=step.next_obs[keep],
+                terminated=step.terminated[keep],
+                truncated=step.truncated[keep],
+                states=None,
+                next_states=None,
+                next_masks=None if step.next_masks is None else step.next_masks[keep],
+            )
+            targets = self.td_targets(batch)
+        self._gradient_step(self._network_input(None, obs[keep]), actions[keep], targets)
 
     def _record_train_extras(self) -> None:
         self.logger.record("train/n_updates", self._n_updates)
-        self.logger.record("train/learning_rate", self.learning_rate)
+        self.logger.record("train/learning_rate", self.optimizer.param_groups[0]["lr"])
 
     def _store(
         self, runner: EnvRunner, obs: np.ndarray, states: np.ndarray | None, actions: np.ndarray, step: Any
@@ -940,10 +1194,13 @@ class DQNAgent(BaseLearner):
     ) -> DQNAgent:
         """Collect ``total_timesteps`` env steps, training every ``train_freq`` steps (SB3's loop)."""
         runner = self._runner_for_learning(reset_num_timesteps, self.use_masking)
-        if self.replay_buffer is None:
+        fresh = self.buffer_size == 0
+        if self.replay_buffer is None and not fresh:
             self.replay_buffer = self._make_replay_buffer(runner)
         if (
             self.sparse_inputs
+            and self.input_normalization is None
+            and self.sparse_optimizer is None
             and self._sparse is None
             and isinstance(self.replay_buffer, CompactReplayBuffer)
             and self.q_net.takes_sparse
@@ -976,7 +1233,8 @@ class DQNAgent(BaseLearner):
             # 2. step and remember
             step = runner.step(actions)
             self.num_timesteps += runner.n_envs
-            self._store(runner, obs, states, actions, step)
+            if not fresh:
+                self._store(runner, obs, states, actions, step)
             self._n_calls += 1
             if self._n_calls % target_every == 0:
                 self._update_target()
@@ -993,8 +1251,10 @@ class DQNAgent(BaseLearner):
                 break
             self._record_episodes(step.episodes, log_interval)
 
-            # 3. learn from a replayed batch
-            if self._n_calls % self.train_freq == 0 and self.num_timesteps > self.learning_starts:
+            # 3. learn from the batch just collected (buffer_size=0), or from a replayed one
+            if fresh and self.num_timesteps > self.learning_starts:
+                self.train_on_fresh(obs, actions, step)
+            elif self._n_calls % self.train_freq == 0 and self.num_timesteps > self.learning_starts:
                 self.train(gradient_steps, self.batch_size)
 
         self.dump_logs()
@@ -1021,12 +1281,14 @@ class DQNAgent(BaseLearner):
             "num_timesteps": self.num_timesteps,
             "n_updates": self._n_updates,
         }
-        checkpoint = {
+        checkpoint: dict[str, Any] = {
             "q_net": self.q_net.state_dict(),
             "q_net_target": self.q_net_target.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "meta_json": json.dumps(meta),
         }
+        if self.sparse_optimizer is not None:
+            checkpoint["sparse_optimizer"] = self.sparse_optimizer.state_dict()
         with atomic_path(target) as tmp:
             torch.save(checkpoint, tmp)
         save_json(target.with_suffix(".json"), meta)
@@ -1062,6 +1324,10 @@ class DQNAgent(BaseLearner):
             replay=hp["replay"],
             use_masking=hp["use_masking"],
             sparse_inputs=hp.get("sparse_inputs", True),
+            input_normalization=hp.get("input_normalization"),
+            dropout=hp.get("dropout", 0.0),
+            init=hp.get("init", "linear"),
+            optimizer=hp.get("optimizer", "adam"),
             device=device,
             seed=hp["seed"],
             _spaces=(tuple(meta["obs_shape"]), meta["obs_dtype"], meta["n_actions"]),
@@ -1074,6 +1340,8 @@ class DQNAgent(BaseLearner):
         agent.q_net.load_state_dict(checkpoint["q_net"])
         agent.q_net_target.load_state_dict(checkpoint["q_net_target"])
         agent.optimizer.load_state_dict(checkpoint["optimizer"])
+        if agent.sparse_optimizer is not None:
+            agent.sparse_optimizer.load_state_dict(checkpoint["sparse_optimizer"])
         agent.num_timesteps = int(meta["num_timesteps"])
         agent._n_updates = int(meta["n_updates"])
         return agent

@@ -11,7 +11,7 @@ import torch
 from stable_baselines3.common.callbacks import BaseCallback
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from rlrec.agents.base import EnvRunner
+from rlrec.agents.base import EnvRunner, StepResult
 from rlrec.agents.dqn import (
     CompactReplayBuffer,
     DenseReplayBuffer,
@@ -20,6 +20,9 @@ from rlrec.agents.dqn import (
     ReplayBatch,
     SparseRows,
     SparseStates,
+    learning_rate_schedule,
+    sparse_rows_from_dense,
+    sqrt_count_scale,
 )
 from rlrec.envs.vector import MovieLensVectorEnv
 from tests.agents.tiny_world import OPTIMAL_ACTIONS, BoxEnv, raw_tiny_env, tiny_dataset, tiny_env
@@ -329,3 +332,223 @@ def test_event_file_has_sb3_dqn_tags(tmp_path: Path):
     assert events.Scalars("train/learning_rate")[-1].value == pytest.approx(1e-4)
     assert events.Scalars("time/total_timesteps")[-1].value == 60
     assert events.Scalars("train/n_updates")[-1].value == 60
+
+
+# ------------------------------------------------------- the bar recipe's options (session env)
+def session_vector_env(num_envs: int = 4) -> Any:
+    """The batched session env on a small synthetic dataset, binary observations (non-compact)."""
+    from rlrec.envs.session_vector import MovieLensSessionVectorEnv
+
+    return MovieLensSessionVectorEnv(
+        "synthetic:n_users=30,n_movies=80,n_ratings=600",
+        num_envs=num_envs,
+        observation="binary",
+        hidden_fraction=0.8,
+        episode_length=5,
+    )
+
+
+BAR: dict[str, Any] = {
+    "buffer_size": 0,
+    "learning_starts": 0,
+    "gamma": 0.0,
+    "use_masking": True,
+    "net_arch": [16],
+    "input_normalization": "sqrt_count",
+    "dropout": 0.5,
+    "optimizer": "sparse_adam",
+    "learning_rate": "lin_1e-3",
+}
+
+
+def test_sqrt_count_scale_by_hand():
+    obs = np.array([[1, 0, 1, 1], [0, 0, 0, 0], [0, 2, 0, 0]], dtype=np.float32)
+    np.testing.assert_allclose(sqrt_count_scale(obs), [1 / np.sqrt(3), 1.0, 1.0], rtol=1e-6)
+
+
+def test_sparse_rows_of_a_binary_batch_match_the_dense_forward_and_gradients():
+    rng = np.random.default_rng(0)
+    obs = (rng.random((5, 30)) < 0.15).astype(np.float32)
+    obs[2] = 0.0  # an empty row: no non-zeros, only the bias
+    scale = sqrt_count_scale(obs)
+    dense = torch.from_numpy(obs * scale[:, None])
+    actions = torch.tensor([2, 1, 1, 29, 5])
+    torch.manual_seed(0)
+    net = QNetwork(30, 30, [8, 4])
+    assert net.input is not None
+    reference = None
+    for sparse_grad in (None, False, True):  # None: the dense batch
+        net.input.sparse_grad = bool(sparse_grad)
+        net.input.weights_changed()
+        net.zero_grad(set_to_none=True)
+        inputs = dense if sparse_grad is None else sparse_rows_from_dense(obs, torch.device("cpu"), scale)
+        out = net.q_of(inputs, actions)
+        (out**2).sum().backward()
+        if sparse_grad is not None:
+            assert net.input.pending is None or not sparse_grad
+            if net.input.pending is not None:
+                net.input.write_gradient()
+        grads = [p.grad.to_dense() for p in net.parameters() if p.grad is not None]
+        with torch.no_grad():
+            torch.testing.assert_close(net(inputs), net(dense))
+        if reference is None:
+            reference = (out.detach(), grads)
+            continue
+        torch.testing.assert_close(out.detach(), reference[0])
+        assert len(grads) == len(reference[1])
+        for got, want in zip(grads, reference[1]):
+            torch.testing.assert_close(got, want)
+    # The sparse-gradient path touches only the rows of the batch's non-zero inputs.
+    grad = net.input.weight_t.grad
+    assert grad is not None and grad.is_sparse
+    assert set(grad.coalesce().indices()[0].tolist()) == set(np.flatnonzero(obs.any(axis=0)).tolist())
+
+
+def test_dropout_acts_in_the_loss_only():
+    agent = DQNAgent(session_vector_env(), seed=0, net_arch=[32], dropout=0.5)
+    plain = QNetwork(agent.obs_dim, agent.n_actions, [32])
+    plain.load_state_dict(agent.q_net.state_dict())  # same weights, no dropout layer
+    obs = (np.random.default_rng(1).random((6, agent.obs_dim)) < 0.2).astype(np.float32)
+    agent.learn(8)
+    plain.load_state_dict(agent.q_net.state_dict())
+    with torch.no_grad():
+        expected = plain(torch.from_numpy(obs)).numpy()
+    np.testing.assert_allclose(agent.q_values(obs), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(agent.q_values(obs), agent.q_values(obs))
+    np.testing.assert_array_equal(agent.predict(obs)[0], expected.argmax(axis=1))
+    assert not agent.q_net.training and not agent.q_net_target.training
+    agent.q_net.train(True)  # what the loss sees: half the hidden units dropped, the rest doubled
+    with torch.no_grad():
+        trained = agent.q_net.features(torch.from_numpy(obs)).numpy()
+    agent.q_net.train(False)
+    with torch.no_grad():
+        full = agent.q_net.features(torch.from_numpy(obs)).numpy()
+    on = full > 0
+    dropped = on & (trained == 0)
+    assert 0.3 < dropped.sum() / on.sum() < 0.7
+    np.testing.assert_allclose(trained[on & ~dropped], 2 * full[on & ~dropped], rtol=1e-5)
+
+
+def test_no_replay_learns_from_the_fresh_transitions_with_the_reward_as_target():
+    env = session_vector_env(num_envs=3)
+    fresh: dict[str, Any] = {"buffer_size": 0, "learning_starts": 0, "gamma": 0.0, "learning_rate": 1e-2}
+    agent = DQNAgent(env, seed=3, net_arch=[16], **fresh)
+    obs = np.zeros((3, agent.obs_dim), dtype=np.float32)
+    obs[0, [1, 5, 7]] = 1.0
+    obs[1, [2]] = 1.0
+    obs[2, [3, 4]] = 1.0
+    actions = np.array([10, 11, 12])
+    step = StepResult(
+        next_obs=np.zeros_like(obs),
+        rewards=np.array([1.0, 0.0, 0.0], dtype=np.float32),
+        terminated=np.array([False, True, False]),
+        truncated=np.zeros(3, dtype=bool),
+        valid=np.array([True, False, True]),  # row 1 is a NEXT_STEP reset: not a transition
+        next_states=None,
+        next_masks=None,
+        infos=[{}, {}, {}],
+    )
+    # Independent route: one Adam step on the dense Huber loss of Q(obs, a) against the rewards
+    # of the two real transitions, (1, 0) by hand (γ = 0: no future term).
+    net = QNetwork(agent.obs_dim, agent.n_actions, [16])
+    net.load_state_dict(agent.q_net.state_dict())
+    q = net(torch.from_numpy(obs[[0, 2]]))[[0, 1], [10, 12]]
+    torch.nn.functional.smooth_l1_loss(q, torch.tensor([1.0, 0.0])).backward()
+    torch.nn.utils.clip_grad_norm_(net.parameters(), agent.max_grad_norm)
+    torch.optim.Adam(net.parameters(), lr=1e-2).step()
+
+    agent.train_on_fresh(obs, actions, step)
+    assert agent._n_updates == 1
+    for (name, got), want in zip(agent.q_net.named_parameters(), net.parameters()):
+        torch.testing.assert_close(got.detach(), want.detach(), rtol=1e-5, atol=1e-7, msg=name)
+
+    # In learn: no replay buffer, one gradient step per iteration of the 3 sessions, but for the
+    # 6th: the sessions of 5 steps all end at the 5th and NEXT_STEP spends the 6th on resets.
+    agent.learn(30)
+    assert agent.replay_buffer is None and agent._n_updates == 1 + 10 - 1
+
+
+def test_lin_learning_rate_decays_linearly_to_zero_like_the_zoo():
+    schedule = learning_rate_schedule("lin_1e-3")
+    assert schedule(1.0) == pytest.approx(1e-3) and schedule(0.5) == pytest.approx(5e-4)
+    assert schedule(0.0) == 0.0 and learning_rate_schedule(3e-4)(0.1) == 3e-4
+    with pytest.raises(ValueError, match="learning_rate"):
+        learning_rate_schedule("exp_1e-3")
+    agent = DQNAgent(session_vector_env(num_envs=4), seed=0, **BAR)
+    lrs: list[float] = []
+    original = agent._gradient_step
+
+    def spy(*args: Any) -> None:
+        lrs.append(agent.sparse_optimizer.param_groups[0]["lr"])  # type: ignore[union-attr]
+        assert agent.optimizer.param_groups[0]["lr"] == lrs[-1]
+        original(*args)
+
+    agent._gradient_step = spy  # type: ignore[method-assign, assignment]
+    agent.learn(16)  # 4 iterations of 4 steps: progress 4/16 ... 16/16 after each step
+    np.testing.assert_allclose(lrs, [1e-3 * (1 - n / 16) for n in (4, 8, 12, 16)], rtol=1e-6)
+
+
+def test_sparse_adam_moves_only_the_rows_a_batch_touches():
+    agent = DQNAgent(session_vector_env(num_envs=3), seed=0, **{**BAR, "learning_rate": 1e-2})
+    obs = np.zeros((3, agent.obs_dim), dtype=np.float32)
+    obs[0, [1, 5]] = 1.0
+    obs[1, [2, 5]] = 1.0
+    obs[2, 7] = 1.0
+    actions = np.array([10, 11, 10])
+    step = StepResult(
+        next_obs=obs,
+        rewards=np.array([1.0, 0.0, 1.0], dtype=np.float32),
+        terminated=np.zeros(3, dtype=bool),
+        truncated=np.zeros(3, dtype=bool),
+        valid=np.ones(3, dtype=bool),
+        next_states=None,
+        next_masks=None,
+        infos=[{}, {}, {}],
+    )
+    before = {name: p.detach().clone() for name, p in agent.q_net.named_parameters()}
+    agent.train_on_fresh(obs, actions, step)
+    after = dict(agent.q_net.named_parameters())
+
+    def moved_rows(name: str) -> set[int]:
+        changed = (after[name].detach() != before[name]).reshape(len(before[name]), -1).any(dim=1)
+        return set(torch.nonzero(changed)[:, 0].tolist())
+
+    assert moved_rows("input.weight_t") == {1, 2, 5, 7}
+    assert moved_rows("head.weight") == moved_rows("head.bias") == {10, 11}
+    assert moved_rows("input.bias")  # dense Adam (the units dropped or dead this step stay)
+
+
+def test_save_load_round_trip_keeps_the_bar_options(tmp_path: Path):
+    agent = DQNAgent(session_vector_env(), seed=0, **BAR)
+    agent.learn(24)
+    path = agent.save(tmp_path / "bar")
+    torch.load(path, weights_only=True)
+    loaded = DQNAgent.load(path, env=session_vector_env())
+    assert loaded.hyperparameters() == agent.hyperparameters()
+    assert agent.hyperparameters()["learning_rate"] == "lin_1e-3"
+    assert (loaded.buffer_size, loaded.dropout, loaded.input_normalization) == (0, 0.5, "sqrt_count")
+    obs = session_vector_env().observations(np.arange(10))
+    np.testing.assert_array_equal(loaded.q_values(obs), agent.q_values(obs))
+    assert loaded.sparse_optimizer is not None and agent.sparse_optimizer is not None
+    saved_state = agent.sparse_optimizer.state_dict()["state"]
+    for key, value in loaded.sparse_optimizer.state_dict()["state"].items():
+        torch.testing.assert_close(value["exp_avg"], saved_state[key]["exp_avg"])
+    # The factory's LinearSchedule (what `rlrec train` passes for "lin_1e-3") saves the same way.
+    from stable_baselines3.common.utils import LinearSchedule
+
+    other = DQNAgent(session_vector_env(), seed=0, **{**BAR, "learning_rate": LinearSchedule(1e-3, 0.0, 1.0)})
+    assert other.hyperparameters()["learning_rate"] == "lin_0.001"
+    assert other.lr_schedule(0.25) == pytest.approx(loaded.lr_schedule(0.25)) == pytest.approx(2.5e-4)
+    loaded.learn(8, reset_num_timesteps=False)  # training goes on from the loaded state
+    assert loaded.num_timesteps == 32
+
+
+def test_embedding_init_scales_the_first_layer_for_unit_norm_inputs():
+    torch.manual_seed(0)
+    linear, embedding = QNetwork(2000, 50, [64]), QNetwork(2000, 50, [64], init="embedding")
+    assert linear.input is not None and embedding.input is not None
+    # nn.Linear: uniform in ±1/sqrt(2000), std 1/sqrt(3 * 2000); embedding: N(0, 1/64), std 1/8.
+    assert float(linear.input.weight_t.detach().std()) == pytest.approx(1 / np.sqrt(6000), rel=0.02)
+    assert float(embedding.input.weight_t.detach().std()) == pytest.approx(1 / 8, rel=0.02)
+    assert not embedding.input.bias.any() and not embedding.head.bias.any()
+    assert linear.head.weight.abs().max() <= 1 / 8 and embedding.head.weight.abs().max() <= 1 / 8

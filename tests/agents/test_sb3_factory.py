@@ -27,13 +27,14 @@ def test_every_shipped_yaml_is_zoo_shaped_and_accepted_by_its_class(algo: str) -
     path = hyperparams_file(algo)
     assert path.name == f"{algo}.yml" and path.is_file()
     raw = yaml.safe_load(path.read_text())
-    assert list(raw) == [DEFAULT_ENV_ID]
-    section = raw[DEFAULT_ENV_ID]
-    assert int(float(section["n_timesteps"])) > 0
-    # Every key left after the zoo's own is a keyword of the learner's constructor.
+    assert DEFAULT_ENV_ID in raw
     params = set(inspect.signature(algo_class(algo).__init__).parameters)
-    split = split_hyperparams(algo, load_hyperparams(algo))
-    assert set(split.model_kwargs) - {"policy"} <= params
+    for env_id, env_section in raw.items():
+        assert int(float(env_section["n_timesteps"])) > 0, env_id
+        # Every key left after the zoo's own is a keyword of the learner's constructor.
+        split = split_hyperparams(algo, load_hyperparams(algo, env_id))
+        assert set(split.model_kwargs) - {"policy"} <= params, env_id
+    section = raw[DEFAULT_ENV_ID]
     if ALGOS[algo].family == "sb3":
         assert section["policy"] == "MlpPolicy"
         assert isinstance(section["policy_kwargs"], str)  # the zoo's convention: a string it evals
