@@ -41,6 +41,7 @@ from optuna.samplers import BaseSampler, TPESampler
 from optuna.trial import FrozenTrial, TrialState
 
 from rlrec.data.dataset import RatingsDataset
+from rlrec.utils.io import jsonable
 
 if TYPE_CHECKING:
     from optuna.storages import BaseStorage
@@ -723,7 +724,7 @@ def tune(
     def objective(trial: optuna.Trial) -> float:
         hyperparams = suggest_hyperparams(trial, algo, base)
         record = {"algo": algo, "data": data_label, "seed": seed, "timesteps": budget, "worker": worker_id()}
-        for key, value in {**record, "hyperparams": _jsonable(hyperparams)}.items():
+        for key, value in {**record, "hyperparams": jsonable(hyperparams)}.items():
             trial.set_user_attr(key, value)
         return _run_trial(trial, algo, inner, hyperparams, int(budget), seed, n_evaluations, k, env_id)
 
@@ -769,16 +770,3 @@ def _run_trial(
     if evaluation.last_result is None:  # pragma: no cover - the callback evaluates at the end
         raise RuntimeError("the evaluation callback never ran")
     return float(evaluation.last_result[metric])
-
-
-def _jsonable(value: Any) -> Any:
-    """Plain JSON types for Optuna's user attributes (tuples become lists, numpy scalars numbers)."""
-    if isinstance(value, Mapping):
-        return {str(key): _jsonable(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(item) for item in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    return str(value)

@@ -462,6 +462,15 @@ class _CircularBuffer:
             np.zeros((buffer_size, math.ceil(n_actions / 8)), dtype=np.uint8) if store_masks else None
         )
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the stored columns: every per-transition array (not the per-batch scratch space)."""
+        return sum(
+            value.nbytes
+            for value in vars(self).values()
+            if isinstance(value, np.ndarray) and len(value) == self.buffer_size
+        )
+
     def size(self) -> int:
         return self.buffer_size if self.full else self.pos
 
@@ -533,11 +542,6 @@ class CompactReplayBuffer(_CircularBuffer):
         self.next_states = np.zeros(buffer_size, dtype=np.int32)
         self._out: dict[int, np.ndarray] = {}
 
-    @property
-    def nbytes(self) -> int:
-        columns = [self.states, self.actions, self.rewards, self.next_states, self.terminated, self.truncated]
-        return sum(c.nbytes for c in columns) + (0 if self.next_masks is None else self.next_masks.nbytes)
-
     def add(
         self,
         states: np.ndarray,
@@ -603,12 +607,6 @@ class DenseReplayBuffer(_CircularBuffer):
         super().__init__(buffer_size, n_actions, store_masks)
         self.observations = np.zeros((buffer_size, *obs_shape), dtype=obs_dtype)
         self.next_observations = np.zeros((buffer_size, *obs_shape), dtype=obs_dtype)
-
-    @property
-    def nbytes(self) -> int:
-        columns = [self.observations, self.next_observations, self.actions, self.rewards]
-        columns += [self.terminated, self.truncated]
-        return sum(c.nbytes for c in columns) + (0 if self.next_masks is None else self.next_masks.nbytes)
 
     def add(
         self,

@@ -42,7 +42,7 @@ from rlrec.agents.factory import (
     save_model,
     split_hyperparams,
 )
-from rlrec.utils.io import load_json, save_json
+from rlrec.utils.io import jsonable, load_json, save_json
 from rlrec.utils.logging import HParamsCallback
 from rlrec.utils.seeding import set_torch_threads
 
@@ -228,18 +228,6 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    return str(value)
-
-
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
@@ -260,10 +248,10 @@ def run_config(
     return {
         "algo": algo,
         "env_id": env_id,
-        "env_kwargs": _jsonable(env_kwargs),
+        "env_kwargs": jsonable(env_kwargs),
         "data": data_label(data),
         "dataset": dataset.summary() if dataset is not None else None,
-        "hyperparameters": _jsonable(hyperparams),
+        "hyperparameters": jsonable(hyperparams),
         "seed": seed,
         "timesteps_target": int(timesteps_target),
         "timesteps_done": 0,
@@ -275,7 +263,7 @@ def run_config(
         "started_at": _now(),
         "updated_at": _now(),
         "versions": library_versions(),
-        "run_info": _jsonable(run_info or {}),
+        "run_info": jsonable(run_info or {}),
     }
 
 

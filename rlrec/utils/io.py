@@ -6,7 +6,7 @@ import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -70,6 +70,20 @@ def save_npz(path: str | os.PathLike[str], **arrays: np.ndarray) -> None:
 def load_npz(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     with np.load(path, allow_pickle=False) as archive:
         return {key: archive[key] for key in archive.files}
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` in plain JSON types: mappings with str keys, lists for tuples, numbers for numpy
+    scalars, ``str()`` for anything else (paths, classes)."""
+    if isinstance(value, Mapping):
+        return {str(key): jsonable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(item) for item in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)
 
 
 def _json_default(value: Any) -> Any:
