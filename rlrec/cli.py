@@ -92,10 +92,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if source is None and recorded is None
         else training_data(source, holdout=args.split == "temporal", recorded=recorded)
     )
+    callbacks, data, run_info = _validation_callbacks(args, data, run_info, recorded)
     result = train(
         args.algo,
         data=data,
         run_info=run_info,
+        callbacks=callbacks,
+        checkpoint_freq=args.checkpoint_freq,
         env_id=args.env,
         env_kwargs=parse_key_values(args.env_kwargs, "--env-kwargs"),
         hyperparams=hyperparams,
@@ -119,6 +122,35 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if result.config.get("tensorboard_run"):
         print(f"tensorboard --logdir {Path(result.config['tensorboard_run']).parent}")
     return 0
+
+
+def _validation_callbacks(
+    args: argparse.Namespace, data: Any, run_info: dict[str, Any] | None, recorded: dict[str, Any] | None
+) -> tuple[list[Any], Any, dict[str, Any] | None]:
+    """``--eval-freq``: train on the fit part of the validation split, evaluate on its held-out part."""
+    from rlrec.evaluation.callbacks import DEFAULT_EVAL_FREQ
+
+    if recorded is not None:
+        eval_freq = int(recorded.get("eval_freq") or 0)
+    elif args.eval_freq is not None:
+        eval_freq = args.eval_freq
+    else:
+        eval_freq = DEFAULT_EVAL_FREQ.get(args.env, 0)
+    if eval_freq < 0:
+        raise CLIError(f"--eval-freq: must be >= 0 (0: no evaluation), got {eval_freq}")
+    if eval_freq == 0 or data is None:
+        return [], data, run_info
+    from rlrec.agents.factory import algo_spec
+    from rlrec.agents.training import run_dir_of
+    from rlrec.data import load_movielens
+    from rlrec.evaluation.callbacks import RankingEvalCallback
+    from rlrec.evaluation.split import validation_split
+
+    validation = validation_split(load_movielens(data))
+    run_info = {**(run_info or {}), "validation": validation.describe(), "eval_freq": eval_freq}
+    best = run_dir_of(args.output, args.algo) / f"best_{algo_spec(args.algo).model_file}"
+    callback = RankingEvalCallback(validation, eval_freq, best_model_path=best)
+    return [callback], validation.train, run_info
 
 
 def _cmd_recommend(args: argparse.Namespace) -> int:
@@ -255,6 +287,17 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--output", "-o", default="runs/models")
     train.add_argument("--progress", action="store_true", help="show a progress bar")
     train.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --output")
+    train.add_argument(
+        "--eval-freq",
+        type=int,
+        default=None,
+        metavar="N",
+        help="every N steps, rank the validation part (carved from train, never test), log eval/ndcg@10 "
+        "and keep best_model beside the model (default: 100000 on rlrec/MovieLensSession-v0, else 0 = off)",
+    )
+    train.add_argument(
+        "--checkpoint-freq", type=int, default=10_000, metavar="N", help="steps between checkpoints (10000)"
+    )
     train.add_argument(
         "--from-trial", default=None, metavar="STUDY:TRIAL_ID", help="hyperparameters of an Optuna trial"
     )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -21,8 +21,12 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_TAGS", "draw_learning_curves", "find_runs", "plot_learning_curves", "read_scalars"]
 
-#: The two curves ``rlrec plot`` draws: the episode return and the training loss (SB3's tag names).
-DEFAULT_TAGS: tuple[str, ...] = ("rollout/ep_rew_mean", "train/loss")
+#: The curves ``rlrec plot`` draws: the episode return, the training loss (SB3's tag names) and the
+#: ranking metric of ``rlrec train --eval-freq``.
+DEFAULT_TAGS: tuple[str, ...] = ("rollout/ep_rew_mean", "train/loss", "eval/ndcg@10")
+#: Baselines drawn as horizontal lines on an ``eval/<metric>`` panel, read from the tags
+#: ``eval/<baseline>_<metric>`` that ``RankingEvalCallback`` logs beside the learner's metric.
+REFERENCE_BASELINES: tuple[str, ...] = ("popularity", "ease")
 
 _EVENT_PREFIX = "events.out.tfevents."
 
@@ -55,7 +59,8 @@ def read_scalars(run_dir: str | os.PathLike[str], tags: Sequence[str] | None = N
     accumulator = EventAccumulator(str(run_dir), size_guidance={SCALARS: 0})
     accumulator.Reload()
     available = accumulator.Tags().get(SCALARS, [])
-    wanted = available if tags is None else [tag for tag in tags if tag in available]
+    asked = None if tags is None else [*tags, *(ref for tag in tags for ref in _reference_tags(tag).values())]
+    wanted = available if asked is None else [tag for tag in asked if tag in available]
     scalars: dict[str, np.ndarray] = {}
     for tag in wanted:
         events = accumulator.Scalars(tag)
@@ -82,6 +87,7 @@ def draw_learning_curves(
         for label, scalars in curves.items():
             if tag in scalars:
                 ax.plot(scalars[tag][:, 0], scalars[tag][:, 1], label=label, linewidth=1.4)
+        _draw_references(ax, tag, curves)
         ax.set_title(tag)
         ax.set_xlabel("timesteps")
         ax.grid(alpha=0.3)
@@ -91,6 +97,24 @@ def draw_learning_curves(
             ax.text(0.5, 0.5, "not logged", ha="center", va="center", transform=ax.transAxes, color="grey")
     fig.suptitle(title)
     return fig
+
+
+def _reference_tags(tag: str) -> dict[str, str]:
+    """``{baseline: its tag}`` for an ``eval/<metric>`` tag (``eval/ndcg@10`` -> ``eval/ease_ndcg@10``)."""
+    if not tag.startswith("eval/"):
+        return {}
+    metric = tag.removeprefix("eval/")
+    return {name: f"eval/{name}_{metric}" for name in REFERENCE_BASELINES}
+
+
+def _draw_references(ax: Any, tag: str, curves: Mapping[str, Mapping[str, np.ndarray]]) -> None:
+    """Dashed horizontal lines, labelled, for each baseline value the runs logged beside ``tag``."""
+    styles = ("--", ":", "-.")
+    for number, (name, ref_tag) in enumerate(_reference_tags(tag).items()):
+        values = sorted({round(float(s[ref_tag][-1, 1]), 4) for s in curves.values() if ref_tag in s})
+        for value in values:
+            ax.axhline(value, color="black", linestyle=styles[number % len(styles)], linewidth=1.0,
+                       label=f"{name} {value:.4f}")  # fmt: skip
 
 
 def plot_learning_curves(

@@ -659,10 +659,10 @@ def holdout_splits(dataset: RatingsDataset) -> tuple[Split, Split]:
     Both are per-user temporal splits with the protocol's defaults, so validation plays for the
     study the role test plays for ``rlrec evaluate``, on data older than the test ratings.
     """
-    from rlrec.evaluation.split import temporal_split
+    from rlrec.evaluation.split import temporal_split, validation_split
 
     split = temporal_split(dataset)
-    return split, temporal_split(split.train)
+    return split, validation_split(split.train)
 
 
 def tune(

@@ -294,6 +294,7 @@ class BaseLearner:
         self.start_time = time.time_ns()
         self.ep_info_buffer: deque[tuple[float, int]] = deque(maxlen=stats_window_size)
         self._logger: Logger | None = None
+        self._custom_logger = False
         self._runner: EnvRunner | None = None
         self._vec_view: VecEnv | None = None
         self._loss_sum = 0.0
@@ -308,7 +309,9 @@ class BaseLearner:
         return self._logger
 
     def set_logger(self, logger: Logger) -> None:
+        """SB3's ``set_logger``: ``learn`` then writes there instead of opening its own run folder."""
         self._logger = logger
+        self._custom_logger = True
 
     def get_env(self) -> VecEnv | VectorEnv | None:
         """The training env as callbacks expect it: a vector env with ``num_envs``.
@@ -365,9 +368,12 @@ class BaseLearner:
         self._total_timesteps = total_timesteps
         self._num_timesteps_at_start = self.num_timesteps
         self._loss_sum, self._loss_count = 0.0, 0
-        self._logger = make_logger(self.tensorboard_log, tb_log_name, self.verbose, reset_num_timesteps)
-        record_hparams(self._logger, self.hyperparameters())
-        self._logger.dump(self.num_timesteps)
+        if not self._custom_logger:
+            # Used on its own, the learner records its hyperparameters itself; under rlrec train
+            # (which sets the logger) the run records the same keys for every learner instead.
+            self._logger = make_logger(self.tensorboard_log, tb_log_name, self.verbose, reset_num_timesteps)
+            record_hparams(self._logger, self.hyperparameters())
+            self._logger.dump(self.num_timesteps)
 
         if isinstance(callback, list):
             callback = CallbackList(callback)

@@ -85,6 +85,9 @@ RESERVED_KEYS = frozenset({"self", "env", "seed", "tensorboard_log", "verbose", 
 #: Hyperparameters the zoo accepts as ``"lin_<initial value>"``: a linear decay to 0.
 SCHEDULE_KEYS = frozenset({"learning_rate", "clip_range", "clip_range_vf"})
 
+#: Hyperparameters that name a class (the zoo ``eval``s them; we parse them, see :func:`parse_class`).
+CLASS_KEYS = frozenset({"replay_buffer_class"})
+
 _FLOAT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
 
@@ -175,6 +178,11 @@ def validate_hyperparams(algo: str, hyperparams: Mapping[str, Any]) -> None:
             raise ValueError(f"unknown hyperparameter {key!r} for {algo} (known: {', '.join(sorted(known))})")
     if "policy_kwargs" in hyperparams:
         parse_policy_kwargs(hyperparams["policy_kwargs"])
+    for key in CLASS_KEYS & set(hyperparams):
+        parse_class(hyperparams[key], key)
+    policy = hyperparams.get("policy")
+    if isinstance(policy, str) and "." in policy:
+        parse_class(policy, "policy")
 
 
 @dataclass
@@ -212,6 +220,10 @@ def split_hyperparams(algo: str, hyperparams: Mapping[str, Any]) -> RunHyperpara
         values.setdefault("policy", "MlpPolicy")
     if "policy_kwargs" in values:
         values["policy_kwargs"] = parse_policy_kwargs(values["policy_kwargs"])
+    if isinstance(values.get("policy"), str) and "." in values["policy"]:
+        values["policy"] = parse_class(values["policy"], "policy")  # the zoo's custom-policy form
+    for key in CLASS_KEYS & values.keys():
+        values[key] = parse_class(values[key], key)
     if isinstance(values.get("train_freq"), list):
         values["train_freq"] = tuple(values["train_freq"])
     for key in SCHEDULE_KEYS & values.keys():
@@ -266,7 +278,10 @@ def _is_mapping_node(node: ast.expr) -> bool:
 
 
 def _literal(node: ast.expr, text: str) -> Any:
-    """A literal, a (nested) ``dict(...)`` / ``{...}`` / list, or a ``torch.nn`` member."""
+    """A literal, a (nested) ``dict(...)`` / ``{...}`` / list, a ``torch.nn`` member, or an rlrec class."""
+    component = _rlrec_class(node)
+    if component is not None:
+        return component
     if isinstance(node, ast.Call) and _is_mapping_node(node):
         return {kw.arg: _literal(kw.value, text) for kw in node.keywords}
     if isinstance(node, ast.Dict):
@@ -296,6 +311,54 @@ def _literal(node: ast.expr, text: str) -> Any:
         raise ValueError(
             f"policy_kwargs: only literals and torch.nn / torch.optim names are allowed in {text!r}"
         ) from None
+
+
+def _rlrec_class(node: ast.expr) -> type | None:
+    """``importlib.import_module('rlrec.nn').Name``: a class of rlrec's, written so that the zoo,
+    which ``eval``s these strings in a module where ``importlib`` is imported and ``rlrec`` is
+    not, resolves it too. Only modules of the ``rlrec`` package are imported."""
+    if not (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Call)):
+        return None
+    call = node.value
+    if _dotted_name(call.func) != "importlib.import_module" or len(call.args) != 1 or call.keywords:
+        return None
+    module_name = call.args[0].value if isinstance(call.args[0], ast.Constant) else None
+    if not isinstance(module_name, str) or not (module_name == "rlrec" or module_name.startswith("rlrec.")):
+        raise ValueError(f"import_module({module_name!r}): only rlrec modules may be named")
+    try:
+        value = getattr(importlib.import_module(module_name), node.attr)
+    except (ImportError, AttributeError):
+        raise ValueError(f"{module_name}.{node.attr}: no such class") from None
+    if not isinstance(value, type):
+        raise ValueError(f"{module_name}.{node.attr}: not a class")
+    return value
+
+
+def parse_class(text: str | type, key: str) -> type:
+    """A class named in a YAML value: ``importlib.import_module('rlrec.nn').Name`` (the zoo's form,
+    see :func:`_rlrec_class`) or a dotted path ``rlrec.nn.Name``; a class is returned as it is."""
+    if isinstance(text, type):
+        return text
+    if not isinstance(text, str):
+        raise ValueError(f"hyperparameter {key}: expected a class name, got {text!r}")
+    try:
+        tree = ast.parse(text.strip(), mode="eval").body
+    except SyntaxError as exc:
+        raise ValueError(f"hyperparameter {key}: cannot parse {text!r}: {exc.msg}") from None
+    dotted = _dotted_name(tree)
+    if dotted is not None and dotted.startswith("rlrec.") and "." in dotted[6:]:
+        module_name, _, name = dotted.rpartition(".")
+        tree = ast.parse(f"importlib.import_module({module_name!r}).{name}", mode="eval").body
+    try:
+        found = _rlrec_class(tree)
+    except ValueError as exc:
+        raise ValueError(f"hyperparameter {key}: {exc}") from None
+    if found is None:
+        raise ValueError(
+            f"hyperparameter {key}: expected importlib.import_module('rlrec....').Name "
+            f"or rlrec.<module>.Name, got {text!r}"
+        )
+    return found
 
 
 def _dotted_name(node: ast.expr) -> str | None:

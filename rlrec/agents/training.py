@@ -43,7 +43,7 @@ from rlrec.agents.factory import (
     split_hyperparams,
 )
 from rlrec.utils.io import jsonable, load_json, save_json
-from rlrec.utils.logging import HParamsCallback
+from rlrec.utils.logging import HParamsCallback, make_logger
 from rlrec.utils.seeding import set_torch_threads
 
 if TYPE_CHECKING:
@@ -133,16 +133,32 @@ def make_training_env(
 
     :param dataset: passed as the env's ``data`` argument when its constructor takes one.
     :param env_kwargs: further constructor arguments (``max_episode_steps`` goes to ``gymnasium.make``).
-    :param n_envs: SB3 models: number of envs in a ``DummyVecEnv`` (seeded ``seed + i``, as
-        ``make_vec_env`` does). Our learners: one env, or a Gymnasium vector env (the env's own
-        batched ``vector_entry_point`` when it has one).
+    :param n_envs: SB3 models: number of envs, seeded ``seed + i`` as ``make_vec_env`` does: the
+        env's own batched ``vector_entry_point`` behind :class:`rlrec.envs.sb3_vec.GymnasiumVecEnv`
+        when it can reset within a step (``MovieLensSession-v0``), else a ``DummyVecEnv``. Our
+        learners: one env, or a Gymnasium vector env (the env's own batched
+        ``vector_entry_point`` when it has one).
     """
     import gymnasium
 
     kwargs = _env_kwargs_with_data(env_id, dataset, env_kwargs)
     if algo_spec(algo).family == "sb3":
         from stable_baselines3.common.env_util import make_vec_env
-        from stable_baselines3.common.vec_env import DummyVecEnv
+        from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor
+
+        if _batched_same_step(env_id):
+            from rlrec.envs.sb3_vec import GymnasiumVecEnv
+
+            venv = gymnasium.make_vec(
+                env_id,
+                num_envs=n_envs,
+                vectorization_mode="vector_entry_point",
+                autoreset_mode="same_step",
+                **kwargs,
+            )
+            vec_env = VecMonitor(GymnasiumVecEnv(venv))
+            vec_env.seed(seed)
+            return vec_env
 
         # A callable rather than the id: given an id, make_vec_env asks for render_mode="rgb_array".
         make = functools.partial(gymnasium.make, env_id)
@@ -151,6 +167,17 @@ def make_training_env(
         return gymnasium.make(env_id, **kwargs)
     # Gymnasium picks the env's vector_entry_point when it has one, else a SyncVectorEnv.
     return gymnasium.make_vec(env_id, num_envs=n_envs, vectorization_mode=None, **kwargs)
+
+
+def _batched_same_step(env_id: str) -> bool:
+    """Whether ``env_id`` has a batched vector env that can reset within a step (SB3's convention)."""
+    import gymnasium
+
+    entry = gymnasium.spec(env_id).vector_entry_point
+    if entry is None:
+        return False
+    params = _constructor_params(entry)
+    return params is not None and "autoreset_mode" in params
 
 
 def check_env_kwargs(env_id: str, env_kwargs: Mapping[str, Any]) -> None:
@@ -382,8 +409,10 @@ def train(
         config["tensorboard_run"] = _tensorboard_run(model)
         save_json(run_dir / RUN_FILE, config)
 
+    # One logger setup for every learner: SB3's run folders, each tag once per step.
+    model.set_logger(make_logger(tb_log, algo_spec(algo).name, verbose, reset_num_timesteps=not resume))
     callback_list: list[BaseCallback] = list(callbacks)
-    if algo_spec(algo).family == "sb3" and not resume:
+    if not resume:
         callback_list.append(HParamsCallback(_hparams_for_tensorboard(config)))
     if checkpoint_freq is not None:
         callback_list.append(AtomicCheckpointCallback(checkpoint_freq, lambda: checkpoint("running")))

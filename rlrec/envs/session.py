@@ -65,6 +65,8 @@ OBSERVATIONS = ("ratings", "binary")
 LIKED = 4.0
 #: Top of the rating scale, used to bring ratings into [0, 1].
 MAX_RATING = 5.0
+#: How a recommended movie that was not a hit shows in the observation with ``show_misses``.
+MISS = -1.0
 
 
 def rating_reward(rating: float, reward_mode: str) -> float:
@@ -91,6 +93,10 @@ class MovieLensSessionEnv(gymnasium.Env[np.ndarray, np.int64]):
     :param render_mode: ``None``, ``"ansi"`` (``render()`` returns text) or ``"human"`` (prints it).
     :param simulator: a fitted ``RatingSimulator`` for ``reward_mode="simulated"``; default: one
         fitted on ``data`` with its defaults and seed 0.
+    :param show_misses: show a recommended movie that was not a hit as ``-1`` in the observation
+        (the space becomes ``Box(-1, 1)``); default False (a miss changes nothing the agent sees).
+        With it, ``obs != 0`` is exactly ``not action_masks()``, so a policy can mask from the
+        observation alone (``rlrec.nn.UnseenDQNPolicy``).
     """
 
     metadata = {"render_modes": ["ansi", "human"], "render_fps": 4}  # noqa: RUF012 - Gymnasium's API
@@ -105,6 +111,7 @@ class MovieLensSessionEnv(gymnasium.Env[np.ndarray, np.int64]):
         users: np.ndarray | list[int] | None = None,
         render_mode: str | None = None,
         simulator: RatingSimulator | None = None,
+        show_misses: bool = False,
     ) -> None:
         from rlrec.data import load_movielens
 
@@ -144,10 +151,14 @@ class MovieLensSessionEnv(gymnasium.Env[np.ndarray, np.int64]):
 
             simulator = RatingSimulator.fit(self.dataset, seed=0)
         self.simulator = simulator
+        if not isinstance(show_misses, bool | np.bool_):
+            raise ValueError(f"show_misses must be True or False, got {show_misses!r}")
+        self.show_misses = bool(show_misses)
 
         n_movies = self.dataset.n_movies
         self.action_space = spaces.Discrete(n_movies)
-        self.observation_space = spaces.Box(0.0, 1.0, shape=(n_movies,), dtype=np.float32)
+        low = MISS if self.show_misses else 0.0
+        self.observation_space = spaces.Box(low, 1.0, shape=(n_movies,), dtype=np.float32)
         # Episode state; reset() fills it.
         self._user = -1
         self._step = 0
@@ -229,10 +240,13 @@ class MovieLensSessionEnv(gymnasium.Env[np.ndarray, np.int64]):
                 reward, hit = rating_reward(rating, self.reward_mode), True
                 self._hidden_left[where] = False
                 self._obs[movie] = self._encode(np.array([rating]))[0]
-            elif self.reward_mode == "simulated":
-                assert self.simulator is not None
-                predicted = float(self.simulator.predict(self._user, np.array([movie]))[0])
-                reward = rating_reward(predicted, "simulated")
+            else:
+                if self.show_misses:
+                    self._obs[movie] = MISS
+                if self.reward_mode == "simulated":
+                    assert self.simulator is not None
+                    predicted = float(self.simulator.predict(self._user, np.array([movie]))[0])
+                    reward = rating_reward(predicted, "simulated")
         self._last = (movie, reward)
         terminated = self._nothing_left()
         truncated = not terminated and self._step >= self.episode_length

@@ -30,7 +30,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from rlrec.data.dataset import RatingsDataset
-from rlrec.envs.session import LIKED, MAX_RATING, MovieLensSessionEnv
+from rlrec.envs.session import LIKED, MAX_RATING, MISS, MovieLensSessionEnv
 
 if TYPE_CHECKING:
     from rlrec.envs.simulator import RatingSimulator
@@ -63,6 +63,7 @@ class MovieLensSessionVectorEnv(VectorEnv):
     :param observation: as ``MovieLensSessionEnv`` (its default ``"ratings"``).
     :param users: as ``MovieLensSessionEnv`` (default: every user with >= 2 ratings).
     :param simulator: as ``MovieLensSessionEnv`` (for ``reward_mode="simulated"``).
+    :param show_misses: as ``MovieLensSessionEnv`` (misses shown as -1; default False).
     :param max_episode_steps: an extra truncation cap, what ``gymnasium.make``'s ``TimeLimit``
         adds to the single env; ``None`` or <= 0 for none (the default: the session already ends
         after ``episode_length`` steps).
@@ -80,6 +81,7 @@ class MovieLensSessionVectorEnv(VectorEnv):
         observation: str = "ratings",
         users: np.ndarray | list[int] | None = None,
         simulator: RatingSimulator | None = None,
+        show_misses: bool = False,
         max_episode_steps: int | None = None,
         autoreset_mode: str | AutoresetMode = AutoresetMode.NEXT_STEP,
         copy_obs: bool = False,
@@ -104,6 +106,7 @@ class MovieLensSessionVectorEnv(VectorEnv):
             observation=observation,
             users=users,
             simulator=simulator,
+            show_misses=show_misses,
         )
         self.dataset = self.env.dataset
         self.num_envs = int(num_envs)
@@ -257,6 +260,8 @@ class MovieLensSessionVectorEnv(VectorEnv):
         self._hidden[hit_rows, hit_movies] = 0.0
         self._hidden_left[hit_rows] -= 1
         self._liked_left[hit_rows] -= found[hit] >= LIKED
+        if self.env.show_misses:
+            self._obs[rows[fresh & ~hit], movies[fresh & ~hit]] = MISS
         if self.reward_mode == "simulated":
             guess = rows[fresh & ~hit]
             if len(guess):

@@ -117,8 +117,19 @@ BENCHMARK_SETUPS: dict[str, LearnerSetup] = {
     algo: LearnerSetup(SEED_ENV_ID, dict(_ENV_KWARGS), dict(_GAMMA))
     for algo in ("qlearning", "dqn", "sb3-dqn", "qrdqn", "ppo", "a2c", "maskable-ppo")
 }
-#: The bar agent: our DQN with dqn.yml's rlrec/MovieLensSession-v0 section as it is.
-BENCHMARK_SETUPS["dqn-session"] = LearnerSetup(SESSION_ENV_ID, algo="dqn")
+#: The session recipes: each algo with its YAML's rlrec/MovieLensSession-v0 section as it is.
+#: ``dqn-session`` is our DQN (the first round's bar agent); the others are SB3 / sb3-contrib.
+SESSION_SETUPS = {
+    "dqn-session": "dqn",
+    "sb3-dqn-session": "sb3-dqn",
+    "qrdqn-session": "qrdqn",
+    "ppo-session": "ppo",
+    "a2c-session": "a2c",
+    "maskable-ppo-session": "maskable-ppo",
+}
+BENCHMARK_SETUPS.update(
+    {name: LearnerSetup(SESSION_ENV_ID, algo=algo) for name, algo in SESSION_SETUPS.items()}
+)
 
 
 def _train_learner(
@@ -131,10 +142,13 @@ def _train_learner(
     seed: int,
     k: int,
     progress: bool,
+    references: dict[str, float] | None = None,
 ) -> dict[str, Any]:
-    from rlrec.agents.factory import load_hyperparams, split_hyperparams
-    from rlrec.agents.training import data_label, train
+    from rlrec.agents.factory import algo_spec, load_hyperparams, load_model, split_hyperparams
+    from rlrec.agents.training import data_label, run_dir_of, train
     from rlrec.evaluation.callbacks import RankingEvalCallback
+    from rlrec.evaluation.protocol import evaluate_model
+    from rlrec.evaluation.split import validation_split
 
     algo = setup.algo or name
     # A setup named after another algo gets its own folder: out/models/<name>/<algo>/.
@@ -146,16 +160,22 @@ def _train_learner(
     # Evaluate in the env the learner trained in: the YAML's env_kwargs (the observation
     # encoding, e.g. the session recipe's binary one) under the setup's.
     eval_env_kwargs = {**split_hyperparams(algo, hyperparams).env_kwargs, **setup.env_kwargs}
+    # Stopping is chosen on the validation part carved from train (never on test): the learner
+    # trains on its fit part, the best evaluation's model is kept and then ranks test once.
+    validation = validation_split(split.train)
+    best_path = run_dir_of(models, algo) / f"best_{algo_spec(algo).model_file}"
     callback = RankingEvalCallback(
-        split,
+        validation,
         eval_freq=max(1, budget // N_EVALUATIONS),
         k=k,
         env_id=setup.env_id,
         env_kwargs=eval_env_kwargs,
+        best_model_path=best_path,
+        references=references,
     )
     result = train(
         algo,
-        data=split.train,
+        data=validation.train,
         env_id=setup.env_id,
         env_kwargs=setup.env_kwargs,
         hyperparams=setup.hyperparams,
@@ -166,16 +186,32 @@ def _train_learner(
         progress=progress,
         checkpoint_freq=None,
         callbacks=[callback],
-        run_info={"split": split.describe(), "data_source": data_label(data), "benchmark": setup.describe()},
+        run_info={
+            "split": split.describe(),
+            "validation": validation.describe(),
+            "data_source": data_label(data),
+            "benchmark": setup.describe(),
+        },
     )
-    metrics = callback.last_result
-    if metrics is None or callback.evaluations[-1][0] != result.timesteps:
-        from rlrec.evaluation.protocol import evaluate_model
-
-        metrics = evaluate_model(result.model, split, env_id=setup.env_id, env_kwargs=eval_env_kwargs, k=k)
+    assert callback.best is not None
+    best_model = load_model(algo, best_path)
+    metrics = evaluate_model(best_model, split, env_id=setup.env_id, env_kwargs=eval_env_kwargs, k=k)
     # Time spent learning, without the periodic evaluations the callback ran in between.
     seconds = max(0.0, float(result.config["train_seconds"]) - callback.eval_seconds)
-    return {**metrics, "train_seconds": round(seconds, 3), "timesteps": result.timesteps}
+    best_steps, best_metrics = callback.best
+    return {
+        **metrics,
+        "train_seconds": round(seconds, 3),
+        "timesteps": result.timesteps,
+        "interrupted": result.interrupted,
+        "best_timesteps": best_steps,
+        f"validation_ndcg@{k}": best_metrics[f"ndcg@{k}"],
+        "validation_curve": [
+            {"timesteps": steps, "train_seconds": secs, f"ndcg@{k}": m[f"ndcg@{k}"]}
+            for (steps, m), secs in zip(callback.evaluations, callback.train_seconds)
+        ],
+        "validation_references": dict(callback.references or {}),
+    }
 
 
 def format_table(results: dict[str, dict[str, Any]], k: int) -> str:
@@ -247,8 +283,12 @@ def run_benchmark(
     dataset = load_movielens(data)
     split = temporal_split(dataset, test_fraction, min_ratings)
     results: dict[str, dict[str, Any]] = {}
+    references: dict[str, float] | None = None  # validation baselines, fitted once for all learners
     for algo in algos:
-        results[algo] = _train_learner(algo, setups[algo], data, split, out, timesteps, seed, k, progress)
+        results[algo] = _train_learner(
+            algo, setups[algo], data, split, out, timesteps, seed, k, progress, references
+        )
+        references = results[algo]["validation_references"]
     for name in baselines:
         results[name] = evaluate_baseline(name, split, k=k, seed=seed)
         results[name].pop("n_users", None)

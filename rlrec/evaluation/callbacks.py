@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from stable_baselines3.common.callbacks import BaseCallback
@@ -12,7 +14,18 @@ from rlrec.evaluation.metrics import RELEVANCE_THRESHOLD
 from rlrec.evaluation.protocol import check_env_on_train, make_eval_env, model_score_fn
 from rlrec.evaluation.split import Split
 
-__all__ = ["RankingEvalCallback"]
+__all__ = ["DEFAULT_EVAL_FREQ", "EVALUATIONS_FILE", "REFERENCE_BASELINES", "RankingEvalCallback"]
+
+#: ``rlrec train --eval-freq`` when not given, per env id: the session recipes peak and then slip,
+#: so their runs keep the best model by default; other envs evaluate only when asked.
+DEFAULT_EVAL_FREQ = {"rlrec/MovieLensSession-v0": 100_000}
+#: Written beside the best model: every evaluation (steps, training seconds, metrics) and the best.
+EVALUATIONS_FILE = "evaluations.json"
+#: Baselines whose NDCG@K on the same split is logged beside the learner's (``eval/<name>_ndcg@K``):
+#: TensorBoard and ``rlrec plot`` then show at once whether the agent beats them.
+REFERENCE_BASELINES = ("popularity", "ease")
+#: EASE inverts an ``n_movies x n_movies`` Gram matrix: skipped as a reference above this size.
+_EASE_MAX_MOVIES = 20_000
 
 
 class RankingEvalCallback(BaseCallback):
@@ -38,6 +51,13 @@ class RankingEvalCallback(BaseCallback):
         False to stop training (Optuna pruning hooks in here).
     :param eval_at_end: evaluate once more when training ends, unless the last evaluation was
         at that very step; default True (the curve then ends at the final model).
+    :param best_model_path: where to save the model each time ``ndcg@K`` beats every earlier
+        evaluation (SB3's ``EvalCallback(best_model_save_path=...)``; e.g. ``run/best_model.zip``),
+        with :data:`EVALUATIONS_FILE` beside it; default None (no saving).
+    :param references: baselines fitted once on ``split.train`` and logged with every evaluation
+        as ``eval/<name>_ndcg@K`` (constant lines to compare with); default
+        :data:`REFERENCE_BASELINES` (EASE only up to 20,000 movies); a mapping
+        ``{name: ndcg}`` gives the values directly, ``()`` logs none.
     :param verbose: 1 prints each result.
     """
 
@@ -52,6 +72,8 @@ class RankingEvalCallback(BaseCallback):
         batch_size: int = 256,
         on_result: Callable[[int, dict[str, float]], bool] | None = None,
         eval_at_end: bool = True,
+        best_model_path: str | os.PathLike[str] | None = None,
+        references: Sequence[str] | Mapping[str, float] | None = REFERENCE_BASELINES,
         verbose: int = 0,
     ) -> None:
         super().__init__(verbose=verbose)
@@ -70,6 +92,16 @@ class RankingEvalCallback(BaseCallback):
         self.evaluations: list[tuple[int, dict[str, float]]] = []
         #: Wall time spent evaluating (to subtract from a training time).
         self.eval_seconds = 0.0
+        #: Training seconds (evaluations excluded) at each evaluation, aligned with ``evaluations``.
+        self.train_seconds: list[float] = []
+        self.best_model_path = None if best_model_path is None else Path(best_model_path)
+        #: ``(num_timesteps, metrics)`` of the best evaluation so far.
+        self.best: tuple[int, dict[str, float]] | None = None
+        self._started = time.perf_counter()
+        if references is None:
+            references = REFERENCE_BASELINES
+        self.references = dict(references) if isinstance(references, Mapping) else None
+        self._reference_names = tuple(references)
         self._last_eval = 0
         self._owns_env = False
 
@@ -90,9 +122,23 @@ class RankingEvalCallback(BaseCallback):
                 )
                 self._owns_env = True
         check_env_on_train(self.eval_env, self.split)
+        if self.references is None:
+            self.references = self._fit_references()
+
+    def _fit_references(self) -> dict[str, float]:
+        from rlrec.evaluation.protocol import evaluate_baseline
+
+        values = {}
+        for name in self._reference_names:
+            if name == "ease" and self.split.train.n_movies > _EASE_MAX_MOVIES:
+                continue
+            values[name] = float(evaluate_baseline(name, self.split, k=self.k)[f"ndcg@{self.k}"])
+        return values
 
     def _on_training_start(self) -> None:
         self._last_eval = self.num_timesteps
+        self._started = time.perf_counter()
+        self.eval_seconds = 0.0
 
     def evaluate(self) -> dict[str, float]:
         """Evaluate the current model now, log the result and remember it."""
@@ -109,15 +155,46 @@ class RankingEvalCallback(BaseCallback):
         for key, value in metrics.items():
             if key != "n_users":
                 self.logger.record(f"eval/{key}", float(value))
+        for name, value in (self.references or {}).items():
+            self.logger.record(f"eval/{name}_ndcg@{self.k}", value)
         self.logger.record("time/total_timesteps", self.num_timesteps, exclude="tensorboard")
         self.logger.dump(self.num_timesteps)
         self.evaluations.append((self.num_timesteps, metrics))
+        self.train_seconds.append(round(started - self._started - self.eval_seconds, 3))
+        key = f"ndcg@{self.k}"
+        if self.best is None or metrics[key] > self.best[1][key]:
+            self.best = (self.num_timesteps, metrics)
+            if self.best_model_path is not None:
+                from rlrec.agents.factory import save_model
+
+                save_model(self.model, self.best_model_path)
+        if self.best_model_path is not None:
+            self._save_evaluations()
         self.eval_seconds += time.perf_counter() - started
         self._last_eval = self.num_timesteps
         if self.verbose >= 1:
             shown = ", ".join(f"{key}={value:.4f}" for key, value in metrics.items() if key != "n_users")
             print(f"eval at {self.num_timesteps} steps: {shown}")
         return metrics
+
+    def _save_evaluations(self) -> None:
+        from rlrec.utils.io import save_json
+
+        assert self.best_model_path is not None and self.best is not None
+        rows = [
+            {"timesteps": steps, "train_seconds": seconds, **metrics}
+            for (steps, metrics), seconds in zip(self.evaluations, self.train_seconds)
+        ]
+        best_steps, best_metrics = self.best
+        save_json(
+            self.best_model_path.parent / EVALUATIONS_FILE,
+            {
+                "metric": f"ndcg@{self.k}",
+                "best_model": self.best_model_path.name,
+                "best": {"timesteps": best_steps, **best_metrics},
+                "evaluations": rows,
+            },
+        )
 
     def _report(self, metrics: dict[str, float]) -> bool:
         if self.on_result is None:

@@ -7,20 +7,64 @@ hyperparameters as a TensorBoard HParams entry.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from typing import Any
 
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.logger import HParam, Logger
-from stable_baselines3.common.utils import configure_logger
+from stable_baselines3.common.logger import HParam, Logger, TensorBoardOutputFormat, configure
+from stable_baselines3.common.utils import get_latest_run_id
 
-__all__ = ["HParamsCallback", "make_logger", "record_hparams"]
+__all__ = [
+    "HPARAMS_METRICS",
+    "HParamsCallback",
+    "OncePerStepTensorBoardFormat",
+    "make_logger",
+    "record_hparams",
+]
+
+#: The metrics TensorBoard's HParams tab shows for every run (empty for a run that never logs one).
+HPARAMS_METRICS = ("eval/ndcg@10", "rollout/ep_rew_mean", "train/loss")
+
+
+class OncePerStepTensorBoardFormat(TensorBoardOutputFormat):
+    """SB3's TensorBoard output, writing each tag at most once per step.
+
+    SB3's off-policy loop dumps its logs once per finished episode, so 64 sessions ending at the
+    same step write ``time/fps`` and ``rollout/*`` 64 times at that step; only the first is kept.
+    """
+
+    def __init__(self, folder: str) -> None:
+        super().__init__(folder)
+        self._step: int | None = None
+        self._written: set[str] = set()
+
+    def write(self, key_values: dict[str, Any], key_excluded: dict[str, Any], step: int = 0) -> None:
+        if step != self._step:
+            self._step, self._written = step, set()
+        fresh = {key: value for key, value in key_values.items() if key not in self._written}
+        self._written.update(fresh)
+        super().write(fresh, {key: key_excluded[key] for key in fresh if key in key_excluded}, step)
 
 
 def make_logger(
-    tensorboard_log: str | None, tb_log_name: str, verbose: int = 0, reset_num_timesteps: bool = True
+    tensorboard_log: str | os.PathLike[str] | None,
+    tb_log_name: str,
+    verbose: int = 0,
+    reset_num_timesteps: bool = True,
 ) -> Logger:
-    """SB3's own run-folder logic: ``<tensorboard_log>/<tb_log_name>_<n>/`` with n the next free id."""
-    return configure_logger(verbose, tensorboard_log, tb_log_name, reset_num_timesteps)
+    """SB3's logger with SB3's run folders (``<tensorboard_log>/<tb_log_name>_<n>/``, n the next
+    free id, the last one when continuing) and :class:`OncePerStepTensorBoardFormat`."""
+    stdout = ["stdout"] if verbose >= 1 else []
+    if tensorboard_log is None:
+        return configure(None, stdout)
+    run_id = get_latest_run_id(str(tensorboard_log), tb_log_name)
+    if reset_num_timesteps or run_id == 0:
+        run_id += 1
+    folder = os.path.join(str(tensorboard_log), f"{tb_log_name}_{run_id}")
+    logger = configure(folder, stdout)
+    logger.output_formats.append(OncePerStepTensorBoardFormat(folder))
+    return logger
 
 
 def _scalar(value: Any) -> float | int | bool | str:
@@ -29,9 +73,9 @@ def _scalar(value: Any) -> float | int | bool | str:
     return str(value)
 
 
-def record_hparams(logger: Logger, hparams: dict[str, Any]) -> None:
+def record_hparams(logger: Logger, hparams: Mapping[str, Any]) -> None:
     """Write the hyperparameters once, with the metrics TensorBoard's HParams tab should show."""
-    metrics: dict[str, float | int] = {"rollout/ep_rew_mean": 0, "train/loss": 0}
+    metrics: dict[str, float | int] = dict.fromkeys(HPARAMS_METRICS, 0)
     logger.record(
         "hparams",
         HParam({k: _scalar(v) for k, v in hparams.items()}, metrics),
@@ -40,9 +84,10 @@ def record_hparams(logger: Logger, hparams: dict[str, Any]) -> None:
 
 
 class HParamsCallback(BaseCallback):
-    """Record the run's hyperparameters at the start of training (used for SB3 models)."""
+    """Record the run's hyperparameters at the start of training (``rlrec train`` adds it to every
+    learner, with the same keys: algo, env, data, seed, hyperparameters, ``env/*``)."""
 
-    def __init__(self, hparams: dict[str, Any]) -> None:
+    def __init__(self, hparams: Mapping[str, Any]) -> None:
         super().__init__()
         self.hparams = hparams
 

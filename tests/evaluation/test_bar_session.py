@@ -38,10 +38,15 @@ def test_benchmark_dqn_session_end_to_end(tmp_path):
     run = json.loads((model_path.parent / "run.json").read_text())
     assert run["env_id"] == "rlrec/MovieLensSession-v0" and run["env_kwargs"]["observation"] == "binary"
 
+    # The test row is the best validation evaluation's model (saved beside the final one).
+    evaluations = json.loads((model_path.parent / "evaluations.json").read_text())
+    best = max(evaluations["evaluations"], key=lambda row: row["ndcg@10"])
+    assert row["best_timesteps"] == best["timesteps"] == evaluations["best"]["timesteps"]
+    assert row["validation_ndcg@10"] == best["ndcg@10"]
     # Independent route, bench_bar.py's: Q-values of each user's WHOLE train history in the
     # session env's binary encoding, ranked by the metrics module.
-    agent = DQNAgent.load(model_path)
-    assert agent.hyperparameters()["optimizer"] == "sparse_adam" and agent.num_timesteps == 640
+    agent = DQNAgent.load(model_path.parent / "best_model.pt")
+    assert agent.hyperparameters()["optimizer"] == "sparse_adam" and agent.num_timesteps == best["timesteps"]
     split = temporal_split(load_movielens(SMALL))
     env = MovieLensSessionVectorEnv(split.train, observation="binary")
     observations = env.observations(np.arange(3))

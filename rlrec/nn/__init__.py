@@ -1,0 +1,24 @@
+"""SB3-native components for catalogue-sized observations, each plugged in where SB3 documents it.
+
+* :class:`SparseInputExtractor`: ``policy_kwargs=dict(features_extractor_class=...)``;
+* :class:`RowSparseAdam`: ``policy_kwargs=dict(optimizer_class=...)``;
+* :class:`CompactReplayBuffer`: ``replay_buffer_class=...`` of ``DQN`` / ``QRDQN``;
+* :class:`UnseenDQNPolicy`, :class:`UnseenQRDQNPolicy`: the ``policy`` of ``DQN`` / ``QRDQN``.
+
+They know SB3 and torch, not rlrec's envs: they read observations and nothing else.
+"""
+
+from rlrec.nn.buffers import CompactReplayBuffer
+from rlrec.nn.optim import RowSparseAdam
+from rlrec.nn.policies import UnseenDQNPolicy, UnseenQRDQNPolicy, mask_seen
+from rlrec.nn.torch_layers import SparseInputExtractor, sqrt_count_scale
+
+__all__ = [
+    "CompactReplayBuffer",
+    "RowSparseAdam",
+    "SparseInputExtractor",
+    "UnseenDQNPolicy",
+    "UnseenQRDQNPolicy",
+    "mask_seen",
+    "sqrt_count_scale",
+]

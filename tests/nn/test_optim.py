@@ -1,0 +1,96 @@
+"""RowSparseAdam against torch's Adam: the touched rows move exactly as Adam moves them."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from rlrec.nn import RowSparseAdam
+
+
+def _pair(rows: int = 2048, width: int = 4) -> tuple[torch.nn.Parameter, torch.nn.Parameter]:
+    torch.manual_seed(0)
+    big = torch.nn.Parameter(torch.randn(rows, width))
+    small = torch.nn.Parameter(torch.randn(width))
+    return big, small
+
+
+def _grads(step: int, rows: int, width: int, touched: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(100 + step)
+    big = torch.zeros(rows, width)
+    big[touched] = torch.randn(len(touched), width, generator=gen)
+    return big, torch.randn(width, generator=gen)
+
+
+def test_touched_rows_follow_adam_and_the_others_stay() -> None:
+    big, small = _pair()
+    ref_big, ref_small = (torch.nn.Parameter(p.detach().clone()) for p in (big, small))
+    ours = RowSparseAdam([big, small], lr=0.01, betas=(0.8, 0.99), eps=1e-6)
+    adam = torch.optim.Adam([ref_big, ref_small], lr=0.01, betas=(0.8, 0.99), eps=1e-6, foreach=False)
+    touched = torch.tensor([3, 17, 500, 2047])
+    before = big.detach().clone()
+    for step in range(5):
+        g_big, g_small = _grads(step, 2048, 4, touched)
+        big.grad, ref_big.grad = g_big.clone(), g_big.clone()
+        small.grad, ref_small.grad = g_small.clone(), g_small.clone()
+        ours.step()
+        adam.step()
+    # Always the same rows touched: Adam's moments on the others stay 0, so Adam leaves them too.
+    torch.testing.assert_close(big, ref_big, rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(small, ref_small, rtol=1e-6, atol=1e-7)
+    untouched = torch.ones(2048, dtype=torch.bool)
+    untouched[touched] = False
+    assert torch.equal(big[untouched], before[untouched])
+
+
+def test_rows_touched_earlier_do_not_drift_on_momentum() -> None:
+    big, _ = _pair()
+    ours = RowSparseAdam([big], lr=0.1)
+    big.grad = torch.zeros_like(big)
+    big.grad[5] = 1.0
+    ours.step()
+    after_first = big.detach().clone()
+    big.grad = torch.zeros_like(big)
+    big.grad[6] = 1.0
+    ours.step()
+    assert torch.equal(big[5], after_first[5])  # dense Adam would move row 5 again
+    # Row 6 got its first update at step 2: m = 0.1, v = 0.001, bias-corrected with step 2.
+    m_hat, v_hat = 0.1 / (1 - 0.9**2), 0.001 / (1 - 0.999**2)
+    expected = after_first[6] - 0.1 * m_hat / (v_hat**0.5 + 1e-8)
+    torch.testing.assert_close(big[6], expected)
+
+
+def test_many_touched_rows_take_the_dense_update() -> None:
+    big, _ = _pair(rows=2048)
+    ref = torch.nn.Parameter(big.detach().clone())
+    ours, adam = (
+        RowSparseAdam([big], lr=0.01, max_touched=0.5),
+        torch.optim.Adam([ref], lr=0.01, foreach=False),
+    )
+    for step in range(3):
+        grad = torch.randn(2048, 4, generator=torch.Generator().manual_seed(step))
+        grad[: 2048 // 4] = 0.0  # 75% touched: dense path, every row as Adam (momentum included)
+        big.grad, ref.grad = grad.clone(), grad.clone()
+        ours.step()
+        adam.step()
+    torch.testing.assert_close(big, ref, rtol=1e-6, atol=1e-7)
+
+
+def test_sparse_gradients_are_accepted() -> None:
+    torch.manual_seed(0)
+    table = torch.nn.Embedding(3000, 4, sparse=True)
+    ref = torch.nn.Embedding(3000, 4, sparse=False)
+    ref.weight.data.copy_(table.weight.data)
+    ours, adam = RowSparseAdam(table.parameters(), lr=0.01), torch.optim.Adam(ref.parameters(), lr=0.01)
+    index = torch.tensor([4, 4, 9, 2999])
+    table(index).sum().backward()
+    ref(index).sum().backward()
+    ours.step()
+    adam.step()
+    torch.testing.assert_close(table.weight, ref.weight, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("kwargs", [{"lr": -1.0}, {"betas": (1.0, 0.9)}, {"eps": 0.0}])
+def test_bad_arguments(kwargs: dict) -> None:
+    with pytest.raises(ValueError):
+        RowSparseAdam([torch.nn.Parameter(torch.zeros(2))], **kwargs)
