@@ -68,9 +68,7 @@ def run_child(which: str, data: Path, steps: int, seed: int, threads: int) -> di
     if which == "ours":
         from rlrec.agents.dqn import DQNAgent
 
-        model: Any = DQNAgent(
-            env, net_arch=NET_ARCH, seed=seed, n_threads=threads, device="cpu", **HYPERPARAMS
-        )
+        model: Any = DQNAgent(env, net_arch=NET_ARCH, seed=seed, device="cpu", **HYPERPARAMS)
     else:
         from stable_baselines3 import DQN
 
@@ -145,13 +143,28 @@ def bench_tabular(n_states: int, n_actions: int, seed: int) -> dict[str, float]:
 
 # ----------------------------------------------------------------------- replay memory
 def buffer_bytes(data: Path, capacity: int) -> dict[str, float]:
+    import numpy as np
     from stable_baselines3.common.buffers import ReplayBuffer
 
-    from rlrec.agents.dqn import CompactReplayBuffer
+    from rlrec.nn import CompactReplayBuffer
 
     env = make_env(data)
     base = env.unwrapped
-    compact = CompactReplayBuffer(capacity, base.n_movies, base.observations, env.observation_space.shape)
+    # MovieLens-v0 names its states (the user): our DQN keeps 1M transitions as state indices.
+    compact = CompactReplayBuffer(
+        capacity, env.observation_space, env.action_space, device="cpu", observations_fn=base.observations
+    )
+    chunk = np.arange(10_000) % base.n_states
+    for _ in range(capacity // len(chunk)):
+        compact.add_transitions(
+            None,
+            None,
+            chunk,
+            np.zeros(len(chunk)),
+            np.zeros(len(chunk), bool),
+            chunk,
+            (chunk + 1) % base.n_states,
+        )  # type: ignore[arg-type]
     # SB3's layout measured on a small buffer and scaled: allocating 1M x 2 x 10,329 floats is 83 GB.
     probe = 1000
     sb3 = ReplayBuffer(probe, env.observation_space, env.action_space, device="cpu")

@@ -50,3 +50,40 @@ def test_rl_zoo3_trains_movielens_with_the_shipped_yaml(tmp_path: Path) -> None:
     assert model.buffer_size == 10_000 and model.target_update_interval == 1000
     assert model.policy_kwargs == {"net_arch": [64], "optimizer_kwargs": {"fused": True}}
     assert model.learning_starts == 100
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("zoo_algo, algo", [("dqn", "sb3-dqn"), ("ppo", "ppo")])
+def test_rl_zoo3_trains_the_session_env_with_the_components(tmp_path: Path, zoo_algo: str, algo: str) -> None:
+    command = [
+        sys.executable, "-m", "rl_zoo3.train",
+        "--algo", zoo_algo,
+        "--env", "rlrec/MovieLensSession-v0",
+        "--gym-packages", "rlrec",
+        "--env-kwargs", f"data:'{TINY}'",
+        "-conf", str(hyperparams_file(algo)),
+        "-n", "256",
+        "--hyperparams", "n_envs:4", *(["batch_size:32"] if zoo_algo == "ppo" else []),
+        "--seed", "0",
+        "--num-threads", "1",
+        "--log-folder", str(tmp_path),
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+    (saved,) = (tmp_path / zoo_algo).glob("rlrec-MovieLensSession-v0_*/rlrec-MovieLensSession-v0.zip")
+    from stable_baselines3 import DQN, PPO
+
+    from rlrec.nn import RowSparseAdam, SparseInputExtractor, UnseenDQNPolicy
+
+    model = (DQN if zoo_algo == "dqn" else PPO).load(saved, device="cpu")
+    # The zoo eval()ed the YAML's class names into rlrec's components.
+    assert model.policy_kwargs["features_extractor_class"] is SparseInputExtractor
+    assert model.policy_kwargs["optimizer_class"] is RowSparseAdam
+    assert model.gamma == 0.0
+    if zoo_algo == "dqn":
+        from rlrec.nn import CompactReplayBuffer
+
+        assert isinstance(model.policy, UnseenDQNPolicy)
+        assert model.replay_buffer_class is CompactReplayBuffer

@@ -43,7 +43,7 @@ def score_movies(model: Any, observations: np.ndarray, states: np.ndarray | None
             states = model.observations_to_states(np.asarray(observations))
         return model.q_table[np.asarray(states, dtype=np.int64)].astype(np.float32, copy=True)
     if isinstance(model, DQNAgent):
-        return model.q_values(np.asarray(observations).reshape(-1, *model.obs_shape))
+        return model.q_values(np.asarray(observations).reshape(-1, model.obs_dim))
     return _score_sb3(model, np.asarray(observations))
 
 

@@ -165,6 +165,14 @@ def make_training_env(
         return make_vec_env(make, n_envs=n_envs, seed=seed, env_kwargs=kwargs, vec_env_cls=DummyVecEnv)
     if n_envs == 1:
         return gymnasium.make(env_id, **kwargs)
+    if _batched_same_step(env_id):  # no step wasted on resetting a finished session
+        return gymnasium.make_vec(
+            env_id,
+            num_envs=n_envs,
+            vectorization_mode="vector_entry_point",
+            autoreset_mode="same_step",
+            **kwargs,
+        )
     # Gymnasium picks the env's vector_entry_point when it has one, else a SyncVectorEnv.
     return gymnasium.make_vec(env_id, num_envs=n_envs, vectorization_mode=None, **kwargs)
 

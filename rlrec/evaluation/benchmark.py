@@ -231,7 +231,7 @@ def format_table(results: dict[str, dict[str, Any]], k: int) -> str:
 def run_benchmark(
     data: Any = "synthetic",
     out: str | os.PathLike[str] = "benchmark_out",
-    timesteps: int | None = None,
+    timesteps: int | Mapping[str, int] | None = None,
     seed: int = 0,
     algos: Sequence[str] | None = None,
     baselines: Sequence[str] = DEFAULT_BASELINES,
@@ -250,7 +250,8 @@ def run_benchmark(
     :param data: anything ``rlrec.data.load_movielens`` takes.
     :param out: output folder; its ``tb/`` must not already hold TensorBoard runs (the curves
         would mix two benchmarks).
-    :param timesteps: training budget per learner; default: each YAML's ``n_timesteps``.
+    :param timesteps: training budget per learner (one number, or one per learner name); default:
+        each YAML's ``n_timesteps``.
     :param seed: seeds the learners, their envs and the random baselines.
     :param algos: learners to train; default all of :data:`BENCHMARK_SETUPS`.
     :param baselines: baselines to evaluate; default random, popularity, EASE, ALS.
@@ -274,7 +275,8 @@ def run_benchmark(
     bad = [name for name in baselines if name not in BASELINES]
     if bad:
         raise ValueError(f"baselines: unknown baseline {bad[0]!r} (known: {', '.join(BASELINES)})")
-    if timesteps is not None and timesteps < 1:
+    budgets = dict(timesteps) if isinstance(timesteps, Mapping) else dict.fromkeys(algos, timesteps)
+    if any(budget is not None and budget < 1 for budget in budgets.values()):
         raise ValueError(f"--timesteps: must be >= 1, got {timesteps}")
     out = Path(out)
     if algos and (out / "tb").is_dir() and any((out / "tb").rglob("events.out.tfevents.*")):
@@ -286,7 +288,7 @@ def run_benchmark(
     references: dict[str, float] | None = None  # validation baselines, fitted once for all learners
     for algo in algos:
         results[algo] = _train_learner(
-            algo, setups[algo], data, split, out, timesteps, seed, k, progress, references
+            algo, setups[algo], data, split, out, budgets.get(algo), seed, k, progress, references
         )
         references = results[algo]["validation_references"]
     for name in baselines:
@@ -297,7 +299,7 @@ def run_benchmark(
 
     report = {
         "dataset": dataset.summary(),
-        "protocol": {**protocol_description(split, k), "seed": seed, "timesteps": timesteps},
+        "protocol": {**protocol_description(split, k), "seed": seed, "timesteps": budgets},
         "learners": {algo: setups[algo].describe() for algo in algos},
         "results": results,
     }

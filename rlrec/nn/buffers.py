@@ -14,6 +14,7 @@ and the memory saved is what the observations' sparsity allows.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -137,6 +138,11 @@ class CompactReplayBuffer(BaseBuffer):
     :param optimize_memory_usage: accepted for SB3's signature; the layout above already shares
         ``obs`` and ``next_obs``, so the flag changes nothing.
     :param handle_timeout_termination: SB3's: a ``TimeLimit.truncated`` done is not terminal.
+    :param observations_fn: ``states -> observations`` of an env that names its states (e.g.
+        ``MovieLensEnv.observations``: user index -> profile). With it,
+        :meth:`add_transitions` given ``states`` / ``next_states`` keeps only those indices
+        (16 bytes per transition where a MovieLens profile needs ~1 KB) and sampling rebuilds
+        the observations through it.
     """
 
     def __init__(
@@ -148,6 +154,7 @@ class CompactReplayBuffer(BaseBuffer):
         n_envs: int = 1,
         optimize_memory_usage: bool = False,
         handle_timeout_termination: bool = True,
+        observations_fn: Callable[[np.ndarray], np.ndarray] | None = None,
     ) -> None:
         if not isinstance(observation_space, spaces.Box) or len(observation_space.shape) != 1:
             raise ValueError(
@@ -178,6 +185,11 @@ class CompactReplayBuffer(BaseBuffer):
         self.rewards = np.zeros(slots, dtype=np.float32)
         self.dones = np.zeros(slots, dtype=np.uint8)
         self.timeouts = np.zeros(slots, dtype=np.uint8)
+        self._latest = 0  # transitions in the last add_transitions
+        self.observations_fn = observations_fn
+        state_slots = slots if observations_fn is not None else 0
+        self._states = np.full(state_slots, -1, dtype=np.int32)
+        self._next_states = np.full(state_slots, -1, dtype=np.int32)
 
     @staticmethod
     def _maybe_cast(dtype: Any) -> Any:
@@ -189,7 +201,7 @@ class CompactReplayBuffer(BaseBuffer):
         arrays = (
             self._obs_fill, self._next_fill, self._obs_start, self._next_start, self._obs_len,
             self._next_len, self._next_relative, self._row_start, self.actions, self.rewards,
-            self.dones, self.timeouts,
+            self.dones, self.timeouts, self._states, self._next_states,
         )  # fmt: skip
         return self._ring.nbytes + sum(a.nbytes for a in arrays)
 
@@ -203,9 +215,75 @@ class CompactReplayBuffer(BaseBuffer):
         done: np.ndarray,
         infos: list[dict[str, Any]],
     ) -> None:
-        obs = np.asarray(obs, dtype=self.obs_dtype).reshape(self.n_envs, self.obs_dim)
-        next_obs = np.asarray(next_obs, dtype=self.obs_dtype).reshape(self.n_envs, self.obs_dim)
-        slots = np.arange(self.pos * self.n_envs, (self.pos + 1) * self.n_envs)
+        """SB3's ``add``: one row of ``n_envs`` transitions."""
+        timeouts = [bool(info.get("TimeLimit.truncated", False)) for info in infos]
+        self._write(obs, next_obs, action, reward, done, np.asarray(timeouts, dtype=bool))
+        self.pos += 1
+        if self.pos == self.buffer_size:
+            self.full = True
+            self.pos = 0
+
+    def add_transitions(
+        self,
+        obs: np.ndarray,
+        next_obs: np.ndarray,
+        actions: np.ndarray,
+        rewards: np.ndarray,
+        dones: np.ndarray,
+        states: np.ndarray | None = None,
+        next_states: np.ndarray | None = None,
+    ) -> None:
+        """Any number of transitions at once into a buffer built with ``n_envs=1`` (rlrec's own
+        learners, which drop the rows a vector env spent on resetting). ``dones`` are terminal
+        flags only: store ``terminated``, not ``terminated | truncated``. With ``observations_fn``
+        and both ``states`` and ``next_states``, only the state indices are kept."""
+        by_state = self.observations_fn is not None and states is not None and next_states is not None
+        if self.n_envs != 1:
+            raise ValueError("add_transitions needs a buffer built with n_envs=1")
+        count = len(actions)
+        if count > self.buffer_size:
+            raise ValueError(f"add_transitions: {count} transitions exceed the capacity {self.buffer_size}")
+        done = 0
+        while done < count:
+            # Up to the end of the circular array, then from its start.
+            chunk = min(count - done, self.buffer_size - self.pos)
+            part = slice(done, done + chunk)
+            rows = np.arange(self.pos, self.pos + chunk)
+            if by_state:
+                assert states is not None and next_states is not None
+                self._states[rows], self._next_states[rows] = states[part], next_states[part]
+                self._obs_len[rows] = self._next_len[rows] = 0
+                self._obs_fill[rows] = self._next_fill[rows] = 0
+                self._next_relative[rows] = False
+                self._row_start[rows] = self._ring.head  # nothing of theirs in the ring
+                self._write_scalars(rows, actions[part], rewards[part], dones[part], np.zeros(chunk, bool))
+            else:
+                if len(self._states):
+                    self._states[rows] = self._next_states[rows] = -1
+                self._write(obs[part], next_obs[part], actions[part], rewards[part], dones[part],
+                            np.zeros(chunk, dtype=bool), rows=chunk)  # fmt: skip
+            self.pos += chunk
+            done += chunk
+            if self.pos == self.buffer_size:
+                self.full = True
+                self.pos = 0
+        self._latest = count
+
+    def _write(
+        self,
+        obs: np.ndarray,
+        next_obs: np.ndarray,
+        action: np.ndarray,
+        reward: np.ndarray,
+        done: np.ndarray,
+        timeouts: np.ndarray,
+        rows: int = 1,
+    ) -> None:
+        """Write ``rows`` consecutive rows of ``n_envs`` transitions from row ``pos`` on (no wrap)."""
+        width = rows * self.n_envs
+        obs = np.asarray(obs, dtype=self.obs_dtype).reshape(width, self.obs_dim)
+        next_obs = np.asarray(next_obs, dtype=self.obs_dtype).reshape(width, self.obs_dim)
+        slots = np.arange(self.pos * self.n_envs, self.pos * self.n_envs + width)
         obs_fill, next_fill = _fill_values(obs), _fill_values(next_obs)
         relative = obs_fill == next_fill
         obs_diff = obs != obs_fill[:, None]
@@ -213,57 +291,87 @@ class CompactReplayBuffer(BaseBuffer):
         obs_rows, obs_cols = np.nonzero(obs_diff)
         next_rows, next_cols = np.nonzero(next_diff)
 
-        oldest_row = (self.pos + 1) % self.buffer_size if self.full else 0
-        oldest = self._row_start[oldest_row] if self.full or self.pos > 0 else self._ring.head
-        if self.full and oldest_row == self.pos:  # buffer of one row: nothing older survives
-            oldest = self._ring.head
-        self._ring.reserve(len(obs_cols) + len(next_cols), int(oldest))
-        self._row_start[self.pos] = self._ring.head
-        obs_counts = np.bincount(obs_rows, minlength=self.n_envs)
-        next_counts = np.bincount(next_rows, minlength=self.n_envs)
+        last = self.pos + rows - 1  # the rows pos..last are overwritten
+        if self.full:
+            oldest_row = (last + 1) % self.buffer_size
+            oldest = self._ring.head if rows == self.buffer_size else int(self._row_start[oldest_row])
+        else:
+            oldest = int(self._row_start[0]) if self.pos > 0 else self._ring.head
+        self._ring.reserve(len(obs_cols) + len(next_cols), oldest)
+        obs_counts = np.bincount(obs_rows, minlength=width)
+        next_counts = np.bincount(next_rows, minlength=width)
         obs_first = self._ring.append(obs_cols, obs[obs_rows, obs_cols])
         next_first = self._ring.append(next_cols, next_obs[next_rows, next_cols])
         self._obs_start[slots] = obs_first + np.cumsum(obs_counts) - obs_counts
         self._next_start[slots] = next_first + np.cumsum(next_counts) - next_counts
+        # A row's data starts at its first slot's obs run (all of a row's obs runs come first).
+        self._row_start[self.pos : self.pos + rows] = self._obs_start[slots[:: self.n_envs]]
         self._obs_len[slots] = obs_counts
         self._next_len[slots] = next_counts
         self._obs_fill[slots] = obs_fill
         self._next_fill[slots] = next_fill
         self._next_relative[slots] = relative
+        self._write_scalars(slots, action, reward, done, timeouts)
 
-        self.actions[slots] = np.asarray(action).reshape(self.n_envs, self.action_dim)
-        self.rewards[slots] = np.asarray(reward, dtype=np.float32).reshape(self.n_envs)
-        self.dones[slots] = np.asarray(done).reshape(self.n_envs)
+    def _write_scalars(
+        self,
+        slots: np.ndarray,
+        action: np.ndarray,
+        reward: np.ndarray,
+        done: np.ndarray,
+        timeouts: np.ndarray,
+    ) -> None:
+        width = len(slots)
+        self.actions[slots] = np.asarray(action).reshape(width, self.action_dim)
+        self.rewards[slots] = np.asarray(reward, dtype=np.float32).reshape(width)
+        self.dones[slots] = np.asarray(done).reshape(width)
         if self.handle_timeout_termination:
-            self.timeouts[slots] = [bool(info.get("TimeLimit.truncated", False)) for info in infos]
-        self.pos += 1
-        if self.pos == self.buffer_size:
-            self.full = True
-            self.pos = 0
+            self.timeouts[slots] = np.asarray(timeouts).reshape(width)
 
     # -------------------------------------------------------------------------- sample
     def _get_samples(self, batch_inds: np.ndarray, env: VecNormalize | None = None) -> ReplayBufferSamples:
         # NumPy's global generator, as SB3's ReplayBuffer: SB3's seed then governs sampling.
         env_indices = np.random.randint(0, high=self.n_envs, size=(len(batch_inds),))  # noqa: NPY002
-        slots = np.asarray(batch_inds) * self.n_envs + env_indices
+        return self._samples_of(np.asarray(batch_inds) * self.n_envs + env_indices, env)
+
+    def _samples_of(self, slots: np.ndarray, env: VecNormalize | None) -> ReplayBufferSamples:
         obs = self.observations_at(slots)
         next_obs = self.next_observations_at(slots, obs)
         dones = self.dones[slots].astype(np.float32) * (1.0 - self.timeouts[slots].astype(np.float32))
-        data = (
-            self._normalize_obs(obs, env),
+        data: tuple[np.ndarray, ...] = (
+            np.asarray(self._normalize_obs(obs, env)),
             self.actions[slots],
-            self._normalize_obs(next_obs, env),
+            np.asarray(self._normalize_obs(next_obs, env)),
             dones.reshape(-1, 1),
             self._normalize_reward(self.rewards[slots].reshape(-1, 1), env),
         )
         return ReplayBufferSamples(*(self.to_torch(array) for array in data))
+
+    def latest(self) -> ReplayBufferSamples:
+        """The transitions of the last :meth:`add_transitions`, in order (learning from fresh
+        transitions only, without replay: a buffer whose capacity is one step's batch)."""
+        count = getattr(self, "_latest", 0)
+        if count == 0:
+            raise ValueError("latest: nothing added yet")
+        slots = (np.arange(self.pos - count, self.pos)) % self.buffer_size
+        return self._samples_of(slots, None)
 
     def observations_at(self, slots: np.ndarray) -> np.ndarray:
         """The stored ``obs`` of flat slots (``row * n_envs + env``), dense ``(len, obs_dim)``."""
         out = np.repeat(self._obs_fill[slots, None], self.obs_dim, axis=1)
         rows, cols, values = self._ring.gather(self._obs_start[slots], self._obs_len[slots].astype(np.int64))
         out[rows, cols] = values
+        self._fill_named(out, self._states, slots)
         return out
+
+    def _fill_named(self, out: np.ndarray, states: np.ndarray, slots: np.ndarray) -> None:
+        """Rows stored as a state index get their observation from ``observations_fn``."""
+        if not len(states):
+            return
+        named = states[slots] >= 0
+        if named.any():
+            assert self.observations_fn is not None
+            out[named] = self.observations_fn(states[slots][named])
 
     def next_observations_at(self, slots: np.ndarray, obs: np.ndarray | None = None) -> np.ndarray:
         """The stored ``next_obs`` of flat slots; ``obs``: their ``observations_at`` if at hand."""
@@ -274,6 +382,7 @@ class CompactReplayBuffer(BaseBuffer):
             self._next_start[slots], self._next_len[slots].astype(np.int64)
         )
         out[rows, cols] = values
+        self._fill_named(out, self._next_states, slots)
         return out
 
 

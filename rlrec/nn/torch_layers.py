@@ -20,6 +20,8 @@ from torch.nn import functional as F
 __all__ = ["NORMALIZATIONS", "SparseInputExtractor", "sqrt_count_scale"]
 
 NORMALIZATIONS = (None, "sqrt_count")
+#: Batches with more than 1 / _DENSE_FROM of their entries non-zero take the dense product.
+_DENSE_FROM = 8
 
 
 def sqrt_count_scale(obs: torch.Tensor) -> torch.Tensor:
@@ -36,7 +38,8 @@ class SparseInputExtractor(BaseFeaturesExtractor):
     """``activation(x W + b)`` over the non-zero entries of each observation, then dropout.
 
     Equal to ``nn.Linear(n, features_dim)`` on the dense row (up to float rounding): row ``i`` sums
-    ``x[i, j] * W[j]`` over its non-zero ``j`` only (``F.embedding_bag`` with per-sample weights).
+    ``x[i, j] * W[j]`` over its non-zero ``j`` only (``F.embedding_bag`` with per-sample weights);
+    a batch that is mostly non-zero takes the dense product instead, which is then cheaper.
     Its weight is ``(n, features_dim)``, one row per movie, so a batch's gradient is non-zero on
     the rows of the movies it shows: :class:`rlrec.nn.RowSparseAdam` then updates only those.
 
@@ -89,6 +92,13 @@ class SparseInputExtractor(BaseFeaturesExtractor):
 
     def forward(self, observations: torch.Tensor) -> torch.Tensor:
         obs = observations.reshape(observations.shape[0], -1).to(self.weight.dtype)
+        nonzeros = int(torch.count_nonzero(obs))
+        if nonzeros * _DENSE_FROM > obs.numel():
+            # Mostly non-zero rows (MovieLens-v0's profiles: a mean rating everywhere): the dense
+            # product is the same map, and BLAS beats gathering every row of the table.
+            if self.normalization == "sqrt_count":
+                obs = obs * sqrt_count_scale(obs)[:, None]
+            return self.dropout(self.activation(torch.addmm(self.bias, obs, self.weight)))
         rows, columns = obs.nonzero(as_tuple=True)
         values = obs[rows, columns]
         if self.normalization == "sqrt_count":

@@ -36,9 +36,8 @@ def test_dqn_agent_scores_are_its_q_values_by_hand():
     agent = DQNAgent(env, net_arch=[8], seed=0)
     obs = _observations(env)
     net = agent.q_net
-    assert net.input is not None
     with torch.no_grad():  # the network written out: relu(obs W1 + b1) W2ᵀ + b2
-        hidden = torch.relu(torch.from_numpy(obs) @ net.input.weight_t + net.input.bias)
+        hidden = torch.relu(torch.from_numpy(obs) @ net.features.weight + net.features.bias)
         expected = (hidden @ net.head.weight.T + net.head.bias).numpy()
     np.testing.assert_allclose(score_movies(agent, obs), expected, rtol=1e-5, atol=1e-6)
 

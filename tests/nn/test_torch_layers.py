@@ -86,3 +86,19 @@ def test_bad_arguments_are_refused(kwargs: dict, message: str) -> None:
 def test_needs_a_flat_box() -> None:
     with pytest.raises(ValueError, match="flat Box"):
         SparseInputExtractor(gym.spaces.Box(0.0, 1.0, shape=(2, 3)))
+
+
+def test_dense_batches_take_the_same_map() -> None:
+    torch.manual_seed(0)
+    space = gym.spaces.Box(0.0, 5.0, shape=(40,), dtype=np.float32)
+    extractor = SparseInputExtractor(space, features_dim=5, normalization="sqrt_count")
+    obs = torch.full((3, 40), 3.5)
+    obs[:, :4] = torch.tensor([4.0, 0.0, 5.0, 1.0])  # a profile: a mean everywhere, a few ratings
+    out = extractor(obs)
+    out.sum().backward()
+    weight = extractor.weight.detach().clone().requires_grad_(True)
+    scaled = obs / (obs != 0).sum(dim=1, keepdim=True).float().sqrt()
+    expected = torch.relu(scaled @ weight + extractor.bias.detach())
+    expected.sum().backward()
+    torch.testing.assert_close(out, expected)
+    torch.testing.assert_close(extractor.weight.grad, weight.grad)
