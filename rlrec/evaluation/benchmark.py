@@ -50,6 +50,15 @@ random 0.001. At these budgets the Q-networks learn a handful of movies nearly e
 (``rollout/ep_rew_mean`` ~4.5) and leave the other ~10,000 outputs near their initial values:
 one sample per step informs one of ~10,000 actions.
 
+The session entries (``<algo>-session`` for ``dqn``, ``sb3-dqn``, ``qrdqn``, ``ppo``, ``a2c``,
+``maskable-ppo``) train each algo with its YAML's ``rlrec/MovieLensSession-v0`` section as it is:
+the SB3 ones with rlrec's components (``rlrec.nn``) in their policy / optimizer / buffer.
+
+Stopping: every learner trains on the fit part of the validation split carved from train
+(:func:`rlrec.evaluation.split.validation_split`), is ranked on the validation part ten times, and
+the best of those models (``best_model.*``) ranks the test part once. The ``eval/ndcg@K`` curves in
+``curves.png`` are validation curves, with popularity and EASE on the same split as lines.
+
 Each learner otherwise uses its shipped hyperparameters (``rlrec/hyperparams/<algo>.yml``);
 :data:`BENCHMARK_SETUPS` lists exactly what the benchmark overrides.
 """
