@@ -218,7 +218,11 @@ class CompactReplayBuffer(BaseBuffer):
         """SB3's ``add``: one row of ``n_envs`` transitions."""
         timeouts = [bool(info.get("TimeLimit.truncated", False)) for info in infos]
         self._write(obs, next_obs, action, reward, done, np.asarray(timeouts, dtype=bool))
-        self.pos += 1
+        self._advance(1)
+
+    def _advance(self, rows: int) -> None:
+        """Move the write position past ``rows`` rows written (never past the end: callers chunk)."""
+        self.pos += rows
         if self.pos == self.buffer_size:
             self.full = True
             self.pos = 0
@@ -262,11 +266,8 @@ class CompactReplayBuffer(BaseBuffer):
                     self._states[rows] = self._next_states[rows] = -1
                 self._write(obs[part], next_obs[part], actions[part], rewards[part], dones[part],
                             np.zeros(chunk, dtype=bool), rows=chunk)  # fmt: skip
-            self.pos += chunk
+            self._advance(chunk)
             done += chunk
-            if self.pos == self.buffer_size:
-                self.full = True
-                self.pos = 0
         self._latest = count
 
     def _write(
