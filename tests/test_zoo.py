@@ -21,24 +21,31 @@ if importlib.util.find_spec("rl_zoo3") is None:
 TINY = "synthetic:n_users=10,n_movies=40,n_ratings=120,seed=3"
 
 
-@pytest.mark.slow
-def test_rl_zoo3_trains_movielens_with_the_shipped_yaml(tmp_path: Path) -> None:
+def _zoo_train(
+    folder: Path, zoo_algo: str, env_id: str, algo: str, steps: int, hyperparams: list[str]
+) -> None:
+    """``python -m rl_zoo3.train`` with rlrec's shipped YAML of ``algo`` on the tiny world."""
     command = [
         sys.executable, "-m", "rl_zoo3.train",
-        "--algo", "dqn",
-        "--env", "rlrec/MovieLens-v0",
+        "--algo", zoo_algo,
+        "--env", env_id,
         "--gym-packages", "rlrec",
         "--env-kwargs", f"data:'{TINY}'",
-        "-conf", str(hyperparams_file("sb3-dqn")),
-        "-n", "200",
-        "--hyperparams", "learning_starts:100",
+        "-conf", str(hyperparams_file(algo)),
+        "-n", str(steps),
+        "--hyperparams", *hyperparams,
         "--seed", "0",
         "--num-threads", "1",
-        "--log-folder", str(tmp_path),
+        "--log-folder", str(folder),
     ]  # fmt: skip
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env, cwd=folder)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+@pytest.mark.slow
+def test_rl_zoo3_trains_movielens_with_the_shipped_yaml(tmp_path: Path) -> None:
+    _zoo_train(tmp_path, "dqn", "rlrec/MovieLens-v0", "sb3-dqn", 200, ["learning_starts:100"])
 
     (saved,) = (tmp_path / "dqn").glob("rlrec-MovieLens-v0_*/rlrec-MovieLens-v0.zip")
     from stable_baselines3 import DQN
@@ -55,22 +62,8 @@ def test_rl_zoo3_trains_movielens_with_the_shipped_yaml(tmp_path: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("zoo_algo, algo", [("dqn", "sb3-dqn"), ("ppo", "ppo")])
 def test_rl_zoo3_trains_the_session_env_with_the_components(tmp_path: Path, zoo_algo: str, algo: str) -> None:
-    command = [
-        sys.executable, "-m", "rl_zoo3.train",
-        "--algo", zoo_algo,
-        "--env", "rlrec/MovieLensSession-v0",
-        "--gym-packages", "rlrec",
-        "--env-kwargs", f"data:'{TINY}'",
-        "-conf", str(hyperparams_file(algo)),
-        "-n", "256",
-        "--hyperparams", "n_envs:4", *(["batch_size:32"] if zoo_algo == "ppo" else []),
-        "--seed", "0",
-        "--num-threads", "1",
-        "--log-folder", str(tmp_path),
-    ]  # fmt: skip
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
-    assert done.returncode == 0, done.stderr[-2000:]
+    extra = ["n_envs:4", *(["batch_size:32"] if zoo_algo == "ppo" else [])]
+    _zoo_train(tmp_path, zoo_algo, "rlrec/MovieLensSession-v0", algo, 256, extra)
 
     (saved,) = (tmp_path / zoo_algo).glob("rlrec-MovieLensSession-v0_*/rlrec-MovieLensSession-v0.zip")
     from stable_baselines3 import DQN, PPO
