@@ -3,7 +3,7 @@
 Trains ``rlrec.agents.DQNAgent`` with the ``rlrec/MovieLensSession-v0`` section of
 ``rlrec/hyperparams/dqn.yml`` (the bar recipe: a γ=0 DQN, i.e. a contextual bandit learned by
 Q-regression on its own rewards, no replay, SparseAdam) by interacting with
-:class:`rlrec.envs.session_vector.MovieLensSessionVectorEnv` built on the TRAIN part of the
+:class:`rlrec.envs.session.MovieLensSessionVectorEnv` built on the TRAIN part of the
 per-user temporal split, then ranks every user's unseen movies under the protocol
 (``rlrec.evaluation``) and prints NDCG@10 and friends for the agent, popularity and EASE, all
 from this run, with the agent's ratio to popularity. The bar: NDCG@10 >= 1.2 x popularity.

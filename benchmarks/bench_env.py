@@ -34,7 +34,7 @@ import rlrec  # noqa: F401  (registers the env ids)
 from rlrec.data import load_movielens
 from rlrec.data.dataset import FALLBACK_MEAN, RatingsDataset
 from rlrec.envs.movielens import MovieLensEnv
-from rlrec.envs.vector import MovieLensVectorEnv
+from rlrec.envs.movielens import MovieLensVectorEnv
 
 ENV_COUNTS = (1, 16, 64, 256)
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -65,57 +67,62 @@ def _cmd_data_fetch(args: argparse.Namespace) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from rlrec.agents.factory import DEFAULT_ENV_ID
     from rlrec.agents.training import train
+    from rlrec.evaluation.split import training_data
+    from rlrec.utils.signals import exit_status
 
+    if args.checkpoint_freq is not None and args.checkpoint_freq < 1:
+        raise CLIError(f"--checkpoint-freq: must be >= 1, got {args.checkpoint_freq}")
     hyperparams = parse_key_values(args.hyperparams, "--hyperparams")
     if args.from_trial is not None:
+        if args.resume:
+            raise CLIError("--from-trial: --resume continues the run's own hyperparameters; omit it")
         from rlrec.tuning import hyperparams_from_trial
 
         trial_algo, trial_hyperparams = hyperparams_from_trial(args.from_trial, args.storage)
         if trial_algo != args.algo:
             raise CLIError(f"--from-trial: {args.from_trial} tuned {trial_algo}, not --algo {args.algo}")
         hyperparams = {**trial_hyperparams, **hyperparams}  # --hyperparams still wins
-    from rlrec.evaluation.split import training_data
-
-    recorded = None
+    recorded = _resumed_run_info(args) if args.resume else None
     if args.resume:
-        from rlrec.agents.training import RUN_FILE, run_dir_of
-        from rlrec.utils.io import load_json
-
-        run_file = run_dir_of(args.output, args.algo) / RUN_FILE
-        if not run_file.is_file():
-            raise CLIError(f"--resume: no run to resume in {run_file.parent} (train without --resume first)")
-        recorded = load_json(run_file).get("run_info") or None
+        env_id = None
+    else:
+        env_id = args.env or DEFAULT_ENV_ID
     source = args.data if args.data is not None else ("synthetic" if recorded is None else None)
+    split = (args.split or "temporal") == "temporal"
     data, run_info = (
         (None, None)
         if source is None and recorded is None
-        else training_data(source, holdout=args.split == "temporal", recorded=recorded)
+        else training_data(source, holdout=split, recorded=recorded)
     )
-    callbacks, data, run_info = _validation_callbacks(args, data, run_info, recorded)
+    callbacks, data, run_info = _validation_callbacks(args, env_id, data, run_info, recorded)
     result = train(
         args.algo,
         data=data,
         run_info=run_info,
         callbacks=callbacks,
         checkpoint_freq=args.checkpoint_freq,
-        env_id=args.env,
+        env_id=env_id if env_id is not None else recorded["env_id"],  # type: ignore[index]
         env_kwargs=parse_key_values(args.env_kwargs, "--env-kwargs"),
         hyperparams=hyperparams,
         timesteps=args.timesteps,
-        seed=args.seed,
+        seed=0 if args.seed is None else args.seed,
         tensorboard_log=args.tensorboard_log,
         output=args.output,
         progress=args.progress,
         resume=args.resume,
+        force=args.force,
     )
     if result.interrupted:
-        print(
-            f"rlrec train: interrupted at {result.timesteps} timesteps; checkpoint saved in {result.run_dir} "
-            "(continue with --resume)",
-            file=sys.stderr,
+        how = "stopped by SIGTERM" if result.signal == signal.SIGTERM else "interrupted"
+        saved = (
+            f"checkpoint saved in {result.run_dir} (continue with --resume)"
+            if result.model_path.is_file() and result.timesteps
+            else "nothing trained, nothing saved"
         )
-        return 130
+        print(f"rlrec train: {how} at {result.timesteps} timesteps; {saved}", file=sys.stderr)
+        return exit_status(result.signal)
     print(f"{args.algo}: {result.timesteps} timesteps in {result.config['train_seconds']:.1f} s")
     print(f"model:  {result.model_path}")
     print(f"config: {result.run_dir / 'run.json'}")
@@ -124,18 +131,50 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _resumed_run_info(args: argparse.Namespace) -> dict[str, Any]:
+    """``--resume``: the run's record (``run_info`` plus ``env_id``), after refusing any flag that
+    contradicts it."""
+    from rlrec.agents.training import RUN_FILE, read_run_config, resume_conflicts, run_dir_of
+
+    if args.force:
+        raise CLIError("--force: replaces a run, --resume continues it; give one of them")
+    run_file = run_dir_of(args.output, args.algo) / RUN_FILE
+    if not run_file.is_file():
+        raise CLIError(f"--resume: no run to resume in {run_file.parent} (train without --resume first)")
+    config = read_run_config(run_file)
+    given = {
+        "data": args.data,
+        "split": args.split,
+        "env": args.env,
+        "seed": args.seed,
+        "eval_freq": args.eval_freq,
+        "tensorboard_log": args.tensorboard_log,
+    }
+    conflicts = resume_conflicts(config, given)
+    if conflicts:
+        raise CLIError(
+            f"--resume: {'; '.join(conflicts)} contradicts {run_file}; omit it to continue as recorded"
+        )
+    return {**(config.get("run_info") or {}), "env_id": config["env_id"]}
+
+
 def _validation_callbacks(
-    args: argparse.Namespace, data: Any, run_info: dict[str, Any] | None, recorded: dict[str, Any] | None
+    args: argparse.Namespace,
+    env_id: str | None,
+    data: Any,
+    run_info: dict[str, Any] | None,
+    recorded: dict[str, Any] | None,
 ) -> tuple[list[Any], Any, dict[str, Any] | None]:
     """``--eval-freq``: train on the fit part of the validation split, evaluate on its held-out part."""
     from rlrec.evaluation.callbacks import DEFAULT_EVAL_FREQ
 
     if recorded is not None:
         eval_freq = int(recorded.get("eval_freq") or 0)
+        env_id = recorded["env_id"]
     elif args.eval_freq is not None:
         eval_freq = args.eval_freq
     else:
-        eval_freq = DEFAULT_EVAL_FREQ.get(args.env, 0)
+        eval_freq = DEFAULT_EVAL_FREQ.get(str(env_id), 0)
     if eval_freq < 0:
         raise CLIError(f"--eval-freq: must be >= 0 (0: no evaluation), got {eval_freq}")
     if eval_freq == 0 or data is None:
@@ -211,8 +250,13 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
     k = report["protocol"]["k"]
     print(f"benchmark on {report['dataset']['name']} (seed {args.seed}):")
     print(format_table(report["results"], k))
-    written = ["benchmark.json", "benchmark.md"] + (["curves.png"] if report["learners"] else [])
+    curves = (Path(args.out) / "curves.png").is_file() and report["learners"]
+    written = ["benchmark.json", "benchmark.md"] + (["curves.png"] if curves else [])
     print(f"written to {Path(args.out)}: {', '.join(written)}")
+    stopped = report.get("interrupted")
+    if stopped:
+        print(f"rlrec benchmark: interrupted by {stopped['signal']}; the report is partial", file=sys.stderr)
+        return int(stopped["exit_status"])
     return 0
 
 
@@ -274,19 +318,29 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--split",
         choices=("temporal", "none"),
-        default="temporal",
+        default=None,
         help="train on the per-user temporal split's train part (default, what `rlrec evaluate` expects) "
         "or on every rating",
     )
-    train.add_argument("--env", default="rlrec/MovieLens-v0", help="Gymnasium id")
+    train.add_argument("--env", default=None, help="Gymnasium id (default rlrec/MovieLens-v0)")
     train.add_argument("--env-kwargs", nargs="*", default=[], metavar="K=V")
     train.add_argument("--hyperparams", nargs="*", default=[], metavar="K=V")
     train.add_argument("--timesteps", "-n", type=int, default=None)
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", type=int, default=None, help="default 0")
     train.add_argument("--tensorboard-log", "-tb", default=None)
     train.add_argument("--output", "-o", default="runs/models")
     train.add_argument("--progress", action="store_true", help="show a progress bar")
-    train.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --output")
+    train.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --output from its last checkpoint, exactly as recorded (flags that "
+        "contradict its run.json are refused)",
+    )
+    train.add_argument(
+        "--force",
+        action="store_true",
+        help="replace a run already in --output (it is kept until the new run's first checkpoint)",
+    )
     train.add_argument(
         "--eval-freq",
         type=int,
@@ -296,7 +350,11 @@ def build_parser() -> argparse.ArgumentParser:
         "and keep best_model beside the model (default: 100000 on rlrec/MovieLensSession-v0, else 0 = off)",
     )
     train.add_argument(
-        "--checkpoint-freq", type=int, default=10_000, metavar="N", help="steps between checkpoints (10000)"
+        "--checkpoint-freq",
+        type=int,
+        default=10_000,
+        metavar="N",
+        help="steps between checkpoints (10000); Ctrl-C and SIGTERM also save one (exit 130 / 143)",
     )
     train.add_argument(
         "--from-trial", default=None, metavar="STUDY:TRIAL_ID", help="hyperparameters of an Optuna trial"
@@ -346,34 +404,46 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warnings(command: str) -> None:
+    """Print warnings as ``rlrec <command>: warning: <first line>``, never with a source line."""
+
+    def show(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> None:
+        text = str(message).strip().splitlines()[0] if str(message).strip() else category.__name__
+        print(f"rlrec {command}: warning: {text}", file=sys.stderr)
+
+    warnings.showwarning = show  # type: ignore[assignment]
+
+
+def _error_message(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.filename is not None and not isinstance(exc, FileNotFoundError):
+        # NotADirectoryError, FileExistsError, PermissionError ...: name the path and the reason.
+        reason = exc.strerror or type(exc).__name__
+        if isinstance(exc, NotADirectoryError | FileExistsError):
+            reason += " (a part of the path is a regular file)"
+        return f"{exc.filename}: {reason}"
+    message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return message.strip("'\"") if isinstance(exc, KeyError) else message
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     from rlrec.data.errors import DatasetError
 
-    try:
-        return int(args.func(args))
-    except KeyboardInterrupt:
-        print("rlrec: interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:
-        # `rlrec ... | head` closed our stdout: not an error of ours; silence the flush at exit.
-        sys.stdout = open(os.devnull, "w")
-        return 141
-    except (
-        CLIError,
-        DatasetError,
-        FileNotFoundError,
-        IsADirectoryError,
-        PermissionError,
-        ValueError,
-        KeyError,
-    ) as exc:
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if isinstance(exc, KeyError):
-            message = message.strip("'\"")
-        print(f"rlrec {args.command}: error: {message}", file=sys.stderr)
-        return EXIT_USAGE
+    with warnings.catch_warnings():
+        _one_line_warnings(args.command)
+        try:
+            return int(args.func(args))
+        except KeyboardInterrupt:
+            print("rlrec: interrupted", file=sys.stderr)
+            return 128 + signal.SIGINT
+        except BrokenPipeError:
+            # `rlrec ... | head` closed our stdout: not an error of ours; silence the flush at exit.
+            sys.stdout = open(os.devnull, "w")
+            return 141
+        except (CLIError, DatasetError, OSError, ValueError, KeyError) as exc:
+            print(f"rlrec {args.command}: error: {_error_message(exc)}", file=sys.stderr)
+            return EXIT_USAGE
 
 
 if __name__ == "__main__":  # pragma: no cover

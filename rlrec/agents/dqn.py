@@ -43,7 +43,7 @@ from torch.nn import functional as F
 
 from rlrec.agents.base import BaseLearner, EnvRunner, MaybeCallback
 from rlrec.nn import CompactReplayBuffer, RowSparseAdam, SparseInputExtractor
-from rlrec.utils.io import atomic_path, save_json
+from rlrec.utils.io import atomic_open, save_json
 
 __all__ = ["DQNAgent", "QNetwork", "learning_rate_schedule"]
 
@@ -482,8 +482,10 @@ class DQNAgent(BaseLearner):
             "optimizer": self.optimizer.state_dict(),
             "meta_json": json.dumps(meta),
         }
-        with atomic_path(target) as tmp:
-            torch.save(checkpoint, tmp)
+        # Into an open file, not a path: torch names the archive's root after the file, and the
+        # temporary's random name would make identical models differ byte for byte.
+        with atomic_open(target, "wb") as handle:
+            torch.save(checkpoint, handle)
         save_json(target.with_suffix(".json"), meta)
         return target
 

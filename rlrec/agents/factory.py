@@ -158,9 +158,34 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def _check_widths(value: Any, key: str) -> None:
+    """Layer widths: a list of whole numbers >= 1 (SB3's dict form for actor-critic is let through)."""
+    if isinstance(value, Mapping):
+        for name, widths in value.items():
+            _check_widths(widths, f"{key}.{name}")
+        return
+    if not isinstance(value, list | tuple) or not all(
+        _is_number(width) and float(width).is_integer() and width >= 1 for width in value
+    ):
+        raise ValueError(f"hyperparameter {key}: expected layer widths like [64, 64], got {value!r}")
+
+
+def _check_device(value: Any) -> None:
+    import torch
+
+    try:
+        torch.device("cpu" if value == "auto" else value)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"hyperparameter device: 'auto', 'cpu', 'cuda' or 'cuda:N', got {value!r}") from None
+
+
 def accepted_keys(algo: str) -> set[str]:
-    """Constructor arguments of ``algo``'s class a YAML may set, plus the zoo keys it understands."""
+    """Constructor arguments of ``algo``'s class a YAML may set, plus the zoo keys it understands.
+
+    Parameters whose names start with ``_`` are the class's own business, never hyperparameters.
+    """
     params = set(inspect.signature(algo_class(algo).__init__).parameters) - RESERVED_KEYS
+    params = {name for name in params if not name.startswith("_")}
     zoo = set(ZOO_KEYS)
     if "policy_kwargs" not in params:
         # Our learners have no SB3 policy: they take their network size (net_arch) directly.
@@ -168,14 +193,48 @@ def accepted_keys(algo: str) -> set[str]:
     return params | zoo
 
 
+#: Hyperparameters every algo shares, with the interval they must lie in (inclusive unless noted).
+RANGES: dict[str, tuple[float, float, str]] = {
+    "gamma": (0.0, 1.0, "in [0, 1]"),
+    "tau": (0.0, 1.0, "in (0, 1]"),
+    "exploration_fraction": (0.0, 1.0, "in [0, 1]"),
+    "exploration_initial_eps": (0.0, 1.0, "in [0, 1]"),
+    "exploration_final_eps": (0.0, 1.0, "in [0, 1]"),
+    "gae_lambda": (0.0, 1.0, "in [0, 1]"),
+    "dropout": (0.0, 1.0, "in [0, 1)"),
+}
+#: Hyperparameters that are counts: whole numbers, at least the given value.
+COUNTS = {"batch_size": 1, "buffer_size": 0, "learning_starts": 0, "n_steps": 1, "n_epochs": 1,
+          "target_update_interval": 1, "n_envs": 1}  # fmt: skip
+
+
 def validate_hyperparams(algo: str, hyperparams: Mapping[str, Any]) -> None:
-    """``ValueError`` naming the first key ``algo`` does not accept."""
+    """``ValueError`` naming the first key ``algo`` does not accept, or a value out of its range."""
     known = accepted_keys(algo)
     for key in hyperparams:
         if key in UNSUPPORTED_ZOO_KEYS:
             raise ValueError(f"hyperparameter {key!r} (an RL Zoo option) is not supported by rlrec train")
         if key not in known:
             raise ValueError(f"unknown hyperparameter {key!r} for {algo} (known: {', '.join(sorted(known))})")
+    for key, (low, high, words) in RANGES.items():
+        value = hyperparams.get(key)
+        if value is None:
+            continue
+        inside = _is_number(value) and low <= value <= high
+        if key == "tau":
+            inside = inside and value > low
+        if key == "dropout":
+            inside = inside and value < high
+        if not inside:
+            raise ValueError(f"hyperparameter {key}: must be a number {words}, got {value!r}")
+    for key, least in COUNTS.items():
+        value = hyperparams.get(key)
+        if value is not None and not (_is_number(value) and float(value).is_integer() and value >= least):
+            raise ValueError(f"hyperparameter {key}: must be a whole number >= {least}, got {value!r}")
+    if "net_arch" in hyperparams:
+        _check_widths(hyperparams["net_arch"], "net_arch")
+    if "device" in hyperparams:
+        _check_device(hyperparams["device"])
     if "policy_kwargs" in hyperparams:
         parse_policy_kwargs(hyperparams["policy_kwargs"])
     for key in CLASS_KEYS & set(hyperparams):
@@ -432,11 +491,41 @@ def save_model(model: Any, path: str | os.PathLike[str]) -> Path:
 
 
 def load_model(algo: str, path: str | os.PathLike[str], env: Any = None, device: str = "auto") -> Any:
-    """Load a model saved by :func:`save_model` (SB3's ``load`` or our learners' ``load``)."""
+    """Load a model saved by :func:`save_model` (SB3's ``load`` or our learners' ``load``).
+
+    :raises FileNotFoundError: no such file.
+    :raises ValueError: a file ``algo`` cannot read (truncated, damaged, another algo's, not a
+        model at all), in one line naming the file; never a loader's traceback, never a hint to
+        load it unsafely.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such model file")
     load: Callable[..., Any] = algo_class(algo).load
-    if algo_spec(algo).family == "sb3":
+    try:
         return load(path, env=env, device=device)
-    return load(path, env=env)
+    except (FileNotFoundError, PermissionError, IsADirectoryError):
+        raise
+    except ValueError as exc:
+        if str(path) in str(exc):  # our loaders' own messages already say what is wrong
+            raise
+        raise ValueError(f"{path}: not a {algo} model rlrec can read ({_unreadable(exc)})") from None
+    except Exception as exc:
+        raise ValueError(f"{path}: not a {algo} model rlrec can read ({_unreadable(exc)})") from None
+
+
+def _unreadable(exc: BaseException) -> str:
+    """Why a model file could not be read, in words of ours: loaders' own messages may advise
+    ``weights_only=False`` (running the file's code), which we never want to print."""
+    import pickle
+    import zipfile
+
+    if isinstance(exc, zipfile.BadZipFile):
+        return "not a zip archive: truncated or damaged"
+    if isinstance(exc, EOFError | pickle.UnpicklingError):
+        return "truncated, or not written by rlrec"
+    if isinstance(exc, KeyError):
+        return f"entry {exc} missing: another kind of file"
+    if isinstance(exc, RuntimeError):
+        return "truncated or damaged archive"
+    return f"{type(exc).__name__}: a damaged file or one of another algo"

@@ -435,9 +435,17 @@ class QLearningAgent(BaseLearner):
 
     @classmethod
     def load(
-        cls, path: str | Path, env: gym.Env | VectorEnv | None = None, state_key: StateKey | None = None
+        cls,
+        path: str | Path,
+        env: gym.Env | VectorEnv | None = None,
+        state_key: StateKey | None = None,
+        device: str = "cpu",
     ) -> QLearningAgent:
-        """Load a model written by ``save``; ``env`` (optional) must have the same sizes."""
+        """Load a model written by ``save``; ``env`` (optional) must have the same sizes.
+
+        :param device: SB3's ``load`` argument, accepted so every learner loads alike; the table
+            is a numpy array and stays on the CPU.
+        """
         arrays = load_npz(path)
         if "q_table" not in arrays or "hparams" not in arrays:
             raise ValueError(f"{path}: not a QLearningAgent file (q_table/hparams missing)")

@@ -17,11 +17,15 @@ saving it separately costs as much disk as the buffer's RAM (~0.8 GB at the ship
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import functools
 import inspect
+import json
 import os
 import platform
+import shutil
+import signal
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -45,6 +49,7 @@ from rlrec.agents.factory import (
 from rlrec.utils.io import jsonable, load_json, save_json
 from rlrec.utils.logging import HParamsCallback, make_logger
 from rlrec.utils.seeding import set_torch_threads
+from rlrec.utils.signals import StopTrainingOnRequest, stop_requested, stop_signals
 
 if TYPE_CHECKING:
     from rlrec.data.dataset import RatingsDataset
@@ -80,7 +85,8 @@ class TrainResult:
     :param run_dir: the run's folder (``<output>/<algo>``).
     :param model_path: the saved model inside it.
     :param config: the content of ``run.json``.
-    :param interrupted: ``True`` when Ctrl-C stopped training (the checkpoint is saved).
+    :param interrupted: ``True`` when a signal stopped training (the checkpoint is saved).
+    :param signal: the signal that stopped it (``signal.SIGINT`` for Ctrl-C, ``SIGTERM``), else None.
     """
 
     model: Any
@@ -88,6 +94,7 @@ class TrainResult:
     model_path: Path
     config: dict[str, Any]
     interrupted: bool = False
+    signal: int | None = None
 
     @property
     def timesteps(self) -> int:
@@ -286,6 +293,7 @@ def run_config(
         "env_kwargs": jsonable(env_kwargs),
         "data": data_label(data),
         "dataset": dataset.summary() if dataset is not None else None,
+        "data_fingerprint": dataset.fingerprint() if dataset is not None else None,
         "hyperparameters": jsonable(hyperparams),
         "seed": seed,
         "timesteps_target": int(timesteps_target),
@@ -300,6 +308,133 @@ def run_config(
         "versions": library_versions(),
         "run_info": jsonable(run_info or {}),
     }
+
+
+def read_run_config(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A run's ``run.json``, checked; ``ValueError`` naming the file and what is wrong with it."""
+    path = Path(path)
+    try:
+        config = load_json(path)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not a text file") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"{path}: expected a JSON object, got a JSON {type(config).__name__}")
+    required = ("algo", "env_id", "model_file", "data")
+    missing = [key for key in required if not isinstance(config.get(key), str)]
+    if missing:
+        raise ValueError(f"{path}: not a run record of rlrec train ({', '.join(missing)} missing)")
+    try:
+        spec = algo_spec(config["algo"])
+    except ValueError:
+        raise ValueError(f"{path}: unknown algo {config['algo']!r}") from None
+    if config["model_file"] != spec.model_file:
+        raise ValueError(f"{path}: a {spec.name} run saves {spec.model_file}, not {config['model_file']!r}")
+    config.setdefault("status", "unknown")
+    config.setdefault("timesteps_done", 0)
+    return config
+
+
+class DataFingerprintWarning(UserWarning):
+    """A run recorded no fingerprint of its data (written before rlrec recorded one)."""
+
+
+def check_data_fingerprint(config: Mapping[str, Any], dataset: RatingsDataset, record: Path) -> None:
+    """``ValueError`` when ``dataset`` is not over the users and movies the run was trained on.
+
+    Compares :meth:`RatingsDataset.fingerprint` with the one ``run.json`` recorded; a run without
+    one (an older rlrec) gets a :class:`DataFingerprintWarning` and is not checked.
+    """
+    recorded = config.get("data_fingerprint")
+    if not recorded:
+        # An older run: its summary's counts are all there is to compare.
+        summary = config.get("dataset") or {}
+        recorded = {key: summary[key] for key in ("users", "movies") if key in summary}
+        counts = {key: dataset.fingerprint()[key] for key in recorded}
+        if recorded and counts != recorded:
+            raise ValueError(
+                f"--data: {dataset.name} has {counts} but {record.parent} was trained on {recorded}"
+            )
+        warnings.warn(
+            f"{record}: no data fingerprint (an older run); {dataset.name} is assumed to be its data",
+            DataFingerprintWarning,
+            stacklevel=2,
+        )
+        return
+    actual = dataset.fingerprint()
+    if actual == recorded:
+        return
+
+    def describe(name: Any, fingerprint: Mapping[str, Any]) -> str:
+        return (
+            f"{name} ({fingerprint.get('users', '?'):,} users, {fingerprint.get('movies', '?'):,} movies, "
+            f"ids {str(fingerprint.get('ids_sha256', '?'))[:12]})"
+        )
+
+    trained_on = (config.get("run_info") or {}).get("data_source", config.get("data"))
+    raise ValueError(
+        f"--data: {describe(dataset.name, actual)} is not the data {record.parent} was trained on: "
+        f"{describe(trained_on, recorded)}"
+    )
+
+
+#: ``rlrec train`` flags that fix what a run is; ``--resume`` refuses any that contradicts the record.
+RESUME_FIXED = ("data", "split", "env", "seed", "eval_freq", "tensorboard_log")
+
+
+def resume_conflicts(config: Mapping[str, Any], given: Mapping[str, Any]) -> list[str]:
+    """The flags in ``given`` (flag name without ``--`` -> value) that contradict a run's record."""
+    run_info = config.get("run_info") or {}
+    recorded = {
+        "data": run_info.get("data_source", config.get("data")),
+        "split": "temporal" if run_info.get("split") else "none",
+        "env": config.get("env_id"),
+        "seed": config.get("seed"),
+        "eval_freq": int(run_info.get("eval_freq") or 0),
+        "tensorboard_log": config.get("tensorboard_log"),
+    }
+    conflicts = []
+    for name, value in given.items():
+        if value is None or name not in recorded:
+            continue
+        mine = recorded[name]
+        if name == "data":
+            same = data_label(value) == data_label(mine) or str(value) == str(mine)
+        elif name == "tensorboard_log":
+            same = mine is not None and Path(value).resolve() == Path(str(mine))
+        else:
+            same = value == mine
+        if not same:
+            conflicts.append(f"--{name.replace('_', '-')} {value} (the run's: {mine})")
+    return conflicts
+
+
+def _resume_config(
+    run_dir: Path,
+    algo: str,
+    data: Any,
+    env_id: str,
+    env_kwargs: Mapping[str, Any],
+    hyperparams: Mapping[str, Any] | None,
+    tensorboard_log: str | os.PathLike[str] | None,
+) -> dict[str, Any]:
+    """The run's ``run.json``, after checking the caller asks to continue the same run."""
+    path = run_dir / RUN_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"--resume: no run to resume in {run_dir} ({RUN_FILE} not found)")
+    config = read_run_config(path)
+    if config["algo"] != algo:
+        raise ValueError(f"--resume: {run_dir} holds a {config['algo']} run, not {algo}")
+    if data is not None and data_label(data) != config["data"]:
+        raise ValueError(f"--resume: {run_dir} was trained on {config['data']}, not {data_label(data)}")
+    if env_id != config["env_id"]:
+        raise ValueError(f"--resume: {run_dir} was trained on {config['env_id']}, not {env_id}")
+    if env_kwargs or hyperparams:
+        raise ValueError("--resume: continues with the run's own --env-kwargs and --hyperparams; omit them")
+    if tensorboard_log is not None:
+        config["tensorboard_log"] = str(Path(tensorboard_log).resolve())
+    return config
 
 
 # ---------------------------------------------------------------- train
@@ -320,6 +455,7 @@ def train(
     verbose: int = 0,
     run_info: Mapping[str, Any] | None = None,
     torch_threads: int | None = 1,
+    force: bool = False,
 ) -> TrainResult:
     """Train ``algo`` and save it in ``<output>/<algo>/`` (see the module docstring for the layout).
 
@@ -336,15 +472,22 @@ def train(
     :param output: parent folder of the run folder.
     :param progress: show a progress bar (tqdm / rich).
     :param resume: continue the run in ``<output>/<algo>/`` instead of starting a new one.
-    :param checkpoint_freq: steps between checkpoints; ``None`` saves only at the end (and on Ctrl-C).
+    :param checkpoint_freq: steps between checkpoints; ``None`` saves only at the end (and on a stop).
     :param callbacks: further SB3 callbacks (e.g. a ranking evaluation).
     :param verbose: passed to the learner (SB3's meaning: 1 prints the logger's tables).
     :param run_info: extra JSON-able facts to record in ``run.json`` (e.g. how the data was split).
     :param torch_threads: torch's intra-op threads for the run. 1 (default) is the fastest for these
         small networks and does not fight other processes for the cores; ``None`` keeps torch's own.
+    :param force: replace a run already in ``<output>/<algo>/``. Without it a new run refuses such a
+        folder. The old run is moved aside (``.<algo>.replaced-<pid>``) and deleted only once the
+        new run has saved its first checkpoint; if the new run fails before that, it comes back.
+    :raises ValueError: a folder that holds a run (without ``force`` or ``resume``), data that is
+        not the run's own on ``resume`` (:func:`check_data_fingerprint`), bad arguments.
     """
     from rlrec.data import load_movielens
 
+    if resume and force:
+        raise ValueError("--force: replaces a run, --resume continues it; give one of them")
     if torch_threads is not None:
         set_torch_threads(torch_threads)
     run_dir = run_dir_of(output, algo)
@@ -360,6 +503,8 @@ def train(
     else:
         if data is None:
             raise ValueError("data: required unless resume=True")
+        if not force:
+            refuse_occupied_run_dir(run_dir)
         check_env_kwargs(env_id, env_kwargs)
         hyperparams_all = load_hyperparams(algo, env_id, hyperparams)
     split = split_hyperparams(algo, hyperparams_all)
@@ -377,6 +522,8 @@ def train(
         hyperparams_all["n_timesteps"] = int(target)
 
     dataset = load_movielens(data) if _env_takes_data(env_id) else None
+    if resume and dataset is not None:
+        check_data_fingerprint(config, dataset, run_dir / RUN_FILE)
     env = make_training_env(algo, dataset, env_id, merged_env_kwargs, split.n_envs, seed)
     tb_log = None if tensorboard_log is None else str(tensorboard_log)
     model_path = run_dir / algo_spec(algo).model_file
@@ -407,8 +554,14 @@ def train(
 
     started = time.perf_counter()
     seconds_before = float(config.get("train_seconds", 0.0))
+    # A replaced run waits aside until this one has a checkpoint of its own: the folder then never
+    # pairs one run's run.json with another run's model.
+    replaced: Path | None = _move_aside(run_dir) if force else None
+    created = not run_dir.exists()
 
     def checkpoint(status: str) -> None:
+        nonlocal replaced
+        # The model first, then run.json: a run.json always describes a model that is there.
         save_model(model, model_path)
         config["timesteps_done"] = int(model.num_timesteps)
         config["status"] = status
@@ -416,69 +569,114 @@ def train(
         config["train_seconds"] = round(seconds_before + time.perf_counter() - started, 3)
         config["tensorboard_run"] = _tensorboard_run(model)
         save_json(run_dir / RUN_FILE, config)
+        if replaced is not None:
+            shutil.rmtree(replaced, ignore_errors=True)
+            replaced = None
 
     # One logger setup for every learner: SB3's run folders, each tag once per step.
     model.set_logger(make_logger(tb_log, algo_spec(algo).name, verbose, reset_num_timesteps=not resume))
-    callback_list: list[BaseCallback] = list(callbacks)
+    callback_list: list[BaseCallback] = [StopTrainingOnRequest(), *callbacks]
     if not resume:
         callback_list.append(HParamsCallback(_hparams_for_tensorboard(config)))
     if checkpoint_freq is not None:
         callback_list.append(AtomicCheckpointCallback(checkpoint_freq, lambda: checkpoint("running")))
     progress_bar: ProgressBarCallback | None = None
     if progress:
-        # Our own instance rather than learn(progress_bar=True): Ctrl-C must be able to close it.
+        # Our own instance rather than learn(progress_bar=True): a stop must be able to close it.
         progress_bar = ProgressBarCallback()
         callback_list.append(progress_bar)
 
     run_dir.mkdir(parents=True, exist_ok=True)
-    if not resume:
-        save_json(run_dir / RUN_FILE, config)
-    interrupted = False
-    try:
-        with warnings.catch_warnings():
-            # SB3's progress bar is tqdm.rich, which warns on every run that it is experimental.
-            warnings.filterwarnings("ignore", message="rich is experimental")
-            model.learn(
-                to_learn,
-                callback=CallbackList(callback_list),
-                tb_log_name=algo_spec(algo).name,
-                reset_num_timesteps=not resume,
-            )
-    except KeyboardInterrupt:
-        interrupted = True
-        if progress_bar is not None and getattr(progress_bar, "pbar", None) is not None:
-            progress_bar.pbar.close()
-    checkpoint("interrupted" if interrupted else "done")
+    hard_stop = False
+    with stop_signals():
+        try:
+            with warnings.catch_warnings():
+                # SB3's progress bar is tqdm.rich, which warns on every run that it is experimental.
+                warnings.filterwarnings("ignore", message="rich is experimental")
+                if stop_requested() is None:
+                    model.learn(
+                        to_learn,
+                        callback=CallbackList(callback_list),
+                        tb_log_name=algo_spec(algo).name,
+                        reset_num_timesteps=not resume,
+                    )
+        except KeyboardInterrupt:  # a second Ctrl-C, or one outside rlrec's signal handling
+            hard_stop = True
+        except BaseException:
+            _fail(run_dir, config, replaced, created)
+            raise
+        finally:
+            if progress_bar is not None and getattr(progress_bar, "pbar", None) is not None:
+                progress_bar.pbar.close()
+        stopped_by = stop_requested()
+    if stopped_by is None and hard_stop:
+        stopped_by = signal.SIGINT
+    interrupted = stopped_by is not None
+    learned = int(model.num_timesteps) > (config["timesteps_done"] if resume else 0)
+    if interrupted and not learned:
+        _fail(run_dir, config, replaced, created, status="interrupted")
+    else:
+        checkpoint("interrupted" if interrupted else "done")
     return TrainResult(
-        model=model, run_dir=run_dir, model_path=model_path, config=config, interrupted=interrupted
+        model=model,
+        run_dir=run_dir,
+        model_path=model_path,
+        config=config,
+        interrupted=interrupted,
+        signal=stopped_by,
     )
 
 
-def _resume_config(
-    run_dir: Path,
-    algo: str,
-    data: Any,
-    env_id: str,
-    env_kwargs: Mapping[str, Any],
-    hyperparams: Mapping[str, Any] | None,
-    tensorboard_log: str | os.PathLike[str] | None,
-) -> dict[str, Any]:
-    """The run's ``run.json``, after checking the caller asks to continue the same run."""
-    path = run_dir / RUN_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"--resume: no run to resume in {run_dir} ({RUN_FILE} not found)")
-    config: dict[str, Any] = load_json(path)
-    if config.get("algo") != algo:
-        raise ValueError(f"--resume: {run_dir} holds a {config.get('algo')} run, not {algo}")
-    if data is not None and data_label(data) != config["data"]:
-        raise ValueError(f"--resume: {run_dir} was trained on {config['data']}, not {data_label(data)}")
-    if env_id != config["env_id"]:
-        raise ValueError(f"--resume: {run_dir} was trained on {config['env_id']}, not {env_id}")
-    if env_kwargs or hyperparams:
-        raise ValueError("--resume: continues with the run's own --env-kwargs and --hyperparams; omit them")
-    if tensorboard_log is not None:
-        config["tensorboard_log"] = str(Path(tensorboard_log).resolve())
-    return config
+#: What a run folder may hold besides run.json: a folder with any of these holds (part of) a run.
+_RUN_ARTIFACTS = ("model.*", "best_model.*", "evaluations.json")
+
+
+def refuse_occupied_run_dir(run_dir: Path) -> None:
+    """``ValueError`` when ``run_dir`` holds a run (or the pieces of one): a new run must not mix in."""
+    if not run_dir.is_dir():
+        return
+    found = sorted({path.name for pattern in (RUN_FILE, *_RUN_ARTIFACTS) for path in run_dir.glob(pattern)})
+    if not found:
+        return
+    what = "a run"
+    if RUN_FILE in found:
+        try:
+            recorded = read_run_config(run_dir / RUN_FILE)
+            what = f"a {recorded['status']} {recorded['algo']} run ({recorded['timesteps_done']} timesteps)"
+        except ValueError:
+            what = "an unreadable run"
+    raise ValueError(
+        f"--output: {run_dir} already holds {what} ({', '.join(found)}); --force replaces it, "
+        "--resume continues it, or choose another --output"
+    )
+
+
+def _move_aside(run_dir: Path) -> Path | None:
+    """Move an existing run folder out of the way (a forced new run); ``None`` when there is none."""
+    if not run_dir.is_dir() or not any(run_dir.iterdir()):
+        return None
+    aside = run_dir.with_name(f".{run_dir.name}.replaced-{os.getpid()}")
+    shutil.rmtree(aside, ignore_errors=True)
+    run_dir.rename(aside)
+    return aside
+
+
+def _fail(
+    run_dir: Path, config: dict[str, Any], replaced: Path | None, created: bool, status: str = "failed"
+) -> None:
+    """A run ended without its final save: leave the folder as it was, or mark the record.
+
+    A run that saved a checkpoint keeps it, with ``status`` in ``run.json``. One that never did
+    removes the folder it created, and the run it was replacing comes back.
+    """
+    if (run_dir / RUN_FILE).is_file() and config.get("timesteps_done"):
+        with contextlib.suppress(OSError):
+            save_json(run_dir / RUN_FILE, {**config, "status": status, "updated_at": _now()})
+        return
+    if created:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    if replaced is not None:
+        replaced.rename(run_dir)
 
 
 def _tensorboard_run(model: Any) -> str | None:
@@ -528,7 +726,7 @@ def load_run(path: str | os.PathLike[str], env: Any = None) -> LoadedRun:
     config_path = run_dir / RUN_FILE
     if not config_path.is_file():
         raise FileNotFoundError(f"{run_dir}: no {RUN_FILE} (not a folder written by rlrec train)")
-    config = load_json(config_path)
+    config = read_run_config(config_path)
     model_path = path if path.is_file() else run_dir / config["model_file"]
     model = load_model(config["algo"], model_path, env=env)
     return LoadedRun(model=model, config=config, run_dir=run_dir, model_path=model_path)
@@ -580,6 +778,7 @@ def recommend(
         # "data" is only its label when the run trained on a split's train part.
         data = (run.config.get("run_info") or {}).get("data_source", run.config["data"])
     dataset = load_movielens(data)
+    check_data_fingerprint(run.config, dataset, run.run_dir / RUN_FILE)
     try:
         user_index = dataset.user_index(int(user_id))
     except KeyError:
@@ -590,10 +789,6 @@ def recommend(
     states = np.array([user_index], dtype=np.int64)
     observations = env.unwrapped.observations(states)  # type: ignore[attr-defined]
     scores = score_movies(run.model, observations, states=states)[0]
-    if scores.shape[0] != dataset.n_movies:
-        raise ValueError(
-            f"--data: the model scores {scores.shape[0]} movies but {dataset.name} has {dataset.n_movies}"
-        )
     rated, _ = dataset.user_row(user_index)
     best = top_k_movies(scores, rated, k)
     picks = [

@@ -5,7 +5,14 @@
 
 from __future__ import annotations
 
-from rlrec.data.dataset import FALLBACK_MEAN, RatingsDataset, build_dataset
+from rlrec.data.dataset import (
+    FALLBACK_MEAN,
+    LIKED_RATING,
+    RATING_MAX,
+    RATING_MIN,
+    RatingsDataset,
+    build_dataset,
+)
 from rlrec.data.errors import DatasetError
 from rlrec.data.fetch import KNOWN_RELEASES, fetch_movielens
 from rlrec.data.home import data_home
@@ -15,6 +22,9 @@ from rlrec.data.synthetic import SyntheticWorld, make_synthetic, write_movielens
 __all__ = [
     "FALLBACK_MEAN",
     "KNOWN_RELEASES",
+    "LIKED_RATING",
+    "RATING_MAX",
+    "RATING_MIN",
     "DatasetError",
     "RatingsDataset",
     "SyntheticWorld",

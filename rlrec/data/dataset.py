@@ -6,6 +6,7 @@ indices; ``user_ids`` and ``movie_ids`` translate back to the ids of the source 
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,11 @@ if TYPE_CHECKING:
 
 #: Mean rating used for a user without any rating (the notebook's neutral value).
 FALLBACK_MEAN = 2.5
+#: The MovieLens rating scale: half stars from 0.5 to 5.
+RATING_MIN, RATING_MAX = 0.5, 5.0
+#: A rating at or above this is a liked movie: the evaluation's relevance and the session env's
+#: reward read this one constant.
+LIKED_RATING = 4.0
 
 
 @dataclass(eq=False)
@@ -123,6 +129,20 @@ class RatingsDataset:
             means[has] = sums / counts[has]
         return means.astype(np.float32)
 
+    @cached_property
+    def recency_rank(self) -> np.ndarray:
+        """Position of each rating in its user's time line (0 = oldest), aligned with ``ratings.data``.
+
+        Ties in timestamp go to the lower movie index, so the order is a pure function of the data:
+        the one order the temporal split and the session env's ``hiding="recent"`` both read.
+        """
+        counts = self.user_counts
+        rows = np.repeat(np.arange(self.n_users, dtype=np.int64), counts)
+        order = np.lexsort((self.ratings.indices, self.timestamps, rows))
+        rank = np.empty(self.n_ratings, dtype=np.int64)
+        rank[order] = np.arange(self.n_ratings, dtype=np.int64) - self.ratings.indptr[rows[order]]
+        return rank
+
     def user_row(self, user_index: int) -> tuple[np.ndarray, np.ndarray]:
         """(movie indices, ratings) of one user, as views into the CSR arrays."""
         start, stop = self.ratings.indptr[user_index], self.ratings.indptr[user_index + 1]
@@ -158,6 +178,21 @@ class RatingsDataset:
             timestamps=self.timestamps[keep],
             truth=self.truth,
         )
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What identifies the user x movie universe a model's indices refer to (JSON-ready).
+
+        ``{"users": n, "movies": n, "ids_sha256": hex}``, the hash over the userId and movieId
+        arrays. Two datasets with equal fingerprints map every index to the same ids, so a model
+        trained on one means the same movies on the other; a split's parts share their source's
+        fingerprint. The ratings themselves are not part of it (a user's newer ratings may be
+        recommended from).
+        """
+        digest = hashlib.sha256()
+        for ids in (self.user_ids, self.movie_ids):
+            digest.update(np.int64(len(ids)).tobytes())
+            digest.update(np.ascontiguousarray(ids, dtype="<i8").tobytes())
+        return {"users": self.n_users, "movies": self.n_movies, "ids_sha256": digest.hexdigest()}
 
     def summary(self) -> dict[str, Any]:
         low, high = self.rating_range()

@@ -30,14 +30,13 @@ from typing import IO, Any
 import numpy as np
 import pandas as pd
 
-from rlrec.data.dataset import RatingsDataset, build_dataset, index_ids
+from rlrec.data.dataset import RATING_MAX, RATING_MIN, RatingsDataset, build_dataset, index_ids
 from rlrec.data.errors import DatasetError
 from rlrec.data.home import data_home as resolve_data_home
 
 __all__ = ["LAYOUTS", "RATING_MAX", "RATING_MIN", "Layout", "find_layout", "load_movielens"]
 
 #: The MovieLens rating scale (half stars from ml-latest on, whole stars before).
-RATING_MIN, RATING_MAX = 0.5, 5.0
 RATING_COLUMNS = ("userId", "movieId", "rating", "timestamp")
 MOVIE_COLUMNS = ("movieId", "title", "genres")
 #: ml-100k's genre flags, in u.item column order, used when u.genre is absent.
@@ -200,18 +199,28 @@ def _first(mask: np.ndarray) -> int:
     return int(np.argmax(mask))
 
 
-def _integers(values: pd.Series, where: str, column: str, header: bool) -> np.ndarray:
-    """An integer column as int64, or a DatasetError naming the first non-integer row."""
+def _integers(
+    values: pd.Series, where: str, column: str, header: bool, non_negative: bool = False
+) -> np.ndarray:
+    """An integer column as int64, or a DatasetError naming the first non-integer row.
+
+    :param non_negative: also refuse negative values (ids: GroupLens numbers them from 1).
+    """
     if pd.api.types.is_integer_dtype(values.dtype) and not pd.api.types.is_extension_array_dtype(
         values.dtype
     ):
-        return values.to_numpy(dtype=np.int64, copy=False)
-    numeric = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-    bad = ~np.isfinite(numeric) | (numeric != np.round(numeric))
-    if bad.any():
-        row = _first(bad)
-        raise _fail(where, row, header, _not_a(column, "an integer", values.iloc[row]))
-    return numeric.astype(np.int64)
+        integers = values.to_numpy(dtype=np.int64, copy=False)
+    else:
+        numeric = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        bad = ~np.isfinite(numeric) | (numeric != np.round(numeric))
+        if bad.any():
+            row = _first(bad)
+            raise _fail(where, row, header, _not_a(column, "an integer", values.iloc[row]))
+        integers = numeric.astype(np.int64)
+    if non_negative and (integers < 0).any():
+        row = _first(integers < 0)
+        raise _fail(where, row, header, f"{column} must be a non-negative id, got {integers[row]}")
+    return integers
 
 
 def _floats(values: pd.Series, where: str, column: str, header: bool) -> np.ndarray:
@@ -231,7 +240,8 @@ def _not_a(column: str, kind: str, value: Any) -> str:
     if isinstance(value, bytes):  # pyarrow hands undecodable text over as raw bytes
         return f"not valid utf-8 text ({column} field {value!r})"
     if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
-        return f"{column} must be {kind}, got an empty field"
+        # pandas reads an empty field and the text "NaN" alike: name both.
+        return f"{column} must be {kind}, got an empty field or NaN"
     return f"{column} must be {kind}, got {str(value)!r}"
 
 
@@ -318,8 +328,8 @@ def _ratings_from_frame(frame: pd.DataFrame, where: str, header: bool) -> _Ratin
     _check_columns(frame, RATING_COLUMNS, where)
     if len(frame) == 0:
         raise DatasetError(f"{where}: no ratings (the file has no data rows)")
-    users = _integers(frame["userId"], where, "userId", header)
-    movies = _integers(frame["movieId"], where, "movieId", header)
+    users = _integers(frame["userId"], where, "userId", header, non_negative=True)
+    movies = _integers(frame["movieId"], where, "movieId", header, non_negative=True)
     ratings = _floats(frame["rating"], where, "rating", header)
     timestamps = _integers(frame["timestamp"], where, "timestamp", header)
     outside = (ratings < RATING_MIN) | (ratings > RATING_MAX)
@@ -372,7 +382,7 @@ def _movies_from_columns(
 ) -> _Movies:
     if len(ids) == 0:
         raise DatasetError(f"{where}: no movies (the file has no data rows)")
-    movie_ids = _integers(ids, where, "movieId", header)
+    movie_ids = _integers(ids, where, "movieId", header, non_negative=True)
     order = np.argsort(movie_ids, kind="stable")
     repeated = np.flatnonzero(np.diff(movie_ids[order]) == 0)
     if len(repeated):

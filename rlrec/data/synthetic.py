@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from rlrec.data.dataset import RatingsDataset
+from rlrec.data.dataset import RATING_MAX, RATING_MIN, RatingsDataset
 from rlrec.utils.io import atomic_path
 
 __all__ = ["GENRES", "SyntheticWorld", "make_synthetic", "write_movielens_csv"]
@@ -37,7 +37,6 @@ GENRES = (
     "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War",
     "Western",
 )  # fmt: skip
-RATING_MIN, RATING_MAX = 0.5, 5.0
 # 2000-01-01 and 2019-01-01 UTC: the span in which synthetic users start rating.
 _FIRST_START, _LAST_START = 946_684_800, 1_546_300_800
 _YEAR = 31_557_600

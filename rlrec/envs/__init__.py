@@ -1,4 +1,10 @@
-"""Gymnasium environments over a ``RatingsDataset``; nothing here knows about any learner."""
+"""Gymnasium environments over a ``RatingsDataset``; nothing here knows about any learner.
+
+``rlrec/MovieLens-v0`` (:mod:`rlrec.envs.movielens`, the seed notebook's env) and
+``rlrec/MovieLensSession-v0`` (:mod:`rlrec.envs.session`) stand on one
+:class:`~rlrec.envs.world.MovieLensWorld`; each has a single env and one batched vector env
+(:class:`~rlrec.envs.vector.RecVectorEnv`) as its ``vector_entry_point``.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +13,9 @@ import gymnasium
 #: Episodes of the seed env end only when a recommended movie was rated; this cap makes every
 #: episode end. Gymnasium's ``make`` reads ``max_episode_steps=None`` as "the registered default", so
 #: ``gymnasium.make(..., max_episode_steps=-1)`` is the way to remove it (Gymnasium's convention);
-#: ``MovieLensEnv(...)`` built directly and ``make_vec(..., max_episode_steps=None)`` have no cap.
+#: an env built directly and ``make_vec(..., max_episode_steps=None)`` have no cap.
 DEFAULT_MAX_EPISODE_STEPS = 1000
+#: A session is 50 recommendations unless it ends earlier (nothing left to find).
 SESSION_MAX_EPISODE_STEPS = 50
 
 
@@ -19,12 +26,13 @@ def register_envs() -> None:
         gymnasium.register(
             id="rlrec/MovieLens-v0",
             entry_point="rlrec.envs.movielens:MovieLensEnv",
-            vector_entry_point="rlrec.envs.vector:MovieLensVectorEnv",
+            vector_entry_point="rlrec.envs.movielens:MovieLensVectorEnv",
             max_episode_steps=DEFAULT_MAX_EPISODE_STEPS,
         )
     if "rlrec/MovieLensSession-v0" not in registry:
         gymnasium.register(
             id="rlrec/MovieLensSession-v0",
             entry_point="rlrec.envs.session:MovieLensSessionEnv",
-            vector_entry_point="rlrec.envs.session_vector:MovieLensSessionVectorEnv",
+            vector_entry_point="rlrec.envs.session:MovieLensSessionVectorEnv",
+            max_episode_steps=SESSION_MAX_EPISODE_STEPS,
         )

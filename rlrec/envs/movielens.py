@@ -1,185 +1,208 @@
-"""``rlrec/MovieLens-v0``: recommend one movie per step to a stream of MovieLens users."""
+"""``rlrec/MovieLens-v0``: recommend one movie per step to a stream of MovieLens users.
+
+:class:`SeedEpisodes` is the episode logic over N sub-envs (what :class:`rlrec.envs.vector.RecVectorEnv`
+steps); :class:`MovieLensEnv` is the single env. Its step is the hot path of every learner on this
+env, so it is a scalar path calling the same helpers (:func:`seed_reward` and :func:`seed_rewards`,
+the world's look-ups) rather than a batch of one: numpy on 1-element arrays would cost it half its
+speed. The equivalence tests step both with the same actions.
+"""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import gymnasium
 import numpy as np
 from gymnasium import spaces
 
-from rlrec.data.dataset import RatingsDataset
-from rlrec.data.errors import DatasetError
-from rlrec.envs.profiles import ProfileStore, user_embeddings
 from rlrec.envs.simulator import RatingSimulator
+from rlrec.envs.vector import Episodes, RecVectorEnv, check_action, check_options
+from rlrec.envs.world import DataSource, MovieLensWorld, RenderModeError, check_choice, check_flag
+
+__all__ = [
+    "OBSERVATIONS",
+    "REWARD_MODES",
+    "USER_ORDERS",
+    "MovieLensEnv",
+    "MovieLensVectorEnv",
+    "SeedEpisodes",
+    "seed_reward",
+    "seed_rewards",
+]
 
 REWARD_MODES = ("seed", "rating", "simulated")
 USER_ORDERS = ("sequential", "random")
 OBSERVATIONS = ("profile", "embedding")
-#: Number of top-rated titles ``render`` lists for the user.
-_TOP_TITLES = 5
-
-DataSource = str | os.PathLike[str] | RatingsDataset
+_FIRST = np.zeros(1, dtype=np.int64)  # the single env is sub-env 0 of its episode logic
 
 
-def as_dataset(data: DataSource) -> RatingsDataset:
-    """``data`` itself when it is a ``RatingsDataset``, else ``rlrec.data.load_movielens(data)``."""
-    if isinstance(data, RatingsDataset):
-        return data
-    from rlrec.data import load_movielens
+def seed_reward(world: MovieLensWorld, reward_mode: str, user: int, movie: int) -> tuple[float, bool]:
+    """(reward, rated) of recommending movie index ``movie`` to user index ``user``."""
+    rating = world.rating(user, movie)
+    if rating is not None:
+        return rating, True
+    if reward_mode == "seed":
+        return float(world.means[user]), False
+    if reward_mode == "rating":
+        return 0.0, False
+    return float(world.predicted(np.array([user]), np.array([movie]))[0]), False
 
-    return load_movielens(data)
+
+def seed_rewards(
+    world: MovieLensWorld, reward_mode: str, users: np.ndarray, movies: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Batched :func:`seed_reward`: float64 rewards and the ``rated`` mask."""
+    rated, ratings = world.lookup(users, movies)
+    if reward_mode == "seed":
+        fallback = world.means[users]
+    elif reward_mode == "rating":
+        fallback = np.zeros(len(users), dtype=np.float32)
+    else:
+        fallback = world.predicted(users, movies)
+    return np.where(rated, ratings, fallback).astype(np.float64), rated
 
 
-class MovieLensWorld:
-    """What every MovieLens env shares: data, observations, rewards. No episode state.
+def _observation_space(world: MovieLensWorld, observation: str) -> spaces.Box:
+    if observation == "embedding":
+        embeddings = world.embeddings
+        return spaces.Box(embeddings.min(axis=0), embeddings.max(axis=0), dtype=np.float32)
+    return spaces.Box(0.0, 5.0, (world.n_movies,), dtype=np.float32)
 
-    The single env and the batched vector envs step their users through one world, so the
-    semantics live here once (scalar and batched forms, tested against each other).
-    Arguments are those of :class:`MovieLensEnv`.
+
+def _world(
+    data: DataSource,
+    users: Iterable[int] | None,
+    memory_budget_mb: float,
+    simulator: RatingSimulator | Mapping[str, Any] | None,
+    embedding_dim: int,
+) -> MovieLensWorld:
+    return MovieLensWorld(
+        data, users, memory_budget_mb=memory_budget_mb, simulator=simulator, embedding_dim=embedding_dim
+    )
+
+
+class SeedEpisodes(Episodes):
+    """``MovieLens-v0``'s episode logic over ``num_envs`` sub-envs (arguments as :class:`MovieLensEnv`).
+
+    Sub-env ``i`` starts, and restarts after each episode, at the ``i``-th served user (mod their
+    number) in sequential order, so that N sub-envs cover N different users.
     """
+
+    info_keys = ("user_id", "user_index", "movie_id", "rated", "state")
 
     def __init__(
         self,
-        data: DataSource,
+        world: MovieLensWorld,
+        num_envs: int,
         reward_mode: str = "seed",
-        users: Iterable[int] | None = None,
+        user_order: str = "sequential",
+        mask_recommended: bool = False,
         observation: str = "profile",
-        embedding_dim: int = 32,
-        memory_budget_mb: float = 256.0,
-        simulator_kwargs: dict[str, Any] | None = None,
     ) -> None:
-        _check_choice("reward_mode", reward_mode, REWARD_MODES)
-        _check_choice("observation", observation, OBSERVATIONS)
-        self.dataset = as_dataset(data)
-        if self.dataset.n_users == 0 or self.dataset.n_movies == 0:
-            raise DatasetError(f"{self.dataset.name}: an env needs at least one user and one movie")
-        self.reward_mode = reward_mode
-        self.observation = observation
-        self.users = self._select_users(users)
-        self.store = ProfileStore(self.dataset, memory_budget_mb)
-        self.means = self.dataset.user_means
-        self.action_space = spaces.Discrete(self.dataset.n_movies)
-        self.embeddings: np.ndarray | None = None
-        self.observation_space: spaces.Box
-        if observation == "embedding":
-            self.embeddings = user_embeddings(self.dataset, embedding_dim)
-            self.embeddings.flags.writeable = False
-            self.observation_space = spaces.Box(
-                self.embeddings.min(axis=0), self.embeddings.max(axis=0), dtype=np.float32
-            )
+        if int(num_envs) < 1:
+            raise ValueError(f"num_envs: must be >= 1, got {num_envs}")
+        self.world = world
+        self.num_envs = n = int(num_envs)
+        self.reward_mode = check_choice("reward_mode", reward_mode, REWARD_MODES)
+        self.user_order = check_choice("user_order", user_order, USER_ORDERS)
+        self.mask_recommended = check_flag("mask_recommended", mask_recommended)
+        self.observation = check_choice("observation", observation, OBSERVATIONS)
+        self.observation_space = _observation_space(world, observation)
+        self.action_space = spaces.Discrete(world.n_movies)
+        self.starts = np.arange(n, dtype=np.int64) % len(world.users)
+        self.positions = self.starts.copy()
+        self.users = world.users[self.positions]
+        self.recommended = np.zeros((n, world.n_movies), dtype=bool) if self.mask_recommended else None
+        self.n_recommended = np.zeros(n, dtype=np.int64)
+        self.last: list[tuple[int, int, float] | None] = [None] * n
+
+    # The compact-state interface (the state is the user whose observation is shown).
+    @property
+    def n_states(self) -> int:
+        return self.world.dataset.n_users
+
+    @property
+    def movie_ids(self) -> np.ndarray:
+        return self.world.movie_ids
+
+    @property
+    def user_ids(self) -> np.ndarray:
+        return self.world.user_ids
+
+    def start(self, index: int, rng: np.random.Generator, user: int | None) -> None:
+        if user is not None:
+            self.positions[index] = int(np.searchsorted(self.world.users, user))
+        elif self.user_order == "random":
+            self.positions[index] = rng.integers(len(self.world.users))
         else:
-            self.observation_space = spaces.Box(0.0, 5.0, (self.dataset.n_movies,), dtype=np.float32)
-        self.simulator: RatingSimulator | None = None
-        if reward_mode == "simulated":
-            options = dict(simulator_kwargs or {})
-            prefitted = options.pop("simulator", None)
-            self.simulator = (
-                prefitted if prefitted is not None else RatingSimulator.fit(self.dataset, **options)
-            )
+            self.positions[index] = self.starts[index]
+        self.users[index] = self.world.users[self.positions[index]]
+        if self.recommended is not None:
+            self.recommended[index] = False
+            self.n_recommended[index] = 0
+        self.last[index] = None
 
-    def _select_users(self, users: Iterable[int] | None) -> np.ndarray:
-        if users is None:
-            return np.arange(self.dataset.n_users, dtype=np.int64)
-        ids = np.unique(np.fromiter((int(u) for u in users), dtype=np.int64))
-        if not len(ids):
-            raise ValueError("users: the list of user ids is empty")
-        positions = np.searchsorted(self.dataset.user_ids, ids)
-        known = positions < self.dataset.n_users
-        known[known] = self.dataset.user_ids[positions[known]] == ids[known]
-        if not known.all():
-            missing = ", ".join(str(u) for u in ids[~known][:5])
-            raise DatasetError(f"users: unknown user id(s) {missing} in {self.dataset.name}")
-        return positions.astype(np.int64)
+    def start_info(self, rows: np.ndarray) -> dict[str, np.ndarray]:
+        users = self.users[rows]
+        return {"user_id": self.world.user_ids[users], "user_index": users.copy(), "state": users.copy()}
 
-    def position_of(self, user_id: int) -> int:
-        """Position in ``users`` of an original userId; ``ValueError`` if the env does not serve it."""
-        try:
-            index = self.dataset.user_index(int(user_id))
-        except KeyError:
-            raise ValueError(f"options['user_id']: unknown user id {user_id}") from None
-        position = int(np.searchsorted(self.users, index))
-        if position >= len(self.users) or self.users[position] != index:
-            raise ValueError(f"options['user_id']: user {user_id} is not among this env's users")
-        return position
-
-    # ------------------------------------------------------------------ observations
-    def observe(self, user: int) -> np.ndarray:
-        """Observation of one user index, as a new array.
-
-        Gymnasium's checker rejects envs whose returned arrays share memory (callers may keep
-        them), so the cached row is copied: the one O(n_movies) copy of a step.
-        """
-        if self.embeddings is not None:
-            return self.embeddings[user].copy()
-        row = self.store.row(user)
-        return row.copy() if self.store.cached else row
-
-    def observations(self, states: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """Observations of the user indices ``states``, float32 ``(len(states), obs_dim)``."""
-        states = np.asarray(states, dtype=np.int64)
-        if self.embeddings is not None:
-            if out is None:
-                return np.take(self.embeddings, states, axis=0)
-            return np.take(self.embeddings, states, axis=0, out=out)
-        return self.store.rows(states, out)
-
-    # ----------------------------------------------------------------------- rewards
-    def reward(self, user: int, movie: int) -> tuple[float, bool]:
-        """(reward, rated) of recommending movie index ``movie`` to user index ``user``."""
-        rating = self.store.lookup_one(user, movie)
-        if rating is not None:
-            return rating, True
-        if self.reward_mode == "seed":
-            return float(self.means[user]), False
-        if self.reward_mode == "rating":
-            return 0.0, False
-        assert self.simulator is not None
-        return float(self.simulator.predict(user, movie)), False
-
-    def rewards(self, users: np.ndarray, movies: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Batched :meth:`reward`: float64 rewards and the ``rated`` mask."""
-        rated, ratings = self.store.lookup(users, movies)
-        if self.reward_mode == "seed":
-            fallback = self.means[users]
-        elif self.reward_mode == "rating":
-            fallback = np.zeros(len(users), dtype=np.float32)
+    def step(
+        self, rows: np.ndarray, actions: np.ndarray, rngs: Sequence[np.random.Generator]
+    ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        users = self.users[rows].copy()
+        rewards, rated = seed_rewards(self.world, self.reward_mode, users, actions)
+        self.mark(rows, actions)
+        n_users = len(self.world.users)
+        if self.user_order == "random":
+            for j, i in enumerate(rows):
+                self.positions[i] = rngs[j].integers(n_users)
         else:
-            assert self.simulator is not None
-            fallback = self.simulator.predict_pairs(users, movies)
-        return np.where(rated, ratings, fallback).astype(np.float64), rated
+            self.positions[rows] = (self.positions[rows] + 1) % n_users
+        self.users[rows] = self.world.users[self.positions[rows]]
+        for j, i in enumerate(rows):
+            self.last[i] = (int(users[j]), int(actions[j]), float(rewards[j]))
+        info = {
+            "user_id": self.world.user_ids[users],
+            "user_index": users,
+            "movie_id": self.world.movie_ids[actions],
+            "rated": rated.copy(),
+            "state": self.users[rows].copy(),
+        }
+        return rewards, rated, info
 
-    # ------------------------------------------------------------------------ render
-    def describe(self, user: int, movie: int | None, reward: float | None) -> str:
-        """Text of ``render``: the user, their top-rated titles, the last recommendation."""
-        dataset = self.dataset
-        movies, ratings = dataset.user_row(user)
-        # Highest rating first; ties by movie index, so the text is deterministic.
-        order = np.lexsort((movies, -ratings))[:_TOP_TITLES]
-        lines = [f"user {dataset.user_ids[user]} ({len(movies)} ratings, mean {self.means[user]:.2f})"]
-        for position in order:
-            lines.append(f"  {ratings[position]:.1f}  {dataset.titles[movies[position]]}")
-        if not len(order):
-            lines.append("  (no ratings)")
-        if movie is not None and reward is not None:
-            title, movie_id = dataset.titles[movie], dataset.movie_ids[movie]
-            lines.append(f"recommended: {title} (movieId {movie_id}) -> reward {reward:.3f}")
+    def mark(self, rows: np.ndarray, actions: np.ndarray) -> None:
+        """``mask_recommended``: the movies just recommended are masked until the episode ends."""
+        if self.recommended is None:
+            return
+        fresh = ~self.recommended[rows, actions]
+        self.recommended[rows, actions] = True
+        self.n_recommended[rows] += fresh
+        full = rows[self.n_recommended[rows] == self.world.n_movies]
+        self.recommended[full] = False  # every movie recommended: the mask starts over
+        self.n_recommended[full] = 0
+
+    def observe(self, out: np.ndarray) -> np.ndarray:
+        return self.observations(self.users, out)
+
+    def observations(self, user_indices: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        users = np.asarray(user_indices, dtype=np.int64)
+        if self.observation == "embedding":
+            return np.take(self.world.embeddings, users, axis=0, out=out)
+        return self.world.profiles.rows(users, out)
+
+    def action_masks(self) -> np.ndarray:
+        if self.recommended is None:
+            return np.ones((self.num_envs, self.world.n_movies), dtype=bool)
+        return ~self.recommended
+
+    def describe(self, index: int) -> str:
+        last = self.last[index]
+        user = int(self.users[index]) if last is None else last[0]
+        lines = self.world.describe_user(user)
+        if last is not None:
+            lines.append(f"recommended: {self.world.title(last[1])} -> reward {last[2]:.3f}")
         return "\n".join(lines)
-
-
-class RenderModeError(ValueError, TypeError):
-    """An unsupported ``render_mode``.
-
-    Also a ``TypeError`` because SB3's ``make_vec_env`` asks every env for ``render_mode="rgb_array"``
-    and retries without it only on a ``TypeError``.
-    """
-
-
-def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ValueError(f"{name}: {value!r} is not one of {', '.join(choices)}")
 
 
 class MovieLensEnv(gymnasium.Env[np.ndarray, np.int64]):
@@ -201,10 +224,9 @@ class MovieLensEnv(gymnasium.Env[np.ndarray, np.int64]):
 
     ``observation="profile"`` (default): ``Box(0, 5, (n_movies,), float32)``, the current user's
     ratings, with the user's mean rating on unrated movies (2.5 for a user without ratings).
-    Each step returns a new array (one copy of a cached row).
-    ``observation="embedding"``: the user's ``embedding_dim`` coordinates from a truncated SVD of
-    the mean-centred ratings, in a ``Box`` whose bounds are the per-coordinate min / max over
-    the dataset's users.
+    Each step returns a new array. ``observation="embedding"``: the user's ``embedding_dim``
+    coordinates from a truncated SVD of the mean-centred ratings, in a ``Box`` whose bounds are the
+    per-coordinate min / max over the dataset's users.
 
     ## Rewards
 
@@ -217,7 +239,8 @@ class MovieLensEnv(gymnasium.Env[np.ndarray, np.int64]):
 
     ``reset()`` starts at the first user (lowest userId among the env's users) with
     ``user_order="sequential"``, at a uniformly drawn user with ``"random"``;
-    ``reset(options={"user_id": ID})`` starts at user ``ID``.
+    ``reset(options={"user_id": ID})`` starts at the user with original userId ``ID``.
+    Any other option key is an error.
 
     ## Episode End
 
@@ -238,8 +261,8 @@ class MovieLensEnv(gymnasium.Env[np.ndarray, np.int64]):
     * ``observation``: ``"profile"`` (default) or ``"embedding"``; ``embedding_dim`` (32).
     * ``render_mode``: ``None``, ``"human"`` (prints after every step) or ``"ansi"``.
     * ``memory_budget_mb``: largest dense profile cache (see :class:`ProfileStore`).
-    * ``simulator_kwargs``: keyword arguments of :meth:`RatingSimulator.fit`, or
-      ``{"simulator": fitted}`` to share an already fitted simulator.
+    * ``simulator``: a fitted :class:`RatingSimulator` for ``reward_mode="simulated"``, or the
+      keyword arguments of :meth:`RatingSimulator.fit` (default: fitted on the env's data).
 
     ``info`` (reset and step): ``user_id`` / ``user_index`` (the user the step was about; on
     reset the user observed), ``movie_id`` and ``rated`` (step only), ``state`` (dataset index
@@ -266,7 +289,7 @@ class MovieLensEnv(gymnasium.Env[np.ndarray, np.int64]):
     * API: ``render`` shows the user, their top-rated titles and the recommendation, instead
       of printing the raw profile vector.
     * Added: reward modes, random user order, user restriction, action masks, embedding
-      observations, a batched vector env (``rlrec.envs.vector``).
+      observations, a batched vector env (:func:`MovieLensVectorEnv`).
     """
 
     metadata = {"render_modes": ["human", "ansi"], "render_fps": 4}  # noqa: RUF012 - Gymnasium's API
@@ -282,31 +305,27 @@ class MovieLensEnv(gymnasium.Env[np.ndarray, np.int64]):
         embedding_dim: int = 32,
         render_mode: str | None = None,
         memory_budget_mb: float = 256.0,
-        simulator_kwargs: dict[str, Any] | None = None,
+        simulator: RatingSimulator | Mapping[str, Any] | None = None,
     ) -> None:
-        _check_choice("user_order", user_order, USER_ORDERS)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise RenderModeError(f"render_mode: {render_mode!r} is not one of None, 'human', 'ansi'")
-        self.world = MovieLensWorld(
-            data, reward_mode, users, observation, embedding_dim, memory_budget_mb, simulator_kwargs
-        )
-        self.user_order = user_order
-        self.mask_recommended = bool(mask_recommended)
+        world = _world(data, users, memory_budget_mb, simulator, embedding_dim)
+        # The episode logic's state for one sub-env; the step below is its scalar form.
+        self.episodes = SeedEpisodes(world, 1, reward_mode, user_order, mask_recommended, observation)
+        self.world = world
         self.render_mode = render_mode
-        self.action_space = self.world.action_space
-        self.observation_space = self.world.observation_space
-        self._position = 0
-        self._user = int(self.world.users[0])
-        # Plain attributes for the hot path of ``step`` (properties cost a call each).
-        self._n_movies = self.world.dataset.n_movies
-        self._user_ids, self._movie_ids = self.world.dataset.user_ids, self.world.dataset.movie_ids
-        self._recommended = np.zeros(self.n_movies, dtype=bool)
-        self._n_recommended = 0
+        self.action_space = self.episodes.action_space
+        self.observation_space = self.episodes.observation_space
+        self.reward_mode, self.user_order = reward_mode, user_order
+        self.mask_recommended = self.episodes.mask_recommended
+        self._position, self._user = 0, int(world.users[0])
+        self._n_movies, self._n_users = world.n_movies, len(world.users)
+        self._embedding = observation == "embedding"
         self._last: tuple[int, int, float] | None = None
 
     # ----------------------------------------------------- compact-state interface
     @property
-    def dataset(self) -> RatingsDataset:
+    def dataset(self) -> Any:
         return self.world.dataset
 
     @property
@@ -316,106 +335,118 @@ class MovieLensEnv(gymnasium.Env[np.ndarray, np.int64]):
 
     @property
     def n_movies(self) -> int:
-        return self.world.dataset.n_movies
+        return self.world.n_movies
 
     @property
     def movie_ids(self) -> np.ndarray:
         """movieId of each action."""
-        return self.world.dataset.movie_ids
+        return self.world.movie_ids
 
     @property
     def user_ids(self) -> np.ndarray:
         """userId of each compact state."""
-        return self.world.dataset.user_ids
-
-    @property
-    def reward_mode(self) -> str:
-        return self.world.reward_mode
-
-    @property
-    def current_user(self) -> int:
-        """Dataset index of the user the next step is about."""
-        return self._user
+        return self.world.user_ids
 
     def observations(self, states: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """Observations of the compact states (dataset user indices) ``states``.
+        """Observations of the compact states (dataset user indices) ``states``, float32
+        ``(len(states), obs_dim)``, equal to what ``reset`` / ``step`` return for those users."""
+        return self.episodes.observations(states, out)
 
-        :param states: int array of user indices.
-        :param out: optional float32 ``(len(states), obs_dim)`` array to fill.
-        :return: float32 ``(len(states), obs_dim)``, equal to what ``reset`` / ``step`` return
-            for those users.
-        """
-        return self.world.observations(states, out)
+    def _observe(self) -> np.ndarray:
+        if self._embedding:
+            return self.world.embeddings[self._user].copy()
+        return self.world.profile(self._user)
 
     # ------------------------------------------------------------------ Gymnasium
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
-        if options and options.get("user_id") is not None:
-            self._position = self.world.position_of(options["user_id"])
+        options = check_options(options)
+        if options.get("user_id") is not None:
+            self._position = int(np.searchsorted(self.world.users, self.world.user_index(options["user_id"])))
         elif self.user_order == "random":
-            self._position = int(self.np_random.integers(len(self.world.users)))
+            self._position = int(self.np_random.integers(self._n_users))
         else:
             self._position = 0
         self._user = int(self.world.users[self._position])
-        self._recommended[:] = False
-        self._n_recommended = 0
+        self.episodes.start(0, self.np_random, self._user)
         self._last = None
-        info = {
-            "user_id": int(self.user_ids[self._user]),
-            "user_index": self._user,
-            "state": self._user,
-        }
+        user_id = int(self.world.user_ids[self._user])
+        info = {"user_id": user_id, "user_index": self._user, "state": self._user}
         if self.render_mode == "human":
             self.render()
-        return self.world.observe(self._user), info
+        return self._observe(), info
 
     def step(self, action: np.int64 | int) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        movie = int(action)
-        if not 0 <= movie < self._n_movies or movie != action:
-            raise ValueError(f"action {action!r} is not a movie index in [0, {self._n_movies})")
+        movie = check_action(action, self._n_movies)
         user = self._user
-        reward, rated = self.world.reward(user, movie)
-        if self.mask_recommended and not self._recommended[movie]:
-            self._recommended[movie] = True
-            self._n_recommended += 1
-            if self._n_recommended == self._n_movies:
-                self._recommended[:] = False
-                self._n_recommended = 0
-        self._last = (user, movie, reward)
+        reward, rated = seed_reward(self.world, self.reward_mode, user, movie)
+        if self.mask_recommended:
+            self.episodes.mark(_FIRST, np.array([movie]))
         if self.user_order == "random":
-            self._position = int(self.np_random.integers(len(self.world.users)))
+            self._position = int(self.np_random.integers(self._n_users))
         else:
-            self._position = (self._position + 1) % len(self.world.users)
+            self._position = (self._position + 1) % self._n_users
         self._user = int(self.world.users[self._position])
+        self._last = (user, movie, reward)
         info = {
-            "user_id": int(self._user_ids[user]),
+            "user_id": int(self.world.user_ids[user]),
             "user_index": user,
-            "movie_id": int(self._movie_ids[movie]),
+            "movie_id": int(self.world.movie_ids[movie]),
             "rated": rated,
             "state": self._user,
         }
         if self.render_mode == "human":
             self.render()
-        return self.world.observe(self._user), reward, rated, False, info
+        return self._observe(), reward, rated, False, info
 
     def action_masks(self) -> np.ndarray:
         """Allowed actions (True) for sb3-contrib's MaskablePPO; see ``mask_recommended``."""
-        if not self.mask_recommended:
-            return np.ones(self.n_movies, dtype=bool)
-        return ~self._recommended
+        return self.episodes.action_masks()[0]
 
     def render(self) -> str | None:
         """The user of the last step (after reset: the current user), top titles, recommendation."""
         if self.render_mode is None:
             gymnasium.logger.warn("render() called without a render_mode; pass render_mode='ansi' or 'human'")
             return None
-        if self._last is None:
-            text = self.world.describe(self._user, None, None)
-        else:
-            text = self.world.describe(*self._last)
+        user = self._user if self._last is None else self._last[0]
+        lines = self.world.describe_user(user)
+        if self._last is not None:
+            lines.append(f"recommended: {self.world.title(self._last[1])} -> reward {self._last[2]:.3f}")
+        text = "\n".join(lines)
         if self.render_mode == "ansi":
             return text
         print(text)
         return None
+
+
+class MovieLensVectorEnv(RecVectorEnv):
+    """``rlrec/MovieLens-v0``'s ``vector_entry_point``: :class:`RecVectorEnv` over :class:`SeedEpisodes`.
+
+    ``gymnasium.make_vec("rlrec/MovieLens-v0", num_envs=N, vectorization_mode="vector_entry_point")``
+    passes the registered ``max_episode_steps`` (1000). ``num_envs``, ``max_episode_steps``,
+    ``autoreset_mode``, ``copy_obs`` and ``render_mode`` are :class:`RecVectorEnv`'s; the other
+    arguments :class:`MovieLensEnv`'s.
+    """
+
+    def __init__(
+        self,
+        data: DataSource,
+        num_envs: int = 1,
+        max_episode_steps: int | None = None,
+        autoreset_mode: str = "next_step",
+        copy_obs: bool = False,
+        render_mode: str | None = None,
+        reward_mode: str = "seed",
+        user_order: str = "sequential",
+        users: Iterable[int] | None = None,
+        mask_recommended: bool = False,
+        observation: str = "profile",
+        embedding_dim: int = 32,
+        memory_budget_mb: float = 256.0,
+        simulator: RatingSimulator | Mapping[str, Any] | None = None,
+    ) -> None:
+        world = _world(data, users, memory_budget_mb, simulator, embedding_dim)
+        episodes = SeedEpisodes(world, num_envs, reward_mode, user_order, mask_recommended, observation)
+        super().__init__(episodes, max_episode_steps, autoreset_mode, copy_obs, render_mode)

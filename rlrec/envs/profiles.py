@@ -42,10 +42,15 @@ class ProfileStore:
         self._rated: np.ndarray | None = None
         self._build_cache()
 
+    @staticmethod
+    def fits(dataset: RatingsDataset, memory_budget_mb: float) -> bool:
+        """Whether ``dataset``'s dense profiles (float32) and rated flags (bool) fit the budget."""
+        return dataset.n_users * dataset.n_movies * 5 <= memory_budget_mb * 2**20
+
     @property
     def cached(self) -> bool:
         """Whether the dense profile matrix fits the memory budget (and so is kept)."""
-        return self.n_users * self.n_movies * 5 <= self.memory_budget_mb * 2**20
+        return self.fits(self.dataset, self.memory_budget_mb)
 
     @property
     def dense(self) -> np.ndarray | None:

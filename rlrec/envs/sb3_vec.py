@@ -25,7 +25,8 @@ class GymnasiumVecEnv(VecEnv):
 
     SB3 semantics: a finished sub-env is already reset when ``step`` returns; its last observation
     is ``infos[i]["terminal_observation"]``, its last info the rest of ``infos[i]``, and
-    ``infos[i]["TimeLimit.truncated"]`` is True when it was truncated rather than terminated.
+    ``infos[i]["TimeLimit.truncated"]`` (in every info, as ``DummyVecEnv`` writes it) is True when
+    it was truncated rather than terminated.
     Every ``step`` / ``reset`` returns a fresh observation array. ``env_method("action_masks")``
     returns the vector env's masks row by row (what sb3-contrib's ``MaskablePPO`` calls);
     ``get_attr`` / ``env_method`` otherwise read the vector env itself, the same for every index.
@@ -67,7 +68,9 @@ class GymnasiumVecEnv(VecEnv):
             for i in finished:
                 infos[i] = final_infos[i]
                 infos[i]["terminal_observation"] = info["final_obs"][i]
-                infos[i]["TimeLimit.truncated"] = bool(truncated[i] and not terminated[i])
+        cut_short = (np.asarray(truncated) & ~np.asarray(terminated)).tolist()
+        for i, cut in enumerate(cut_short):
+            infos[i]["TimeLimit.truncated"] = bool(cut)  # as DummyVecEnv writes it: in every info
         return np.array(obs, copy=True), np.asarray(rewards, dtype=np.float32), dones, infos
 
     def _unbatch(self, info: dict[str, Any]) -> list[dict[str, Any]]:

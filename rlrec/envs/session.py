@@ -1,288 +1,433 @@
 """``rlrec/MovieLensSession-v0``: find the movies a user rated but the agent cannot see.
 
-One episode is one session with one user, drawn with the env's ``np_random``. At reset a random
-``hidden_fraction`` of the user's ratings is hidden; the observation shows the rest. Each step
+One episode is one session with one user. At reset part of the user's history is hidden
+(``hiding="random"``: a random ``hidden_fraction`` of it; ``"recent"``: the latest ratings in
+time, what the evaluation's temporal split holds out); the observation shows the rest. Each step
 the agent recommends one movie:
 
 * a hidden movie the user rated pays a reward from its rating and is revealed in the
   observation (the user "watched and rated it");
 * any other movie pays 0 (``reward_mode="simulated"``: the rating a ``RatingSimulator`` predicts,
-  mapped like a real rating), and nothing is revealed;
+  mapped like a real rating), and nothing is revealed (``show_misses=True``: it shows as -1);
 * a movie already recommended, or already visible at reset, pays 0 and changes nothing.
-  ``action_masks()`` (the sb3-contrib ``MaskablePPO`` interface) marks those movies invalid, so a
-  masked learner never wastes a step on them.
+  ``action_masks()`` (the sb3-contrib ``MaskablePPO`` interface) marks those movies invalid.
 
-Reward per rating ``r`` (0.5 .. 5 stars):
-
-* ``"binary"`` (default): 1.0 when ``r >= 4`` (the evaluation's relevance threshold), else 0.0.
-  The per-step reward is then exactly "this recommendation is a held-out liked movie", the
-  quantity that top-K precision counts, so a myopic value ``Q(obs, a)`` is a ranking score;
-* ``"rating"``: ``r / 5``;
-* ``"simulated"``: ``r / 5`` for hidden movies, ``prediction / 5`` for every other movie not yet
-  recommended (the prediction of :class:`rlrec.envs.simulator.RatingSimulator`, clipped to
-  [0.5, 5]).
-
-Episode end: ``truncated`` after ``episode_length`` steps; ``terminated`` as soon as no positive
-reward is left to earn, which is exact rather than a cap: ``"binary"``: no hidden movie rated
->= 4 left; ``"rating"``: no hidden movie left; ``"simulated"``: every movie recommended. A user
-whose hidden part holds no liked movie therefore ends at the first step in ``"binary"`` mode.
-
-Observation, a float32 ``Box(0, 1, (n_movies,))``:
-
-* ``"ratings"`` (default): the visible rating / 5 for each visible movie, 0 for the others
-  (unknown, hidden, or recommended and not rated);
-* ``"binary"``: 1 for each visible movie, else 0 (implicit feedback).
-
-Only one ``O(n_movies)`` observation and mask live per episode; ratings stay in the dataset's
-CSR matrix, so the env scales to any MovieLens release. There is no compact integer state
-(``n_states``): the observation depends on the random hidden draw.
-
-:meth:`MovieLensSessionEnv.observations` encodes a user's *whole* history the same way: the
-evaluation protocol uses it to ask a trained agent for a ranking given everything it may know.
+:class:`SessionEpisodes` is that logic over N sessions as numpy arrays. The single env is one
+session of it (``num_envs=1``) and :class:`MovieLensSessionVectorEnv` is
+:class:`rlrec.envs.vector.RecVectorEnv` over N, so the two cannot drift apart.
 """
 
 from __future__ import annotations
 
 import math
-import os
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import gymnasium
 import numpy as np
 from gymnasium import spaces
 
-from rlrec.data.dataset import RatingsDataset
-from rlrec.envs.movielens import RenderModeError
+from rlrec.data.dataset import LIKED_RATING, RATING_MAX
+from rlrec.envs.simulator import RatingSimulator
+from rlrec.envs.vector import Episodes, RecVectorEnv, check_action, check_options
+from rlrec.envs.world import DataSource, MovieLensWorld, RenderModeError, check_choice, check_flag
 
-if TYPE_CHECKING:
-    from rlrec.envs.simulator import RatingSimulator
-
-__all__ = ["OBSERVATIONS", "REWARD_MODES", "MovieLensSessionEnv", "RenderModeError", "rating_reward"]
+__all__ = [
+    "HIDINGS",
+    "OBSERVATIONS",
+    "REWARD_MODES",
+    "MovieLensSessionEnv",
+    "MovieLensSessionVectorEnv",
+    "SessionEpisodes",
+    "rating_reward",
+]
 
 REWARD_MODES = ("binary", "rating", "simulated")
 OBSERVATIONS = ("ratings", "binary")
-#: A rating at or above this is a liked movie (the same threshold as the ranking metrics).
-LIKED = 4.0
-#: Top of the rating scale, used to bring ratings into [0, 1].
-MAX_RATING = 5.0
+HIDINGS = ("random", "recent")
 #: How a recommended movie that was not a hit shows in the observation with ``show_misses``.
 MISS = -1.0
 
 
 def rating_reward(rating: float, reward_mode: str) -> float:
-    """The reward of recommending a movie rated (or predicted) ``rating``; see the module doc."""
+    """The reward of finding a movie rated (or predicted) ``rating``; see the module doc."""
     if reward_mode == "binary":
-        return 1.0 if rating >= LIKED else 0.0
-    if reward_mode in ("rating", "simulated"):
-        return float(rating) / MAX_RATING
-    raise ValueError(f"reward_mode must be one of {', '.join(REWARD_MODES)}, got {reward_mode!r}")
+        return 1.0 if rating >= LIKED_RATING else 0.0
+    check_choice("reward_mode", reward_mode, REWARD_MODES)
+    return float(rating) / RATING_MAX
+
+
+class SessionEpisodes(Episodes):
+    """``MovieLensSession-v0``'s episode logic over ``num_envs`` sessions (arguments as
+    :class:`MovieLensSessionEnv`).
+
+    Per session it keeps the observation row, the action mask and the ratings still hidden (0
+    where a movie is not hidden or was found; real ratings are >= 0.5, so 0 is free as "none").
+    """
+
+    info_keys = ("user_index", "user_id", "hit", "rating", "hidden_left")
+
+    def __init__(
+        self,
+        world: MovieLensWorld,
+        num_envs: int,
+        hidden_fraction: float = 0.5,
+        hiding: str = "random",
+        reward_mode: str = "binary",
+        observation: str = "ratings",
+        show_misses: bool = False,
+    ) -> None:
+        if int(num_envs) < 1:
+            raise ValueError(f"num_envs: must be >= 1, got {num_envs}")
+        if isinstance(hidden_fraction, bool) or not isinstance(hidden_fraction, int | float):
+            raise ValueError(f"hidden_fraction: expected a number in (0, 1), got {hidden_fraction!r}")
+        if not 0.0 < float(hidden_fraction) < 1.0:
+            raise ValueError(f"hidden_fraction: must be in (0, 1), got {hidden_fraction}")
+        self.world = world
+        self.num_envs = n = int(num_envs)
+        self.hidden_fraction = float(hidden_fraction)
+        self.hiding = check_choice("hiding", hiding, HIDINGS)
+        self.reward_mode = check_choice("reward_mode", reward_mode, REWARD_MODES)
+        self.observation = check_choice("observation", observation, OBSERVATIONS)
+        self.show_misses = check_flag("show_misses", show_misses)
+        n_movies = world.n_movies
+        self.action_space = spaces.Discrete(n_movies)
+        low = MISS if self.show_misses else 0.0
+        self.observation_space = spaces.Box(low, 1.0, shape=(n_movies,), dtype=np.float32)
+        self.obs = np.zeros((n, n_movies), dtype=np.float32)
+        self.mask = np.ones((n, n_movies), dtype=bool)
+        self.hidden = np.zeros((n, n_movies), dtype=np.float32)
+        self.users = np.zeros(n, dtype=np.int64)
+        self.n_hidden_total = np.zeros(n, dtype=np.int64)
+        self.hidden_left = np.zeros(n, dtype=np.int64)
+        self.liked_left = np.zeros(n, dtype=np.int64)
+        self.allowed = np.zeros(n, dtype=np.int64)  # True entries of each mask row
+        self.steps = np.zeros(n, dtype=np.int64)
+        self.last: list[tuple[int, float] | None] = [None] * n
+
+    # ------------------------------------------------------------------ encoding
+    def encode(self, ratings: np.ndarray) -> np.ndarray:
+        """How ratings show in an observation: ``r / 5`` (``"ratings"``) or 1 (``"binary"``)."""
+        if self.observation == "binary":
+            return np.ones(np.shape(ratings), dtype=np.float32)
+        return np.asarray(ratings, dtype=np.float32) / np.float32(RATING_MAX)
+
+    def observations(self, user_indices: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Observations showing each user's whole history, ``(len(user_indices), n_movies)`` float32.
+
+        What a trained agent sees when it is asked for a ranking: nothing hidden.
+        """
+        users = np.asarray(user_indices, dtype=np.int64)
+        rows = self.world.dataset.ratings[users]
+        if out is None:
+            out = np.zeros((len(users), self.world.n_movies), dtype=np.float32)
+        else:
+            out[...] = 0.0
+        out[np.repeat(np.arange(len(users)), np.diff(rows.indptr)), rows.indices] = self.encode(rows.data)
+        return out
+
+    def n_hidden(self, n_ratings: int) -> int:
+        """How many of ``n_ratings`` (>= 2) ratings a session hides: ``hidden_fraction`` of them,
+        rounded half up, kept within ``[1, n - 1]``."""
+        return min(n_ratings - 1, max(1, math.floor(self.hidden_fraction * n_ratings + 0.5)))
+
+    def hidden_positions(self, user: int, rng: np.random.Generator) -> np.ndarray:
+        """Positions in ``world.history(user)`` that a new session hides, ascending.
+
+        ``"random"`` draws them from ``rng``; ``"recent"`` takes the user's latest ratings (the
+        order of ``RatingsDataset.recency_rank``, the temporal split's) and draws nothing.
+        """
+        n = len(self.world.history(user)[0])
+        n_hidden = self.n_hidden(n)
+        if self.hiding == "recent":
+            return np.flatnonzero(self.world.recency(user) >= n - n_hidden)
+        return np.sort(rng.choice(n, size=n_hidden, replace=False))
+
+    # ------------------------------------------------------------------ episodes
+    def start(self, index: int, rng: np.random.Generator, user: int | None) -> None:
+        if user is None:
+            user = int(self.world.users[rng.integers(len(self.world.users))])
+        movies, ratings = self.world.history(user)
+        hide = self.hidden_positions(user, rng)
+        visible = np.ones(len(movies), dtype=bool)
+        visible[hide] = False
+        hidden_ratings = ratings[hide]
+        self.users[index] = user
+        self.obs[index] = 0.0
+        self.obs[index, movies[visible]] = self.encode(ratings[visible])
+        self.mask[index] = True
+        self.mask[index, movies[visible]] = False
+        self.hidden[index] = 0.0
+        self.hidden[index, movies[hide]] = hidden_ratings
+        self.n_hidden_total[index] = self.hidden_left[index] = len(hide)
+        self.liked_left[index] = int(np.count_nonzero(hidden_ratings >= LIKED_RATING))
+        self.allowed[index] = self.world.n_movies - int(visible.sum())
+        self.steps[index] = 0
+        self.last[index] = None
+
+    def start_info(self, rows: np.ndarray) -> dict[str, np.ndarray]:
+        return self._info(rows, np.zeros(len(rows), dtype=bool), np.zeros(len(rows)))
+
+    def _info(self, rows: np.ndarray, hits: np.ndarray, ratings: np.ndarray) -> dict[str, np.ndarray]:
+        users = self.users[rows]
+        return {
+            "user_index": users.copy(),
+            "user_id": self.world.user_ids[users],
+            "hit": hits,
+            "rating": ratings.astype(np.float64),
+            "hidden_left": self.hidden_left[rows].copy(),
+        }
+
+    def step(
+        self, rows: np.ndarray, actions: np.ndarray, rngs: Sequence[np.random.Generator]
+    ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        # A movie still allowed is now recommended; a hidden one among them is found and shown.
+        fresh = self.mask[rows, actions]
+        self.mask[rows, actions] = False
+        self.allowed[rows] -= fresh
+        found = self.hidden[rows, actions]  # 0 unless hidden and not found yet (hence fresh)
+        hit = found > 0
+        if self.reward_mode == "binary":
+            rewards = (found >= LIKED_RATING).astype(np.float64)
+        else:
+            rewards = found.astype(np.float64) / RATING_MAX
+        hit_rows, hit_movies = rows[hit], actions[hit]
+        self.obs[hit_rows, hit_movies] = self.encode(found[hit])
+        self.hidden[hit_rows, hit_movies] = 0.0
+        self.hidden_left[hit_rows] -= 1
+        self.liked_left[hit_rows] -= found[hit] >= LIKED_RATING
+        missed = fresh & ~hit
+        if self.show_misses:
+            self.obs[rows[missed], actions[missed]] = MISS
+        if self.reward_mode == "simulated" and missed.any():
+            predicted = self.world.predicted(self.users[rows[missed]], actions[missed])
+            rewards[missed] = np.asarray(predicted, dtype=np.float64) / RATING_MAX
+        self.steps[rows] += 1
+        for j, i in enumerate(rows):
+            self.last[i] = (int(actions[j]), float(rewards[j]))
+        # Terminated as soon as nothing is left to earn (exact, not a cap).
+        if self.reward_mode == "binary":
+            terminated = self.liked_left[rows] == 0
+        elif self.reward_mode == "rating":
+            terminated = self.hidden_left[rows] == 0
+        else:
+            terminated = self.allowed[rows] == 0
+        return rewards, terminated, self._info(rows, hit, found)
+
+    def observe(self, out: np.ndarray) -> np.ndarray:
+        return self.obs
+
+    def action_masks(self) -> np.ndarray:
+        return self.mask.copy()
+
+    def describe(self, index: int) -> str:
+        user = int(self.users[index])
+        text = (
+            f"user {self.world.user_ids[user]} | step {self.steps[index]} "
+            f"| hidden left {self.hidden_left[index]}/{self.n_hidden_total[index]}"
+        )
+        last = self.last[index]
+        if last is not None:
+            text += f" | last: {self.world.dataset.titles[last[0]]} -> {last[1]:g}"
+        return text
+
+
+def _episodes(
+    data: DataSource,
+    num_envs: int,
+    hidden_fraction: float,
+    hiding: str,
+    reward_mode: str,
+    observation: str,
+    users: Iterable[int] | None,
+    simulator: RatingSimulator | Mapping[str, Any] | None,
+    show_misses: bool,
+) -> SessionEpisodes:
+    # A session hides at least one rating and shows at least one: users need 2.
+    world = MovieLensWorld(data, users, min_ratings=2, simulator=simulator)
+    return SessionEpisodes(world, num_envs, hidden_fraction, hiding, reward_mode, observation, show_misses)
 
 
 class MovieLensSessionEnv(gymnasium.Env[np.ndarray, np.int64]):
     """Sessions of one user: recommend the movies of their history the agent cannot see.
 
-    :param data: a ``RatingsDataset`` (pass the TRAIN part of a split when evaluating) or a
-        source for :func:`rlrec.data.load_movielens`; default ``"synthetic"``.
-    :param episode_length: steps before truncation; default 50 (a session of 50 recommendations).
-    :param hidden_fraction: share of the user's ratings hidden at reset, in (0, 1); the count is
-        ``round(hidden_fraction * n)`` kept within ``[1, n - 1]``; default 0.5.
-    :param reward_mode: ``"binary"``, ``"rating"`` or ``"simulated"``; default ``"binary"``.
-    :param observation: ``"ratings"`` or ``"binary"``; default ``"ratings"``.
-    :param users: user indices episodes are drawn from; default every user with >= 2 ratings
-        (one to show, one to hide).
-    :param render_mode: ``None``, ``"ansi"`` (``render()`` returns text) or ``"human"`` (prints it).
-    :param simulator: a fitted ``RatingSimulator`` for ``reward_mode="simulated"``; default: one
-        fitted on ``data`` with its defaults and seed 0.
-    :param show_misses: show a recommended movie that was not a hit as ``-1`` in the observation
-        (the space becomes ``Box(-1, 1)``); default False (a miss changes nothing the agent sees).
-        With it, ``obs != 0`` is exactly ``not action_masks()``, so a policy can mask from the
-        observation alone (``rlrec.nn.UnseenDQNPolicy``).
+    ## Description
+
+    The env where an agent must generalise: the answer is never in its observation. One
+    episode is a session with one user whose history is partly hidden; the agent is paid for
+    recommending the hidden movies (see the module docstring).
+
+    ## Action Space
+
+    ``Discrete(n_movies)``: movie indices, as ``MovieLens-v0``.
+
+    ## Observation Space
+
+    ``Box(0, 1, (n_movies,), float32)`` (``Box(-1, 1)`` with ``show_misses``): the visible part
+    of the history, ``observation="ratings"`` (default) as rating / 5, ``"binary"`` as 1 per
+    movie (implicit feedback), 0 elsewhere; found hidden movies appear as they are found.
+
+    ## Rewards
+
+    For a hidden movie rated ``r``: ``reward_mode="binary"`` (default) 1.0 when ``r >= 4`` (the
+    evaluation's relevance, ``rlrec.data.LIKED_RATING``), else 0; ``"rating"`` ``r / 5``;
+    ``"simulated"`` ``r / 5``, and for any other new movie the simulator's prediction / 5.
+    Everything else pays 0. With ``"binary"`` and gamma 0 a learner's Q-value of a movie is the
+    probability it is a held-out liked one: a ranking score.
+
+    ## Starting State
+
+    A user drawn uniformly from ``users`` with the env's ``np_random`` (or
+    ``reset(options={"user_id": ID})``, an original userId; any other key is an error), and
+    the hidden part of their history drawn as ``hiding`` says.
+
+    ## Episode End
+
+    Terminated as soon as nothing is left to earn: ``"binary"``: no hidden movie rated >= 4
+    left; ``"rating"``: no hidden movie left; ``"simulated"``: every movie recommended.
+    Truncated after ``max_episode_steps`` (50 as registered: a session of 50
+    recommendations; ``gymnasium.make(..., max_episode_steps=-1)`` removes it).
+
+    ## Arguments
+
+    * ``data``: a ``RatingsDataset`` (the TRAIN part of a split when evaluating) or a source.
+    * ``hidden_fraction``: share of a history hidden at reset, in (0, 1), rounded half up and
+      kept within ``[1, n - 1]``; default 0.5.
+    * ``hiding``: ``"random"`` (default: a fresh random part each session) or ``"recent"`` (the
+      user's latest ratings, as the temporal split holds out the latest 20%: the agent learns
+      to predict the future from the past; the same part every session of a user).
+    * ``reward_mode``: ``"binary"`` (default), ``"rating"`` or ``"simulated"``.
+    * ``observation``: ``"ratings"`` (default) or ``"binary"``.
+    * ``users``: original userIds sessions are drawn from (default: every user with >= 2
+      ratings: one to show, one to hide).
+    * ``simulator``: a fitted ``RatingSimulator`` for ``"simulated"``, or ``fit()`` arguments.
+    * ``show_misses``: show a recommended movie that was not a hit as ``-1``; then
+      ``obs != 0`` is exactly ``not action_masks()`` (``rlrec.nn.UnseenDQNPolicy`` masks from it).
+    * ``render_mode``: ``None``, ``"ansi"`` (``render()`` returns text) or ``"human"`` (prints it).
+
+    ``info``: ``user_index``, ``user_id``, ``hit`` (the movie was hidden), ``rating`` (its
+    rating, 0 otherwise), ``hidden_left``.
+
+    :meth:`observations` encodes users' *whole* histories the same way: the evaluation protocol
+    uses it to ask a trained agent for a ranking given everything it may know.
+
+    ## Version History
+
+    * v0: first version (``hiding`` added with the default unchanged).
     """
 
     metadata = {"render_modes": ["ansi", "human"], "render_fps": 4}  # noqa: RUF012 - Gymnasium's API
 
     def __init__(
         self,
-        data: RatingsDataset | str | os.PathLike[str] = "synthetic",
-        episode_length: int = 50,
+        data: DataSource = "synthetic",
         hidden_fraction: float = 0.5,
+        hiding: str = "random",
         reward_mode: str = "binary",
         observation: str = "ratings",
-        users: np.ndarray | list[int] | None = None,
+        users: Iterable[int] | None = None,
         render_mode: str | None = None,
-        simulator: RatingSimulator | None = None,
+        simulator: RatingSimulator | Mapping[str, Any] | None = None,
         show_misses: bool = False,
     ) -> None:
-        from rlrec.data import load_movielens
-
-        self.dataset = load_movielens(data)
-        if reward_mode not in REWARD_MODES:
-            raise ValueError(f"reward_mode must be one of {', '.join(REWARD_MODES)}, got {reward_mode!r}")
-        if observation not in OBSERVATIONS:
-            raise ValueError(f"observation must be one of {', '.join(OBSERVATIONS)}, got {observation!r}")
-        if int(episode_length) < 1:
-            raise ValueError(f"episode_length must be >= 1, got {episode_length}")
-        if not 0.0 < float(hidden_fraction) < 1.0:
-            raise ValueError(f"hidden_fraction must be in (0, 1), got {hidden_fraction}")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise RenderModeError(f"render_mode must be None, 'ansi' or 'human', got {render_mode!r}")
-        self.episode_length = int(episode_length)
-        self.hidden_fraction = float(hidden_fraction)
-        self.reward_mode = reward_mode
-        self.observation = observation
+            raise RenderModeError(f"render_mode: {render_mode!r} is not one of None, 'ansi', 'human'")
+        self.episodes = _episodes(
+            data, 1, hidden_fraction, hiding, reward_mode, observation, users, simulator, show_misses
+        )
+        self.world = self.episodes.world
         self.render_mode = render_mode
-        counts = self.dataset.user_counts
-        if users is None:
-            self.users = np.flatnonzero(counts >= 2).astype(np.int64)
-        else:
-            self.users = np.unique(np.asarray(users, dtype=np.int64))
-            bad = self.users[(self.users < 0) | (self.users >= self.dataset.n_users)]
-            if bad.size:
-                raise ValueError(f"users: index {int(bad[0])} outside [0, {self.dataset.n_users})")
-            few = self.users[counts[self.users] < 2]
-            if few.size:
-                raise ValueError(
-                    f"users: user index {int(few[0])} has fewer than 2 ratings (nothing to hide)"
-                )
-        if self.users.size == 0:
-            raise ValueError(f"{self.dataset.name}: no user with at least 2 ratings")
-        if reward_mode == "simulated" and simulator is None:
-            from rlrec.envs.simulator import RatingSimulator
+        self.action_space = self.episodes.action_space
+        self.observation_space = self.episodes.observation_space
+        self._started = False
 
-            simulator = RatingSimulator.fit(self.dataset, seed=0)
-        self.simulator = simulator
-        if not isinstance(show_misses, bool | np.bool_):
-            raise ValueError(f"show_misses must be True or False, got {show_misses!r}")
-        self.show_misses = bool(show_misses)
-
-        n_movies = self.dataset.n_movies
-        self.action_space = spaces.Discrete(n_movies)
-        low = MISS if self.show_misses else 0.0
-        self.observation_space = spaces.Box(low, 1.0, shape=(n_movies,), dtype=np.float32)
-        # Episode state; reset() fills it.
-        self._user = -1
-        self._step = 0
-        self._obs = np.zeros(n_movies, dtype=np.float32)
-        self._mask = np.ones(n_movies, dtype=bool)
-        self._hidden = np.zeros(0, dtype=np.int64)  # sorted movie indices
-        self._hidden_ratings = np.zeros(0, dtype=np.float32)
-        self._hidden_left = np.zeros(0, dtype=bool)
-        self._last: tuple[int, float] | None = None
-
-    # ------------------------------------------------------------------ encoding
-    def _encode(self, ratings: np.ndarray) -> np.ndarray:
-        if self.observation == "binary":
-            return np.ones_like(ratings, dtype=np.float32)
-        return (np.asarray(ratings, dtype=np.float32) / np.float32(MAX_RATING)).astype(np.float32)
+    @property
+    def dataset(self) -> Any:
+        return self.world.dataset
 
     def observations(self, user_indices: np.ndarray | list[int], out: np.ndarray | None = None) -> np.ndarray:
-        """Observations showing each user's whole history, ``(len(user_indices), n_movies)`` float32.
+        """See :meth:`SessionEpisodes.observations`."""
+        return self.episodes.observations(np.asarray(user_indices, dtype=np.int64), out)
 
-        What a trained agent sees when it is asked for a ranking: nothing hidden.
+    def __getattr__(self, name: str) -> Any:
+        # The options as attributes (hiding, reward_mode, ...), read from the episode logic.
+        episodes = self.__dict__.get("episodes")
+        if episodes is None or name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(episodes, name)
 
-        :param out: optional float32 array of that shape to fill (the signature of
-            ``MovieLensEnv.observations``).
-        """
-        users = np.asarray(user_indices, dtype=np.int64)
-        rows = self.dataset.ratings[users]
-        if out is None:
-            out = np.zeros((len(users), self.dataset.n_movies), dtype=np.float32)
-        else:
-            out[...] = 0.0
-        out[np.repeat(np.arange(len(users)), np.diff(rows.indptr)), rows.indices] = self._encode(rows.data)
-        return out
-
-    def n_hidden(self, n_ratings: int) -> int:
-        """How many of ``n_ratings`` (>= 2) ratings a session hides."""
-        return min(n_ratings - 1, max(1, math.floor(self.hidden_fraction * n_ratings + 0.5)))
-
-    # --------------------------------------------------------------------- API
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
-        """Start a session. ``options={"user": i}`` picks user index ``i`` instead of a random one."""
+        """Start a session; ``options={"user_id": ID}`` picks the user with original userId ``ID``."""
         super().reset(seed=seed)
-        if options and "user" in options:
-            user = int(options["user"])
-            if user < 0 or user >= self.dataset.n_users or self.dataset.user_counts[user] < 2:
-                raise ValueError(f"options['user']: user index {user} is unknown or has fewer than 2 ratings")
-        else:
-            user = int(self.users[self.np_random.integers(len(self.users))])
-        movies, ratings = self.dataset.user_row(user)
-        hide = np.sort(self.np_random.choice(len(movies), size=self.n_hidden(len(movies)), replace=False))
-        visible = np.ones(len(movies), dtype=bool)
-        visible[hide] = False
-        self._user = user
-        self._step = 0
-        self._hidden = movies[hide].astype(np.int64)
-        self._hidden_ratings = ratings[hide].astype(np.float32)
-        self._hidden_left = np.ones(len(hide), dtype=bool)
-        self._obs = np.zeros(self.dataset.n_movies, dtype=np.float32)
-        self._obs[movies[visible]] = self._encode(ratings[visible])
-        self._mask = np.ones(self.dataset.n_movies, dtype=bool)
-        self._mask[movies[visible]] = False
-        self._last = None
-        return self._obs.copy(), self._info(hit=False, rating=0.0)
+        options = check_options(options)
+        user = None if options.get("user_id") is None else self.world.user_index(options["user_id"])
+        self.episodes.start(0, self.np_random, user)
+        self._started = True
+        info = {key: value[0].item() for key, value in self.episodes.start_info(_FIRST).items()}
+        if self.render_mode == "human":
+            self.render()
+        return self.episodes.obs[0].copy(), info
 
     def step(self, action: int | np.integer) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        if self._user < 0:
+        if not self._started:
             raise RuntimeError("call reset() before step()")
-        if not self.action_space.contains(action):
-            raise ValueError(f"action {action!r} is not a movie index in [0, {self.dataset.n_movies})")
-        movie = int(action)
-        self._step += 1
-        reward, hit, rating = 0.0, False, 0.0
-        if self._mask[movie]:
-            self._mask[movie] = False
-            where = int(np.searchsorted(self._hidden, movie))
-            if where < len(self._hidden) and self._hidden[where] == movie:
-                rating = float(self._hidden_ratings[where])
-                reward, hit = rating_reward(rating, self.reward_mode), True
-                self._hidden_left[where] = False
-                self._obs[movie] = self._encode(np.array([rating]))[0]
-            else:
-                if self.show_misses:
-                    self._obs[movie] = MISS
-                if self.reward_mode == "simulated":
-                    assert self.simulator is not None
-                    predicted = float(self.simulator.predict(self._user, np.array([movie]))[0])
-                    reward = rating_reward(predicted, "simulated")
-        self._last = (movie, reward)
-        terminated = self._nothing_left()
-        truncated = not terminated and self._step >= self.episode_length
-        return self._obs.copy(), reward, terminated, truncated, self._info(hit=hit, rating=rating)
-
-    def _nothing_left(self) -> bool:
-        if self.reward_mode == "binary":
-            return not bool(np.any(self._hidden_left & (self._hidden_ratings >= LIKED)))
-        if self.reward_mode == "rating":
-            return not bool(self._hidden_left.any())
-        return not bool(self._mask.any())
+        movie = check_action(action, self.world.n_movies)
+        rewards, terminated, info = self.episodes.step(_FIRST, np.array([movie]), [self.np_random])
+        if self.render_mode == "human":
+            self.render()
+        return (
+            self.episodes.obs[0].copy(),
+            float(rewards[0]),
+            bool(terminated[0]),
+            False,
+            {key: value[0].item() for key, value in info.items()},
+        )
 
     def action_masks(self) -> np.ndarray:
         """Movies worth recommending now (not visible at reset, not recommended yet), bool ``(n_movies,)``."""
-        return self._mask.copy()
-
-    def _info(self, hit: bool, rating: float) -> dict[str, Any]:
-        return {
-            "user": self._user,
-            "user_id": int(self.dataset.user_ids[self._user]),
-            "hit": hit,
-            "rating": rating,
-            "hidden_left": int(self._hidden_left.sum()),
-        }
+        return self.episodes.mask[0].copy()
 
     def render(self) -> str | None:
         if self.render_mode is None:
             return None
-        text = (
-            f"user {self.dataset.user_ids[self._user]} | step {self._step}/{self.episode_length} "
-            f"| hidden left {int(self._hidden_left.sum())}/{len(self._hidden)}"
-        )
-        if self._last is not None:
-            movie, reward = self._last
-            text += f" | last: {self.dataset.titles[movie]} -> {reward:g}"
+        text = self.episodes.describe(0)
         if self.render_mode == "human":
             print(text)
             return None
         return text
+
+
+_FIRST = np.zeros(1, dtype=np.int64)  # the single env is session 0 of its episode logic
+
+
+class MovieLensSessionVectorEnv(RecVectorEnv):
+    """``rlrec/MovieLensSession-v0``'s ``vector_entry_point``: :class:`RecVectorEnv` over
+    :class:`SessionEpisodes`.
+
+    ``num_envs``, ``max_episode_steps`` (``make_vec`` passes the registered 50),
+    ``autoreset_mode``, ``copy_obs`` and ``render_mode`` are :class:`RecVectorEnv`'s; the
+    others :class:`MovieLensSessionEnv`'s.
+    """
+
+    def __init__(
+        self,
+        data: DataSource = "synthetic",
+        num_envs: int = 1,
+        max_episode_steps: int | None = None,
+        autoreset_mode: str = "next_step",
+        copy_obs: bool = False,
+        render_mode: str | None = None,
+        hidden_fraction: float = 0.5,
+        hiding: str = "random",
+        reward_mode: str = "binary",
+        observation: str = "ratings",
+        users: Iterable[int] | None = None,
+        simulator: RatingSimulator | Mapping[str, Any] | None = None,
+        show_misses: bool = False,
+    ) -> None:
+        episodes = _episodes(
+            data, num_envs, hidden_fraction, hiding, reward_mode, observation, users, simulator, show_misses
+        )
+        super().__init__(episodes, max_episode_steps, autoreset_mode, copy_obs, render_mode)

@@ -19,12 +19,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 import scipy.sparse as sp
 
+from rlrec.data.dataset import RATING_MAX, RATING_MIN
+
 if TYPE_CHECKING:
     from rlrec.data.dataset import RatingsDataset
 
-#: Bounds of the MovieLens rating scale; predictions are clipped to them.
-RATING_MIN = 0.5
-RATING_MAX = 5.0
 
 #: Upper bound (bytes) of the per-block arrays of outer products built while fitting.
 _BLOCK_BYTES = 32 * 2**20

@@ -1,409 +1,329 @@
-"""Batched MovieLens envs: N users stepped at once with numpy, for Gymnasium and for SB3.
+"""One batched ``VectorEnv`` for every rlrec env id: N sub-envs stepped as numpy arrays.
 
-``MovieLensVectorEnv`` is the ``vector_entry_point`` of ``rlrec/MovieLens-v0``
-(``gymnasium.make_vec(..., vectorization_mode="vector_entry_point")``); ``MovieLensSB3VecEnv``
-is a Stable-Baselines3 ``VecEnv`` over the same batched core. Both keep, per sub-env, exactly
-the episode state of one :class:`~rlrec.envs.movielens.MovieLensEnv` (current user, step
-count, recommended movies, random generator), so sub-env ``i`` behaves like a single env
-seeded with ``seed + i`` (the seeding convention of Gymnasium's and SB3's vector envs).
-Sub-env ``i`` starts, and restarts after each episode, at the ``i``-th user (mod the number of
-users) in sequential order, so that N sub-envs cover N different users.
+An env family supplies its episode logic as an :class:`Episodes` object (``MovieLens-v0``:
+:class:`rlrec.envs.movielens.SeedEpisodes`; ``MovieLensSession-v0``:
+:class:`rlrec.envs.session.SessionEpisodes`); :class:`RecVectorEnv` adds what every vector env
+needs and no family should write twice: seeding (sub-env ``i`` seeded with ``seed + i``, the
+convention of Gymnasium's and SB3's vector envs, so it behaves exactly like a single env seeded
+so), reset options, action checks, truncation after ``max_episode_steps``, Gymnasium's three
+autoreset modes and the ``_key``-masked info arrays.
+
+Autoreset: ``"next_step"`` (Gymnasium's default: the step after an episode ended resets that
+sub-env, ignores its action, and returns reward 0 and ``terminated = truncated = False``),
+``"same_step"`` (reset within the step; the last observation is in ``infos["final_obs"]``, the
+last info in ``infos["final_info"]``: no wasted step, what SB3 expects) or ``"disabled"``
+(resets only through ``reset(options={"reset_mask": mask})``).
+
+The observation array is one preallocated ``(num_envs, obs_dim)`` float32 buffer refilled by
+every ``reset`` / ``step``: copy it if you keep it across steps, or pass ``copy_obs=True``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from typing import Any
 
-import gymnasium
 import numpy as np
+from gymnasium import spaces
 from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
-from stable_baselines3.common.vec_env import VecEnv
-from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
-from rlrec.envs import DEFAULT_MAX_EPISODE_STEPS
-from rlrec.envs.movielens import DataSource, MovieLensEnv
+from rlrec.envs.world import MovieLensWorld, RenderModeError
+
+__all__ = ["AUTORESET_MODES", "RESET_OPTIONS", "Episodes", "RecVectorEnv", "check_action", "check_options"]
+
+AUTORESET_MODES = {
+    "next_step": AutoresetMode.NEXT_STEP,
+    "same_step": AutoresetMode.SAME_STEP,
+    "disabled": AutoresetMode.DISABLED,
+}
+#: The reset options every rlrec env takes; any other key is refused.
+RESET_OPTIONS = ("user_id",)
 
 
-class _Batch:
-    """Episode state of ``num_envs`` MovieLens sub-envs over one shared world.
+def check_options(options: dict[str, Any] | None, allowed: Sequence[str] = RESET_OPTIONS) -> dict[str, Any]:
+    """``options`` as a dict; ``ValueError`` naming the keys no rlrec env understands."""
+    options = dict(options or {})
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        names = ", ".join(map(repr, unknown))
+        raise ValueError(f"options: unknown key(s) {names} (known: {', '.join(allowed)})")
+    return options
 
-    :param env: a ``MovieLensEnv`` used as the template: its world (data, observations, rewards)
-        and options are shared, its own episode state is never used.
-    :param max_episode_steps: truncation length; ``None`` or <= 0 for none.
+
+def check_action(action: Any, n_actions: int) -> int:
+    """A single env's action as a movie index; ``ValueError`` for anything else (arrays, None, floats)."""
+    if isinstance(action, np.ndarray) and action.shape == () and action.dtype.kind in "iu":
+        action = action.item()
+    if isinstance(action, bool | np.bool_) or not isinstance(action, int | np.integer):
+        raise ValueError(f"action must be one movie index (an integer), got {action!r}")
+    if not 0 <= action < n_actions:
+        raise ValueError(f"action {action} is not a movie index in [0, {n_actions})")
+    return int(action)
+
+
+class Episodes(ABC):
+    """The episode logic of one env family over ``num_envs`` sub-envs, as arrays.
+
+    No seeding and no autoreset: :class:`RecVectorEnv` (or a single env, with ``num_envs=1``)
+    decides when a sub-env starts and hands it its random generator.
     """
 
-    def __init__(self, env: MovieLensEnv, num_envs: int, max_episode_steps: int | None) -> None:
-        if num_envs < 1:
-            raise ValueError(f"num_envs must be >= 1 (got {num_envs})")
-        self.env = env
-        self.world = env.world
-        self.num_envs = num_envs
-        self.max_episode_steps = max_episode_steps if max_episode_steps and max_episode_steps > 0 else None
-        n_users = len(self.world.users)
-        self.random = env.user_order == "random"
-        self.starts = np.arange(num_envs, dtype=np.int64) % n_users
-        self.positions = self.starts.copy()
-        self.users = self.world.users[self.positions]
-        self.elapsed = np.zeros(num_envs, dtype=np.int64)
-        self.rngs: list[np.random.Generator | None] = [None] * num_envs
-        self.recommended = np.zeros((num_envs, env.n_movies), dtype=bool) if env.mask_recommended else None
-        self.n_recommended = np.zeros(num_envs, dtype=np.int64)
+    world: MovieLensWorld
+    num_envs: int
+    observation_space: spaces.Box
+    action_space: spaces.Discrete
+    #: Keys of the info arrays ``start_info`` and ``step`` return.
+    info_keys: tuple[str, ...]
 
-    def rng(self, index: int) -> np.random.Generator:
-        generator = self.rngs[index]
-        if generator is None:
-            generator = self.rngs[index] = seeding.np_random()[0]
-        return generator
+    @abstractmethod
+    def start(self, index: int, rng: np.random.Generator, user: int | None) -> None:
+        """Start a new episode in sub-env ``index`` (``user``: a dataset index, else drawn)."""
 
-    def reset(
-        self,
-        indices: np.ndarray,
-        seeds: Sequence[int | None] | None = None,
-        user_ids: Sequence[Any] | None = None,
-    ) -> None:
-        """Start new episodes in the sub-envs ``indices`` (what ``MovieLensEnv.reset`` does)."""
-        for j, i in enumerate(indices):
-            if seeds is not None and seeds[j] is not None:
-                self.rngs[i] = seeding.np_random(seeds[j])[0]
-            if user_ids is not None and user_ids[j] is not None:
-                self.positions[i] = self.world.position_of(user_ids[j])
-            elif self.random:
-                self.positions[i] = self.rng(i).integers(len(self.world.users))
-            else:
-                self.positions[i] = self.starts[i]
-        self.users[indices] = self.world.users[self.positions[indices]]
-        self.elapsed[indices] = 0
-        if self.recommended is not None:
-            self.recommended[indices] = False
-            self.n_recommended[indices] = 0
+    @abstractmethod
+    def start_info(self, rows: np.ndarray) -> dict[str, np.ndarray]:
+        """Info arrays of just-started sub-envs ``rows`` (aligned with ``rows``)."""
 
-    def advance(
-        self, indices: np.ndarray | slice, actions: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Step the sub-envs ``indices`` with movie indices ``actions``.
+    @abstractmethod
+    def step(
+        self, rows: np.ndarray, actions: np.ndarray, rngs: Sequence[np.random.Generator]
+    ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        """Step sub-envs ``rows`` with movie indices ``actions``: (rewards, terminated, infos),
+        aligned with ``rows``. ``rngs[i]`` is sub-env ``rows[i]``'s generator."""
 
-        :return: (rewards, terminated, truncated, stepped users), aligned with ``indices``.
-        """
-        n_movies = self.env.n_movies
-        if actions.shape and (actions.min(initial=0) < 0 or actions.max(initial=0) >= n_movies):
-            raise ValueError(f"actions must be movie indices in [0, {n_movies})")
-        users = self.users[indices].copy()  # a slice would be a view of what we update below
-        rewards, rated = self.world.rewards(users, actions)
-        if self.recommended is not None:
-            self._mark(np.arange(self.num_envs)[indices], actions)
-        n_users = len(self.world.users)
-        if self.random:
-            for i in np.arange(self.num_envs)[indices]:
-                self.positions[i] = self.rng(i).integers(n_users)
-        else:
-            self.positions[indices] = (self.positions[indices] + 1) % n_users
-        self.users[indices] = self.world.users[self.positions[indices]]
-        self.elapsed[indices] += 1
-        if self.max_episode_steps is None:
-            truncated = np.zeros(len(users), dtype=bool)
-        else:
-            truncated = self.elapsed[indices] >= self.max_episode_steps
-        return rewards, rated, truncated, users
+    @abstractmethod
+    def observe(self, out: np.ndarray) -> np.ndarray:
+        """Fill ``out`` (``(num_envs, obs_dim)`` float32) with every sub-env's observation."""
 
-    def _mark(self, envs: np.ndarray, actions: np.ndarray) -> None:
-        assert self.recommended is not None
-        fresh = ~self.recommended[envs, actions]
-        self.recommended[envs, actions] = True
-        self.n_recommended[envs] += fresh
-        full = envs[self.n_recommended[envs] == self.env.n_movies]
-        self.recommended[full] = False
-        self.n_recommended[full] = 0
+    @abstractmethod
+    def observations(self, user_indices: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """What a user's whole train history looks like to an agent (the evaluation's question)."""
 
     def action_masks(self) -> np.ndarray:
-        """``(num_envs, n_movies)`` allowed actions, row ``i`` as ``MovieLensEnv.action_masks``."""
-        if self.recommended is None:
-            return np.ones((self.num_envs, self.env.n_movies), dtype=bool)
-        return ~self.recommended
+        """``(num_envs, n_actions)``: the movies each sub-env may be recommended now."""
+        return np.ones((self.num_envs, int(self.action_space.n)), dtype=bool)
+
+    @abstractmethod
+    def describe(self, index: int) -> str:
+        """Text of sub-env ``index`` for ``render``."""
 
 
-def _seed_list(seed: int | Sequence[int | None] | None, num_envs: int) -> list[int | None] | None:
-    if seed is None:
-        return None
-    if isinstance(seed, int | np.integer):
-        return [int(seed) + i for i in range(num_envs)]
-    seeds = list(seed)
-    if len(seeds) != num_envs:
-        raise ValueError(f"seed: expected {num_envs} seeds, got {len(seeds)}")
-    return seeds
+class RecVectorEnv(VectorEnv):
+    """``num_envs`` sub-envs of one rlrec env family in one numpy batch (Gymnasium ``VectorEnv``).
 
+    Sub-env ``i`` makes exactly the draws of a single env seeded with ``seed + i``, in the same
+    order, so the same actions give the same observations, rewards, ends and infos.
 
-def _user_id_list(options: dict[str, Any] | None, num_envs: int) -> list[Any] | None:
-    """``options["user_id"]``: one id for every sub-env or one id per sub-env."""
-    if not options or options.get("user_id") is None:
-        return None
-    value = options["user_id"]
-    if np.ndim(value) == 0:
-        return [value] * num_envs
-    ids = list(value)
-    if len(ids) != num_envs:
-        raise ValueError(f"options['user_id']: expected {num_envs} ids, got {len(ids)}")
-    return ids
-
-
-class MovieLensVectorEnv(VectorEnv):
-    """``num_envs`` MovieLens sub-envs stepped as one batch (Gymnasium ``VectorEnv``).
-
-    Autoreset is Gymnasium's ``NEXT_STEP`` mode (the default of its own vector envs): the step
-    after a sub-env's episode ended resets that sub-env, ignores its action, and returns its
-    first observation with reward 0 and ``terminated = truncated = False``.
-
-    Profile observations come in one preallocated ``(num_envs, n_movies)`` float32 array
-    refilled by every ``reset`` / ``step`` (a gather from the profile cache): copy it if you keep
-    it across steps, or pass ``copy_obs=True``.
-
-    ``infos`` hold arrays ``user_id``, ``user_index``, ``movie_id``, ``rated``, ``state`` (as the
-    single env's ``info``) with Gymnasium's ``_key`` masks; ``movie_id`` / ``rated`` are masked
-    out for the sub-envs that were reset in that step.
-
-    :param data: as ``MovieLensEnv``.
-    :param num_envs: number of sub-envs.
-    :param max_episode_steps: truncation per sub-env (``gymnasium.make_vec`` passes the
-        registered 1000); ``None`` or -1 for none.
-    :param copy_obs: return a fresh observation array every step instead of the shared buffer.
-    :param env_kwargs: any other argument of ``MovieLensEnv`` (``reward_mode``, ``user_order``,
-        ``users``, ``mask_recommended``, ``observation``, ``embedding_dim``, ``render_mode``
-        (``"ansi"`` only), ``memory_budget_mb``, ``simulator_kwargs``).
+    :param episodes: the family's batched episode logic.
+    :param max_episode_steps: truncation after this many steps of an episode (what
+        ``gymnasium.make``'s ``TimeLimit`` adds to a single env); ``None`` or <= 0 for none.
+    :param autoreset_mode: ``"next_step"`` (Gymnasium's default), ``"same_step"`` or ``"disabled"``.
+    :param copy_obs: return a fresh observation array from every ``reset`` / ``step``.
+    :param render_mode: ``None`` or ``"ansi"`` (one text per sub-env).
     """
-
-    metadata = {"render_modes": ["ansi"], "autoreset_mode": AutoresetMode.NEXT_STEP}  # noqa: RUF012
 
     def __init__(
         self,
-        data: DataSource,
-        num_envs: int = 1,
+        episodes: Episodes,
         max_episode_steps: int | None = None,
+        autoreset_mode: str | AutoresetMode = AutoresetMode.NEXT_STEP,
         copy_obs: bool = False,
-        **env_kwargs: Any,
+        render_mode: str | None = None,
     ) -> None:
-        if env_kwargs.get("render_mode") not in (None, "ansi"):
-            raise ValueError(f"render_mode: {env_kwargs['render_mode']!r} is not one of None, 'ansi'")
-        self.env = MovieLensEnv(data, **env_kwargs)
-        self.batch = _Batch(self.env, num_envs, max_episode_steps)
-        self.num_envs = num_envs
-        self.copy_obs = copy_obs
-        self.render_mode = env_kwargs.get("render_mode")
-        self.single_observation_space = self.env.observation_space
-        self.single_action_space = self.env.action_space
-        self.observation_space = batch_space(self.single_observation_space, num_envs)
-        self.action_space = batch_space(self.single_action_space, num_envs)
-        obs_dim = int(np.prod(self.env.observation_space.shape or ()))
-        self._obs = np.empty((num_envs, obs_dim), dtype=np.float32)
-        self._user_ids, self._movie_ids = self.env.user_ids, self.env.movie_ids
-        self._autoreset = np.zeros(num_envs, dtype=bool)
-        self._last: list[tuple[int, int, float] | None] = [None] * num_envs
+        mode = (
+            autoreset_mode
+            if isinstance(autoreset_mode, AutoresetMode)
+            else AUTORESET_MODES.get(autoreset_mode)
+        )
+        if mode is None:
+            raise ValueError(f"autoreset_mode: {autoreset_mode!r} is not one of {', '.join(AUTORESET_MODES)}")
+        if render_mode not in (None, "ansi"):
+            raise RenderModeError(f"render_mode: a vector env renders None or 'ansi', got {render_mode!r}")
+        if max_episode_steps is not None and (
+            isinstance(max_episode_steps, bool) or not isinstance(max_episode_steps, int | np.integer)
+        ):
+            raise ValueError(f"max_episode_steps: expected a whole number or None, got {max_episode_steps!r}")
+        self.episodes = episodes
+        self.world = episodes.world
+        self.num_envs = n = episodes.num_envs
+        limit = int(max_episode_steps) if max_episode_steps is not None else 0
+        self.max_episode_steps = limit if limit > 0 else None
+        self.autoreset_mode = mode
+        self.metadata = {"render_modes": ["ansi"], "autoreset_mode": mode}
+        self.render_mode = render_mode
+        self.copy_obs = bool(copy_obs)
+        self.single_observation_space = episodes.observation_space
+        self.single_action_space = episodes.action_space
+        self.observation_space = batch_space(self.single_observation_space, n)
+        self.action_space = batch_space(self.single_action_space, n)
+        self._obs = np.zeros((n, int(np.prod(self.single_observation_space.shape))), dtype=np.float32)
+        self._rngs: list[np.random.Generator | None] = [None] * n
+        self._elapsed = np.zeros(n, dtype=np.int64)
+        self._pending = np.zeros(n, dtype=bool)  # NEXT_STEP: these sub-envs reset at the next step
+        self._started = False
 
-    # Compact-state interface, as on the single env.
+    # ------------------------------------------------------------------- passthrough
+    @property
+    def dataset(self) -> Any:
+        return self.world.dataset
+
+    @property
+    def n_movies(self) -> int:
+        return self.world.n_movies
+
+    def observations(self, user_indices: np.ndarray | list[int], out: np.ndarray | None = None) -> np.ndarray:
+        """Each user's whole train history as an observation (the single env's ``observations``)."""
+        return self.episodes.observations(np.asarray(user_indices, dtype=np.int64), out)
+
+    def action_masks(self) -> np.ndarray:
+        """``(num_envs, n_movies)`` bool: row ``i`` is sub-env ``i``'s ``action_masks()``."""
+        return self.episodes.action_masks()
+
     def __getattr__(self, name: str) -> Any:
-        if name in ("dataset", "n_states", "n_movies", "movie_ids", "user_ids", "observations", "world"):
-            return getattr(self.__dict__["env"], name)
-        raise AttributeError(f"{type(self).__name__!s} has no attribute {name!r}")
+        # The family's own read-only attributes (n_states, movie_ids, user_ids, reward_mode, ...).
+        episodes = self.__dict__.get("episodes")
+        if episodes is None or name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(episodes, name)
+
+    # ---------------------------------------------------------------------- episodes
+    def _rng(self, index: int) -> np.random.Generator:
+        generator = self._rngs[index]
+        if generator is None:
+            generator = self._rngs[index] = seeding.np_random()[0]
+        return generator
+
+    def _start(self, rows: np.ndarray, users: Sequence[int | None] | None = None) -> None:
+        for j, i in enumerate(rows):
+            self.episodes.start(int(i), self._rng(int(i)), None if users is None else users[j])
+        self._elapsed[rows] = 0
 
     def reset(
-        self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None
+        self, *, seed: int | Sequence[int | None] | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
-        """Reset every sub-env; ``seed=s`` seeds sub-env ``i`` with ``s + i``.
+        """Start new episodes; ``seed=s`` seeds sub-env ``i`` with ``s + i`` (or one seed each).
 
-        ``options={"user_id": ID}`` (one id, or one per sub-env) chooses the starting users.
+        ``options``: ``{"user_id": ID}`` (one original userId for every sub-env, or one each)
+        chooses the users; ``{"reset_mask": mask}`` resets only the sub-envs where ``mask`` is True.
         """
-        if isinstance(seed, int):
-            super().reset(seed=seed)
-        everyone = np.arange(self.num_envs)
-        self.batch.reset(everyone, _seed_list(seed, self.num_envs), _user_id_list(options, self.num_envs))
-        self._autoreset[:] = False
-        self._last = [None] * self.num_envs
-        users = self.batch.users
-        ids = self.env.user_ids[users]
-        truthy = np.ones(self.num_envs, dtype=bool)
-        info = {
-            "user_id": ids,
-            "_user_id": truthy,
-            "user_index": users.copy(),
-            "_user_index": truthy,
-            "state": users.copy(),
-            "_state": truthy,
-        }
+        n = self.num_envs
+        options = check_options(options, (*RESET_OPTIONS, "reset_mask"))
+        if isinstance(seed, int | np.integer):
+            super().reset(seed=int(seed))
+            seeds: list[int | None] = [int(seed) + i for i in range(n)]
+        elif seed is None:
+            seeds = [None] * n
+        else:
+            seeds = list(seed)
+            if len(seeds) != n:
+                raise ValueError(f"seed: expected {n} seeds, got {len(seeds)}")
+        rows = np.arange(n)
+        if options.get("reset_mask") is not None:
+            mask = np.asarray(options["reset_mask"], dtype=bool)
+            if mask.shape != (n,):
+                raise ValueError(f"options['reset_mask']: expected {n} booleans, got shape {mask.shape}")
+            rows = np.flatnonzero(mask)
+        users: list[int | None] | None = None
+        if options.get("user_id") is not None:
+            value = options["user_id"]
+            ids = [value] * n if np.ndim(value) == 0 else list(value)
+            if len(ids) != n:
+                raise ValueError(f"options['user_id']: expected one userId or {n}, got {len(ids)}")
+            users = [self.world.user_index(ids[i]) for i in rows]
+        for i in rows:
+            if seeds[i] is not None:
+                self._rngs[i] = seeding.np_random(seeds[i])[0]
+        self._start(rows, users)
+        self._pending[rows] = False
+        self._started = True
+        present = np.zeros(n, dtype=bool)
+        present[rows] = True
+        info = self._masked(self.episodes.start_info(rows), rows, present)
         return self._observe(), info
 
     def step(
         self, actions: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        n = self.num_envs
         actions = np.asarray(actions)
-        if actions.shape != (self.num_envs,) or actions.dtype.kind not in "iu":
-            raise ValueError(f"actions must be {self.num_envs} integer movie indices, got {actions!r}")
+        if actions.shape != (n,) or actions.dtype.kind not in "iu":
+            raise ValueError(f"actions must be {n} integer movie indices, got {actions!r:.80}")
+        n_actions = int(self.episodes.action_space.n)
+        if actions.size and (actions.min() < 0 or actions.max() >= n_actions):
+            raise ValueError(f"actions must be movie indices in [0, {n_actions})")
+        if not self._started:
+            raise RuntimeError("call reset() before step()")
         actions = actions.astype(np.int64, copy=False)
-        resetting = self._autoreset
-        if not resetting.any():  # the common case: every sub-env steps
-            rewards, terminated, truncated, stepped_users = self.batch.advance(slice(None), actions)
-            stepped = np.ones(self.num_envs, dtype=bool)
-            movie_ids = self._movie_ids[actions]
-        else:
-            rewards = np.zeros(self.num_envs)
-            terminated = np.zeros(self.num_envs, dtype=bool)
-            truncated = np.zeros(self.num_envs, dtype=bool)
-            acting = np.flatnonzero(~resetting)
-            self.batch.reset(np.flatnonzero(resetting))
-            stepped_users = self.batch.users.copy()  # the reset users, overwritten for the others
-            if len(acting):
-                rewards[acting], terminated[acting], truncated[acting], stepped_users[acting] = (
-                    self.batch.advance(acting, actions[acting])
-                )
-            stepped = ~resetting
-            movie_ids = np.where(stepped, self._movie_ids[np.where(stepped, actions, 0)], 0)
-        if self.render_mode is not None:
-            for i in range(self.num_envs):
-                last = (int(stepped_users[i]), int(actions[i]), float(rewards[i]))
-                self._last[i] = last if stepped[i] else None
-        self._autoreset = terminated | truncated
-        everyone = np.ones(self.num_envs, dtype=bool)
-        info = {
-            "user_id": self._user_ids[stepped_users],
-            "_user_id": everyone,
-            "user_index": stepped_users,
-            "_user_index": everyone,
-            "movie_id": movie_ids,
-            "_movie_id": stepped,
-            "rated": terminated.copy(),
-            "_rated": stepped,
-            "state": self.batch.users.copy(),
-            "_state": everyone,
-        }
+        resetting = self._pending.copy()
+        if resetting.any():
+            self._start(np.flatnonzero(resetting))
+        rows = np.flatnonzero(~resetting)
+        rewards = np.zeros(n, dtype=np.float64)
+        terminated = np.zeros(n, dtype=bool)
+        step_rewards, step_terminated, step_info = self.episodes.step(
+            rows, actions[rows], [self._rng(int(i)) for i in rows]
+        )
+        rewards[rows], terminated[rows] = step_rewards, step_terminated
+        self._elapsed[rows] += 1
+        truncated = np.zeros(n, dtype=bool)
+        if self.max_episode_steps is not None:
+            # As Gymnasium's TimeLimit: the last allowed step truncates, terminated or not.
+            truncated[rows] = self._elapsed[rows] >= self.max_episode_steps
+        info = self._masked(step_info, rows, ~resetting)
+        if resetting.any():  # NEXT_STEP: those sub-envs report their fresh start instead
+            reset_rows = np.flatnonzero(resetting)
+            fresh = self._masked(self.episodes.start_info(reset_rows), reset_rows, resetting)
+            info = self._merge(info, fresh)
+        done = terminated | truncated
+        if self.autoreset_mode == AutoresetMode.NEXT_STEP:
+            self._pending = done
+        elif self.autoreset_mode == AutoresetMode.SAME_STEP and done.any():
+            finished = np.flatnonzero(done)
+            final_obs = np.full(n, None, dtype=object)
+            current = self.episodes.observe(self._obs)
+            for i in finished:
+                final_obs[i] = current[i].copy()
+            final_info = {key: value for key, value in info.items()}
+            self._start(finished)
+            fresh = self._masked(self.episodes.start_info(finished), finished, done)
+            info = self._merge(info, fresh)
+            info["final_info"], info["_final_info"] = final_info, done.copy()
+            info["final_obs"], info["_final_obs"] = final_obs, done.copy()
         return self._observe(), rewards, terminated, truncated, info
 
+    # ------------------------------------------------------------------------ output
     def _observe(self) -> np.ndarray:
-        if self.copy_obs:
-            return self.env.observations(self.batch.users)
-        return self.env.observations(self.batch.users, out=self._obs)
+        obs = self.episodes.observe(self._obs)
+        return obs.copy() if self.copy_obs else obs
 
-    def action_masks(self) -> np.ndarray:
-        """``(num_envs, n_movies)`` bool: row ``i`` is sub-env ``i``'s ``action_masks()``."""
-        return self.batch.action_masks()
+    def _masked(self, values: dict[str, np.ndarray], rows: np.ndarray, present: np.ndarray) -> dict[str, Any]:
+        """Info arrays over ``rows`` spread to ``num_envs`` entries, with Gymnasium's ``_key`` masks."""
+        info: dict[str, Any] = {}
+        for key, value in values.items():
+            full = np.zeros(self.num_envs, dtype=np.asarray(value).dtype)
+            full[rows] = value
+            info[key], info[f"_{key}"] = full, present.copy()
+        return info
+
+    @staticmethod
+    def _merge(info: dict[str, Any], fresh: dict[str, Any]) -> dict[str, Any]:
+        """``info`` with ``fresh``'s entries where ``fresh`` is present (a reset replaces a step)."""
+        merged = dict(info)
+        for key, value in fresh.items():
+            if key.startswith("_"):
+                continue
+            mask = fresh[f"_{key}"]
+            if key in merged:
+                merged[key] = np.where(mask, value, merged[key])
+                merged[f"_{key}"] = merged[f"_{key}"] | mask
+            else:
+                merged[key], merged[f"_{key}"] = value, mask.copy()
+        return merged
 
     def render(self) -> tuple[str, ...] | None:
-        """With ``render_mode="ansi"``: one text per sub-env, as ``MovieLensEnv.render``."""
+        """With ``render_mode="ansi"``: one text per sub-env, as the single env renders it."""
         if self.render_mode is None:
             return None
-        texts = []
-        for i in range(self.num_envs):
-            last = self._last[i]
-            texts.append(
-                self.env.world.describe(*last)
-                if last
-                else self.env.world.describe(int(self.batch.users[i]), None, None)
-            )
-        return tuple(texts)
-
-
-class MovieLensSB3VecEnv(VecEnv):
-    """Stable-Baselines3 ``VecEnv`` over ``num_envs`` batched MovieLens sub-envs.
-
-    SB3 semantics: a finished sub-env is reset within the same ``step``; its last observation
-    is in ``infos[i]["terminal_observation"]`` and ``infos[i]["TimeLimit.truncated"]`` says the
-    episode was cut by ``max_episode_steps`` rather than terminated. Every step returns a new
-    observation array (SB3's learners keep the previous one). ``env_method("action_masks")``
-    gives each sub-env's mask, so sb3-contrib's MaskablePPO works with ``mask_recommended``.
-
-    ``get_attr`` / ``set_attr`` / ``env_method`` other than ``action_masks`` act on the shared
-    template env (data-level attributes such as ``n_states`` or ``movie_ids``), not on the
-    per-sub-env episode state.
-
-    :param data: as ``MovieLensEnv``.
-    :param num_envs: number of sub-envs.
-    :param max_episode_steps: truncation per sub-env (1000, as registered); ``None`` for none.
-    :param env_kwargs: any other argument of ``MovieLensEnv`` (``render_mode`` must be None).
-    """
-
-    def __init__(
-        self,
-        data: DataSource,
-        num_envs: int = 1,
-        max_episode_steps: int | None = DEFAULT_MAX_EPISODE_STEPS,
-        **env_kwargs: Any,
-    ) -> None:
-        if env_kwargs.get("render_mode") is not None:
-            raise ValueError("render_mode: MovieLensSB3VecEnv does not render")
-        self.env = MovieLensEnv(data, **env_kwargs)
-        self.batch = _Batch(self.env, num_envs, max_episode_steps)
-        self._actions = np.zeros(num_envs, dtype=np.int64)
-        super().__init__(num_envs, self.env.observation_space, self.env.action_space)
-
-    def reset(self) -> VecEnvObs:
-        everyone = np.arange(self.num_envs)
-        user_ids = [options.get("user_id") for options in self._options]
-        self.batch.reset(everyone, self._seeds, user_ids if any(u is not None for u in user_ids) else None)
-        self._reset_seeds()
-        self._reset_options()
-        users = self.batch.users
-        self.reset_infos = [
-            {"user_id": int(self.env.user_ids[u]), "user_index": int(u), "state": int(u)} for u in users
-        ]
-        return self.env.observations(users)
-
-    def step_async(self, actions: np.ndarray) -> None:
-        self._actions = np.asarray(actions).reshape(self.num_envs).astype(np.int64)
-
-    def step_wait(self) -> VecEnvStepReturn:
-        actions = self._actions
-        rewards, terminated, truncated, stepped_users = self.batch.advance(slice(None), actions)
-        observations = self.env.observations(self.batch.users)
-        infos: list[dict[str, Any]] = [
-            {
-                "user_id": int(user_id),
-                "user_index": int(user),
-                "movie_id": int(movie_id),
-                "rated": bool(rated),
-                "state": int(state),
-                "TimeLimit.truncated": bool(cut and not rated),
-            }
-            for user_id, user, movie_id, rated, state, cut in zip(
-                self.env.user_ids[stepped_users],
-                stepped_users,
-                self.env.movie_ids[actions],
-                terminated,
-                self.batch.users,
-                truncated,
-            )
-        ]
-        dones = terminated | truncated
-        finished = np.flatnonzero(dones)
-        if len(finished):
-            for i in finished:
-                infos[i]["terminal_observation"] = observations[i].copy()
-            self.batch.reset(finished)
-            observations[finished] = self.env.observations(self.batch.users[finished])
-        return observations, rewards.astype(np.float32), dones, infos
-
-    def close(self) -> None:
-        pass
-
-    def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
-        return [getattr(self.env, attr_name) for _ in self._get_indices(indices)]
-
-    def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
-        setattr(self.env, attr_name, value)
-
-    def env_method(
-        self, method_name: str, *method_args: Any, indices: VecEnvIndices = None, **method_kwargs: Any
-    ) -> list[Any]:
-        chosen: Iterable[int] = self._get_indices(indices)
-        if method_name == "action_masks":
-            masks = self.batch.action_masks()
-            return [masks[i] for i in chosen]
-        method = getattr(self.env, method_name)
-        return [method(*method_args, **method_kwargs) for _ in chosen]
-
-    def env_is_wrapped(
-        self, wrapper_class: type[gymnasium.Wrapper], indices: VecEnvIndices = None
-    ) -> list[bool]:
-        return [False for _ in self._get_indices(indices)]
-
-    def action_masks(self) -> np.ndarray:
-        """``(num_envs, n_movies)`` bool: row ``i`` is sub-env ``i``'s ``action_masks()``."""
-        return self.batch.action_masks()
+        return tuple(self.episodes.describe(i) for i in range(self.num_envs))

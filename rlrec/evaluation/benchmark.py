@@ -66,6 +66,7 @@ Each learner otherwise uses its shipped hyperparameters (``rlrec/hyperparams/<al
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,6 +75,7 @@ from typing import Any
 from rlrec.evaluation.metrics import METRIC_NAMES
 from rlrec.evaluation.protocol import evaluate_baseline, protocol_description
 from rlrec.evaluation.split import DEFAULT_MIN_RATINGS, DEFAULT_TEST_FRACTION, temporal_split
+from rlrec.utils.signals import exit_status, stop_requested, stop_signals
 
 __all__ = [
     "BENCHMARK_SETUPS",
@@ -202,17 +204,22 @@ def _train_learner(
             "benchmark": setup.describe(),
         },
     )
-    assert callback.best is not None
-    best_model = load_model(algo, best_path)
-    metrics = evaluate_model(best_model, split, env_id=setup.env_id, env_kwargs=eval_env_kwargs, k=k)
     # Time spent learning, without the periodic evaluations the callback ran in between.
     seconds = max(0.0, float(result.config["train_seconds"]) - callback.eval_seconds)
+    row: dict[str, Any] = {
+        "train_seconds": round(seconds, 3),
+        "timesteps": result.timesteps,
+        "timesteps_target": int(result.config["timesteps_target"]),
+        "interrupted": result.interrupted,
+    }
+    if callback.best is None:  # stopped before its first evaluation: nothing to rank test with
+        return row
+    best_model = load_model(algo, best_path)
+    metrics = evaluate_model(best_model, split, env_id=setup.env_id, env_kwargs=eval_env_kwargs, k=k)
     best_steps, best_metrics = callback.best
     return {
         **metrics,
-        "train_seconds": round(seconds, 3),
-        "timesteps": result.timesteps,
-        "interrupted": result.interrupted,
+        **row,
         "best_timesteps": best_steps,
         f"validation_ndcg@{k}": best_metrics[f"ndcg@{k}"],
         "validation_curve": [
@@ -228,6 +235,8 @@ def format_table(results: dict[str, dict[str, Any]], k: int) -> str:
     headers = ["name", *[f"{name}@{k}" for name in METRIC_NAMES], "train s"]
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join(["---"] + ["---:"] * (len(headers) - 1)) + "|"]
     for name, row in sorted(results.items(), key=lambda item: (-item[1][f"ndcg@{k}"], item[0])):
+        if row.get("interrupted"):
+            name = f"{name} (interrupted at {row['timesteps']:,} of {row['timesteps_target']:,} steps)"
         cells = [
             name,
             *[f"{row[f'{metric}@{k}']:.4f}" for metric in METRIC_NAMES],
@@ -295,28 +304,46 @@ def run_benchmark(
     split = temporal_split(dataset, test_fraction, min_ratings)
     results: dict[str, dict[str, Any]] = {}
     references: dict[str, float] | None = None  # validation baselines, fitted once for all learners
-    for algo in algos:
-        results[algo] = _train_learner(
-            algo, setups[algo], data, split, out, budgets.get(algo), seed, k, progress, references
-        )
-        references = results[algo]["validation_references"]
-    for name in baselines:
-        results[name] = evaluate_baseline(name, split, k=k, seed=seed)
-        results[name].pop("n_users", None)
+    steps_done: dict[str, dict[str, int]] = {}
+    with stop_signals():
+        # A stop (Ctrl-C, SIGTERM) ends the benchmark after the piece of work it interrupted: the
+        # report says so and holds only what was measured.
+        for algo in algos:
+            row = _train_learner(
+                algo, setups[algo], data, split, out, budgets.get(algo), seed, k, progress, references
+            )
+            steps_done[algo] = {"timesteps": row["timesteps"], "timesteps_target": row["timesteps_target"]}
+            if f"ndcg@{k}" in row:
+                results[algo] = row
+                references = row["validation_references"]
+            if stop_requested() is not None:
+                break
+        for name in baselines:
+            if stop_requested() is not None:
+                break
+            results[name] = evaluate_baseline(name, split, k=k, seed=seed)
+        signum = stop_requested()
     for row in results.values():
         row.pop("n_users", None)
 
-    report = {
+    report: dict[str, Any] = {
         "dataset": dataset.summary(),
         "protocol": {**protocol_description(split, k), "seed": seed, "timesteps": budgets},
         "learners": {algo: setups[algo].describe() for algo in algos},
         "results": results,
     }
+    if signum is not None:
+        report["interrupted"] = {
+            "signal": signal.Signals(signum).name,
+            "exit_status": exit_status(signum),
+            "steps_done": steps_done,
+            "not_run": [name for name in (*algos, *baselines) if name not in steps_done | results],
+        }
     out.mkdir(parents=True, exist_ok=True)
     save_json(out / "benchmark.json", report)
     with atomic_open(out / "benchmark.md") as handle:
         handle.write(_markdown(report, k))
-    if algos:
+    if steps_done:
         from rlrec.plotting import plot_learning_curves
 
         plot_learning_curves(
@@ -338,6 +365,17 @@ def _markdown(report: dict[str, Any], k: int) -> str:
         format_table(report["results"], k),
         "",
     ]
+    stopped = report.get("interrupted")
+    if stopped:
+        lines += [
+            f"**Interrupted** by {stopped['signal']}: the table holds only what was measured before.",
+            "",
+        ]
+        for name, steps in stopped["steps_done"].items():
+            lines.append(f"- `{name}`: {steps['timesteps']:,} of {steps['timesteps_target']:,} timesteps")
+        if stopped["not_run"]:
+            lines.append(f"- not run: {', '.join(stopped['not_run'])}")
+        lines.append("")
     if report["learners"]:
         lines += ["Learners (on top of their shipped hyperparameters):", ""]
         for algo, setup in report["learners"].items():

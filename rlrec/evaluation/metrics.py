@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from rlrec.data.dataset import LIKED_RATING
+
 if TYPE_CHECKING:
     from rlrec.evaluation.split import Split
 
@@ -37,8 +39,9 @@ __all__ = [
     "top_k",
 ]
 
-#: A test rating at or above this makes the movie relevant (4 stars: "liked").
-RELEVANCE_THRESHOLD = 4.0
+#: A test rating at or above this makes the movie relevant (4 stars: "liked"); the data layer's
+#: constant, which the session env's reward reads too.
+RELEVANCE_THRESHOLD = LIKED_RATING
 #: Metric names in the order they are printed; the result keys append ``@K``.
 METRIC_NAMES = ("ndcg", "precision", "recall", "hit_rate", "mrr", "coverage")
 

@@ -228,7 +228,7 @@ def evaluate_run(
 
     :return: ``(metrics, info)``; ``info`` holds the run's algo, env id, data and the protocol.
     """
-    from rlrec.agents.training import load_run
+    from rlrec.agents.training import RUN_FILE, check_data_fingerprint, load_run
     from rlrec.data import load_movielens
 
     run = load_run(path)
@@ -241,6 +241,7 @@ def evaluate_run(
     # ``run_info.data_source`` is the source as given (e.g. "synthetic:n_users=60"); ``data`` is its label.
     source = data if data is not None else (config.get("run_info") or {}).get("data_source", config["data"])
     dataset = load_movielens(source)
+    check_data_fingerprint(config, dataset, run.run_dir / RUN_FILE)
     split = temporal_split(dataset, float(fraction), int(minimum))
     metrics = evaluate_model(
         run.model,

@@ -94,12 +94,8 @@ def temporal_split(
         raise ValueError(f"min_ratings must be >= 1, got {min_ratings}")
     counts = dataset.user_counts
     rows = np.repeat(np.arange(dataset.n_users, dtype=np.int64), counts)
-    # Stable time order inside each user: by user, then timestamp, then movie index.
-    order = np.lexsort((dataset.ratings.indices, dataset.timestamps, rows))
-    rank = np.empty(dataset.n_ratings, dtype=np.int64)
-    rank[order] = np.arange(dataset.n_ratings, dtype=np.int64) - dataset.ratings.indptr[rows[order]]
     n_test = held_out_counts(counts, test_fraction, min_ratings)
-    is_test = rank >= (counts - n_test)[rows]
+    is_test = dataset.recency_rank >= (counts - n_test)[rows]
     fraction_label = f"{float(test_fraction):g}"
     return Split(
         train=dataset.filter_ratings(~is_test, name=dataset.name),

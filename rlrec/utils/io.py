@@ -5,26 +5,68 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import tempfile
+import zipfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 
+#: Temporary files are named ``.<target name>.<pid>.<random>.tmp<suffix>``: the pid tells a stale
+#: one (its writer is gone) from one another live process is still writing.
+_TEMP_NAME = re.compile(r"^\.(?P<target>.+)\.(?P<pid>\d+)\.[^.]+\.tmp")
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # somebody else's process: alive
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: str | os.PathLike[str]) -> list[Path]:
+    """Delete the temporary files that writers killed mid-save left in ``folder``; return them.
+
+    Only files named like :func:`atomic_path`'s temporaries whose writing process no longer runs
+    are removed, so a concurrent save in the same folder is never disturbed.
+    """
+    removed: list[Path] = []
+    try:
+        entries = list(Path(folder).iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _TEMP_NAME.match(entry.name)
+        if match and not _process_alive(int(match["pid"])) and entry.is_file():
+            with contextlib.suppress(OSError):
+                entry.unlink()
+                removed.append(entry)
+    return removed
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` only if the block succeeds.
 
-    Readers never see a half-written file: either the old file or the complete new one.
+    Readers never see a half-written file: either the old file or the complete new one. A
+    temporary that a killed writer left behind in the same folder is removed first.
 
     :param suffix: suffix for the temporary file, for writers that insist on one (``np.savez``
         appends ``.npz``, SB3 appends ``.zip``).
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".tmp{suffix}", dir=target.parent)
+    remove_stale_temporaries(target.parent)
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f".{target.name}.{os.getpid()}.", suffix=f".tmp{suffix}", dir=target.parent
+    )
     os.close(fd)
     tmp = Path(tmp_name)
     # mkstemp creates 0600 files; results are meant to be read like any file the user writes.
@@ -62,12 +104,24 @@ def load_json(path: str | os.PathLike[str]) -> Any:
 
 
 def save_npz(path: str | os.PathLike[str], **arrays: np.ndarray) -> None:
-    """``np.savez_compressed`` made atomic. Arrays must not be object arrays (no pickle)."""
-    with atomic_path(path, suffix=".npz") as tmp:
-        np.savez_compressed(tmp, **arrays)  # type: ignore[arg-type]
+    """``np.savez_compressed``, atomic and byte-for-byte reproducible (no pickle).
+
+    numpy stamps each member with the current time; here every member carries the zip epoch, so
+    the same arrays always give the same file. Object arrays are refused (they would need pickle).
+    """
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, value in arrays.items():
+            array = np.asanyarray(value)
+            if array.dtype.hasobject:
+                raise ValueError(f"save_npz: {name} is an object array (it would need pickle)")
+            member = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            member.compress_type = zipfile.ZIP_DEFLATED
+            with archive.open(member, "w", force_zip64=True) as handle:
+                np.lib.format.write_array(handle, array, allow_pickle=False)
 
 
 def load_npz(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+    """The arrays of a ``.npz`` written by :func:`save_npz` (pickle refused)."""
     with np.load(path, allow_pickle=False) as archive:
         return {key: archive[key] for key in archive.files}
 

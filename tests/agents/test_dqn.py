@@ -14,7 +14,7 @@ from stable_baselines3.common.type_aliases import ReplayBufferSamples
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from rlrec.agents.dqn import DQNAgent, QNetwork, learning_rate_schedule
-from rlrec.envs.vector import MovieLensVectorEnv
+from rlrec.envs.movielens import MovieLensVectorEnv
 from rlrec.nn import CompactReplayBuffer, RowSparseAdam, SparseInputExtractor
 from tests.agents.tiny_world import OPTIMAL_ACTIONS, BoxEnv, tiny_dataset, tiny_env
 
@@ -205,14 +205,14 @@ def test_event_file_has_sb3_dqn_tags(tmp_path: Path):
 # ------------------------------------------------------- the session recipe's options
 def session_vector_env(num_envs: int = 4) -> Any:
     """The batched session env on a small synthetic dataset, binary observations."""
-    from rlrec.envs.session_vector import MovieLensSessionVectorEnv
+    from rlrec.envs.session import MovieLensSessionVectorEnv
 
     return MovieLensSessionVectorEnv(
         "synthetic:n_users=30,n_movies=80,n_ratings=600",
         num_envs=num_envs,
         observation="binary",
         hidden_fraction=0.8,
-        episode_length=5,
+        max_episode_steps=5,
         autoreset_mode="same_step",
     )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import re
 
 import pytest
 import torch
@@ -84,12 +85,15 @@ def test_overrides_replace_yaml_values_and_numeric_strings_become_floats() -> No
         ({"policy_kwargs": "dict(net_arch=[64]"}, "policy_kwargs: cannot parse"),
         ({"learning_rate": "fast"}, "learning_rate: expected a number or 'lin_<number>'"),
         ({"batch_size": "big"}, "hyperparameter batch_size: expected a number, got 'big'"),
-        ({"n_envs": 0}, "hyperparameter n_envs must be >= 1, got 0"),
-        ({"n_envs": 2.5}, "hyperparameter n_envs: expected a whole number, got 2.5"),
+        ({"n_envs": 0}, "hyperparameter n_envs: must be a whole number >= 1, got 0"),
+        ({"n_envs": 2.5}, "hyperparameter n_envs: must be a whole number >= 1, got 2.5"),
+        ({"gamma": 2}, "hyperparameter gamma: must be a number in [0, 1], got 2"),
+        ({"_spaces": 1}, "unknown hyperparameter '_spaces'"),
+        ({"device": "tpu"}, "hyperparameter device: 'auto', 'cpu', 'cuda'"),
     ],
 )
 def test_bad_overrides_name_the_key(overrides: dict[str, object], message: str) -> None:
-    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(ValueError, match=re.escape(message)):
         split_hyperparams("sb3-dqn", load_hyperparams("sb3-dqn", overrides=overrides))
 
 

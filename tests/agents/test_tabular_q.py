@@ -18,7 +18,7 @@ from stable_baselines3.common.monitor import Monitor
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from rlrec.agents.tabular_q import QLearningAgent, observation_digest
-from rlrec.envs.vector import MovieLensVectorEnv
+from rlrec.envs.movielens import MovieLensVectorEnv
 from tests.agents.tiny_world import OPTIMAL_ACTIONS, BoxEnv, OneStateEnv, tiny_dataset, tiny_env
 
 SB3_DQN_TAGS = {

@@ -65,7 +65,7 @@ def test_each_scalar_is_written_once_per_step(tmp_path: Path) -> None:
     # 16 short sessions end at the same steps: SB3 dumps its logs once per finished episode.
     run, _ = _train(
         tmp_path, "sb3-dqn", "--env", "rlrec/MovieLensSession-v0", "-n", "640", "--eval-freq", "0",
-        "--hyperparams", "n_envs=16", "--env-kwargs", "episode_length=2",
+        "--hyperparams", "n_envs=16", "--env-kwargs", "max_episode_steps=2",
     )  # fmt: skip
     events = _events(run)
     fps = events.Scalars("time/fps")

@@ -124,7 +124,7 @@ CASES: list[tuple[str, Callable[[Path], str], str]] = [
     ("text-rating", _csv(ratings=_ratings("1,1,good,10")),
      r"ratings\.csv, line 2: rating must be a number, got 'good'"),
     ("empty-rating", _csv(ratings=_ratings("1,1,4.0,10", "1,2,,11")),
-     r"ratings\.csv, line 3: rating must be a number, got an empty field"),
+     r"ratings\.csv, line 3: rating must be a number, got an empty field or NaN"),
     ("text-timestamp", _csv(ratings=_ratings("1,1,4.0,10", "1,2,3.0,yesterday")),
      r"ratings\.csv, line 3: timestamp must be an integer, got 'yesterday'"),
     ("rating-above-5", _csv(ratings=_ratings("1,1,4.0,10", "1,2,3.0,11", "3,1,5.5,12")),

@@ -72,15 +72,15 @@ def test_rating_reward_mode():
 def test_simulated_reward_mode_uses_the_fitted_model_in_range():
     data = tiny_dataset()
     simulator = RatingSimulator.fit(data, n_factors=2, n_iters=3)
-    env = MovieLensEnv(data, reward_mode="simulated", simulator_kwargs={"simulator": simulator})
+    env = MovieLensEnv(data, reward_mode="simulated", simulator=simulator)
     env.reset()
     for user in range(3):
         _, reward, terminated, _, _ = env.step(UNRATED)
         assert not terminated and 0.5 <= reward <= 5.0
         assert reward == pytest.approx(float(simulator.predict(user, UNRATED)))
     assert env.step(movie(7))[1:3] == (4.0, True)  # rated movies still pay the true rating
-    # without a simulator given, one is fitted on the env's data with simulator_kwargs
-    fitted = MovieLensEnv(data, reward_mode="simulated", simulator_kwargs={"n_factors": 2, "n_iters": 3})
+    # fit() arguments instead of a fitted simulator: one is fitted on the env's data with them
+    fitted = MovieLensEnv(data, reward_mode="simulated", simulator={"n_factors": 2, "n_iters": 3})
     assert fitted.world.simulator is not None
     np.testing.assert_allclose(fitted.world.simulator.user_factors, simulator.user_factors)
 
@@ -90,13 +90,13 @@ def test_users_restriction():
     _, info = env.reset()
     states = [info["state"]] + [env.step(UNRATED)[4]["state"] for _ in range(4)]
     assert states == [0, 2, 0, 2, 0]  # ascending userId 10, 30, wrapping
-    with pytest.raises(DatasetError, match="unknown user id"):
+    with pytest.raises(DatasetError, match="unknown userId"):
         _env(users=[10, 40])
     with pytest.raises(ValueError, match="empty"):
         _env(users=[])
     with pytest.raises(ValueError, match="not among"):
         env.reset(options={"user_id": 20})
-    with pytest.raises(ValueError, match="unknown user id"):
+    with pytest.raises(ValueError, match="unknown userId"):
         env.reset(options={"user_id": 99})
 
 
@@ -163,7 +163,7 @@ def test_observations_match_stepped_observations():
 
 def test_no_cache_gives_the_same_observations():
     cached, uncached = _env(), _env(memory_budget_mb=0)
-    assert cached.world.store.cached and not uncached.world.store.cached
+    assert cached.world.profiles.cached and not uncached.world.profiles.cached
     np.testing.assert_array_equal(uncached.observations(np.array([2, 0, 2, 1])), PROFILES[[2, 0, 2, 1]])
     assert np.array_equal(uncached.reset()[0], PROFILES[0])
     assert np.array_equal(uncached.step(UNRATED)[0], PROFILES[1])
@@ -217,7 +217,7 @@ def test_pickle_round_trip_gives_identical_steps():
     env.reset(seed=7)
     env.step(movie(7))
     clones = [pickle.loads(pickle.dumps(env)), cloudpickle.loads(cloudpickle.dumps(env))]
-    assert all(clone.world.store.cached for clone in clones)  # the cache is rebuilt, not shipped
+    assert all(clone.world.profiles.cached for clone in clones)  # the cache is rebuilt, not shipped
     for action in [UNRATED, movie(11), movie(99), 2, UNRATED, 0]:
         expected = env.step(action)
         for clone in clones:

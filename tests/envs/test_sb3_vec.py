@@ -25,11 +25,15 @@ def _venv(n: int, **kwargs):
     )
 
 
+def _single(**kwargs):
+    return gymnasium.make("rlrec/MovieLensSession-v0", data=SYNTH, **kwargs)
+
+
 def test_steps_follow_the_single_envs_with_sb3_conventions() -> None:
     n, length = 3, 4
-    env = GymnasiumVecEnv(_venv(n, episode_length=length))
+    env = GymnasiumVecEnv(_venv(n, max_episode_steps=length))
     env.seed(5)
-    singles = [MovieLensSessionEnv(SYNTH, episode_length=length) for _ in range(n)]
+    singles = [_single(max_episode_steps=length) for _ in range(n)]
     expected_obs = np.stack([single.reset(seed=5 + i)[0] for i, single in enumerate(singles)])
     obs = env.reset()
     np.testing.assert_array_equal(obs, expected_obs)
@@ -42,16 +46,18 @@ def test_steps_follow_the_single_envs_with_sb3_conventions() -> None:
             s_obs, s_reward, s_term, s_trunc, s_info = single.step(int(actions[i]))
             assert rewards[i] == pytest.approx(s_reward)
             assert dones[i] == (s_term or s_trunc)
+            assert infos[i]["TimeLimit.truncated"] == (s_trunc and not s_term)
             assert infos[i]["hit"] == s_info["hit"] and infos[i]["user_id"] == s_info["user_id"]
             if dones[i]:
                 seen_end = True
                 np.testing.assert_array_equal(infos[i]["terminal_observation"], s_obs)
-                assert infos[i]["TimeLimit.truncated"] == (s_trunc and not s_term)
                 s_obs, _ = single.reset()
             np.testing.assert_array_equal(obs[i], s_obs)
     assert seen_end
     masks = env.env_method("action_masks")
-    np.testing.assert_array_equal(np.stack(masks), np.stack([single.action_masks() for single in singles]))
+    np.testing.assert_array_equal(
+        np.stack(masks), np.stack([single.unwrapped.action_masks() for single in singles])
+    )
 
 
 def test_returns_fresh_arrays() -> None:
@@ -70,7 +76,7 @@ def test_refuses_next_step_autoreset() -> None:
 
 
 def test_show_misses_makes_the_observation_the_mask() -> None:
-    env = MovieLensSessionEnv(SYNTH, show_misses=True, episode_length=30)
+    env = MovieLensSessionEnv(SYNTH, show_misses=True)
     check_env(env)
     gymnasium_check_env(env, skip_render_check=True)
     obs, _ = env.reset(seed=0)
@@ -88,8 +94,8 @@ def test_show_misses_makes_the_observation_the_mask() -> None:
 
 
 def test_show_misses_vector_equals_single() -> None:
-    venv = _venv(2, show_misses=True, episode_length=5)
-    singles = [MovieLensSessionEnv(SYNTH, show_misses=True, episode_length=5) for _ in range(2)]
+    venv = _venv(2, show_misses=True, max_episode_steps=5)
+    singles = [_single(show_misses=True, max_episode_steps=5) for _ in range(2)]
     obs, _ = venv.reset(seed=3)
     for i, single in enumerate(singles):
         np.testing.assert_array_equal(obs[i], single.reset(seed=3 + i)[0])

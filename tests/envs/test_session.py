@@ -27,7 +27,7 @@ def _toy():
 
 
 class _FixedSimulator:
-    def predict(self, user_index, movie_indices):
+    def predict_pairs(self, user_indices, movie_indices):
         return np.full(np.shape(movie_indices), 3.0, dtype=np.float32)
 
 
@@ -45,7 +45,7 @@ def test_reward_mapping():
 
 
 def test_hide_reveal_and_mask():
-    env = MovieLensSessionEnv(_toy(), hidden_fraction=0.5, users=[0])
+    env = MovieLensSessionEnv(_toy(), hidden_fraction=0.5, users=[10])
     obs, info = env.reset(seed=3)
     assert info["user_id"] == 10 and obs.dtype == np.float32 and obs.shape == (N_MOVIES,)
     hidden = _hidden(env, obs, 10)
@@ -80,10 +80,10 @@ def test_hide_reveal_and_mask():
 
 
 def test_hidden_draw_is_random_per_episode_and_seeded():
-    env = MovieLensSessionEnv(_toy(), users=[0])
+    env = MovieLensSessionEnv(_toy(), users=[10])
     draws = [frozenset(_hidden(env, env.reset(seed=s)[0], 10)) for s in range(20)]
     assert len(set(draws)) > 5  # C(6, 3) = 20 possible hidden sets
-    again = MovieLensSessionEnv(_toy(), users=[0])
+    again = MovieLensSessionEnv(_toy(), users=[10])
     assert draws == [frozenset(_hidden(again, again.reset(seed=s)[0], 10)) for s in range(20)]
     env.reset(seed=0)
     following = [frozenset(_hidden(env, env.reset()[0], 10)) for _ in range(5)]
@@ -92,7 +92,7 @@ def test_hidden_draw_is_random_per_episode_and_seeded():
 
 
 def test_rating_and_simulated_modes():
-    env = MovieLensSessionEnv(_toy(), reward_mode="rating", users=[0])
+    env = MovieLensSessionEnv(_toy(), reward_mode="rating", users=[10])
     obs, _ = env.reset(seed=1)
     hidden = sorted(_hidden(env, obs, 10))
     assert env.step(8)[1] == 0.0
@@ -101,7 +101,7 @@ def test_rating_and_simulated_modes():
         assert reward == pytest.approx(RATINGS[10][movie] / 5)
         assert terminated == (i == len(hidden) - 1)  # "rating": ends when nothing is hidden any more
 
-    sim = MovieLensSessionEnv(_toy(), reward_mode="simulated", users=[0], simulator=_FixedSimulator())
+    sim = MovieLensSessionEnv(_toy(), reward_mode="simulated", users=[10], simulator=_FixedSimulator())
     obs, _ = sim.reset(seed=1)
     hidden = sorted(_hidden(sim, obs, 10))
     assert sim.step(8)[1] == pytest.approx(3.0 / 5)  # the prediction, mapped like a rating
@@ -109,14 +109,14 @@ def test_rating_and_simulated_modes():
     assert sim.step(8)[1] == 0.0  # a repeat pays nothing
     # without a simulator one is fitted on the env's data
     fitted = MovieLensSessionEnv(_toy(), reward_mode="simulated")
-    assert fitted.simulator is not None
+    assert fitted.world.simulator is not None
     fitted.reset(seed=0)
     assert 0.1 <= fitted.step(8)[1] <= 1.0
 
 
 def test_truncation_and_small_users():
     # "rating" mode: the hidden movie pays whatever its rating, so only truncation can end this
-    env = MovieLensSessionEnv(_toy(), episode_length=2, users=[1], reward_mode="rating")
+    env = gymnasium.wrappers.TimeLimit(MovieLensSessionEnv(_toy(), users=[20], reward_mode="rating"), 2)
     obs, info = env.reset(seed=0)
     assert info["user_id"] == 20 and info["hidden_left"] == 1  # 2 ratings: one shown, one hidden
     _, _, terminated, truncated, _ = env.step(8)
@@ -124,7 +124,7 @@ def test_truncation_and_small_users():
     _, _, terminated, truncated, _ = env.step(5)
     assert truncated and not terminated
     # "binary" mode: a user whose only hidden movie is disliked has nothing to find: ends at once
-    binary = MovieLensSessionEnv(_toy(), users=[1])
+    binary = MovieLensSessionEnv(_toy(), users=[20])
     for seed in range(10):
         obs, _ = binary.reset(seed=seed)
         if obs[7] == 0.0:  # movie 7 (1 star) is the hidden one
@@ -134,12 +134,12 @@ def test_truncation_and_small_users():
         pytest.fail("no seed hid movie 7")
     # user 30 (one rating) is never drawn by default, and cannot be asked for
     default = MovieLensSessionEnv(_toy())
-    assert default.users.tolist() == [0, 1]
+    assert default.world.users.tolist() == [0, 1]
     with pytest.raises(ValueError, match="fewer than 2 ratings"):
-        MovieLensSessionEnv(_toy(), users=[2])
-    with pytest.raises(ValueError, match="fewer than 2"):
-        default.reset(options={"user": 2})
-    assert default.reset(seed=0, options={"user": 1})[1]["user_id"] == 20
+        MovieLensSessionEnv(_toy(), users=[30])
+    with pytest.raises(ValueError, match="not among this env's users"):
+        default.reset(options={"user_id": 30})
+    assert default.reset(seed=0, options={"user_id": 20})[1]["user_id"] == 20
 
 
 def test_bad_arguments():
@@ -147,17 +147,24 @@ def test_bad_arguments():
         ({"reward_mode": "seed"}, "reward_mode"),
         ({"observation": "embedding"}, "observation"),
         ({"hidden_fraction": 1.0}, "hidden_fraction"),
-        ({"episode_length": 0}, "episode_length"),
+        ({"hiding": "oldest"}, "hiding"),
+        ({"show_misses": "maybe"}, "show_misses"),
         ({"render_mode": "rgb_array"}, "render_mode"),
-        ({"users": [7]}, "outside"),
+        ({"users": [7]}, "unknown userId"),
+        ({"users": ["abc"]}, "users"),
     ):
         with pytest.raises(ValueError, match=match):
             MovieLensSessionEnv(_toy(), **kwargs)
     env = MovieLensSessionEnv(_toy())
     env.reset(seed=0)
-    for action in (N_MOVIES, -1, 1.5):
+    for action in (N_MOVIES, -1):
         with pytest.raises(ValueError, match="not a movie index"):
             env.step(action)
+    for action in (1.5, None, np.array([3]), "3"):
+        with pytest.raises(ValueError, match="one movie index"):
+            env.step(action)
+    with pytest.raises(ValueError, match="unknown key.*'user'"):
+        env.reset(options={"user": 1})
 
 
 def test_observations_show_the_whole_history():
@@ -170,7 +177,7 @@ def test_observations_show_the_whole_history():
     np.testing.assert_allclose(full, expected)
     binary = MovieLensSessionEnv(_toy(), observation="binary")
     assert binary.observations(np.array([1])).tolist() == [[0, 0, 0, 0, 0, 0, 1, 1, 0]]
-    obs, _ = binary.reset(seed=0, options={"user": 0})
+    obs, _ = binary.reset(seed=0, options={"user_id": 10})
     assert set(np.unique(obs)) <= {0.0, 1.0} and obs.sum() == 3
 
 
@@ -205,7 +212,7 @@ def _rollout(env, actions):
         out.append((obs.copy(), reward, terminated, truncated, info["hidden_left"]))
         if terminated or truncated:
             obs, info = env.reset()
-            out.append((obs.copy(), info["user"]))
+            out.append((obs.copy(), info["user_index"]))
     return out
 
 
@@ -218,18 +225,18 @@ def _same(a, b):
 def test_determinism_and_pickling():
     data = _small()
     actions = np.random.default_rng(0).integers(data.n_movies, size=200)
-    one, two = MovieLensSessionEnv(data, episode_length=20), MovieLensSessionEnv(data, episode_length=20)
+    one, two = (gymnasium.make("rlrec/MovieLensSession-v0", data=data, max_episode_steps=20) for _ in "12")
     one.reset(seed=5)
     two.reset(seed=5)
     _same(_rollout(one, actions[:50]), _rollout(two, actions[:50]))
     clone = pickle.loads(pickle.dumps(one))
     _same(_rollout(one, actions[50:]), _rollout(clone, actions[50:]))
-    np.testing.assert_array_equal(one.action_masks(), clone.action_masks())
+    np.testing.assert_array_equal(one.unwrapped.action_masks(), clone.unwrapped.action_masks())
 
 
 def test_no_dense_users_by_movies_state():
     env = MovieLensSessionEnv(_small())
     env.reset(seed=0)
-    for name, value in vars(env).items():
+    for name, value in [*vars(env).items(), *vars(env.episodes).items()]:
         if isinstance(value, np.ndarray):
             assert value.size <= env.dataset.n_movies, name

@@ -7,14 +7,14 @@ from typing import Any
 import numpy as np
 import pytest
 from gymnasium.vector import AutoresetMode
+from gymnasium.wrappers import TimeLimit
 
 from rlrec.data import load_movielens
-from rlrec.envs.session import MovieLensSessionEnv
-from rlrec.envs.session_vector import MovieLensSessionVectorEnv
+from rlrec.envs.session import MovieLensSessionEnv, MovieLensSessionVectorEnv
 from tests.envs.tiny_data import movie, tiny_dataset
 
 SYNTH = "synthetic:n_users=30,n_movies=60,n_ratings=600,seed=1"
-KEYS = ("user", "user_id", "hit", "rating", "hidden_left")
+KEYS = ("user_index", "user_id", "hit", "rating", "hidden_left")
 
 
 def _actions(rng: np.random.Generator, masks: np.ndarray) -> np.ndarray:
@@ -33,13 +33,12 @@ def _actions(rng: np.random.Generator, masks: np.ndarray) -> np.ndarray:
 def test_matches_single_envs_next_step(reward_mode: str, observation: str, episode_length: int) -> None:
     data = load_movielens(SYNTH)
     n, seed = 5, 3
-    kwargs: dict[str, Any] = {
-        "episode_length": episode_length,
-        "reward_mode": reward_mode,
-        "observation": observation,
-    }
-    vec = MovieLensSessionVectorEnv(data, num_envs=n, copy_obs=True, **kwargs)
-    singles = [MovieLensSessionEnv(data, simulator=vec.env.simulator, **kwargs) for _ in range(n)]
+    kwargs: dict[str, Any] = {"reward_mode": reward_mode, "observation": observation}
+    vec = MovieLensSessionVectorEnv(data, num_envs=n, copy_obs=True, max_episode_steps=episode_length, **kwargs)
+    singles = [
+        TimeLimit(MovieLensSessionEnv(data, simulator=vec.world.simulator, **kwargs), episode_length)
+        for _ in range(n)
+    ]
     obs, infos = vec.reset(seed=seed)
     pending = np.zeros(n, dtype=bool)
     for i, env in enumerate(singles):
@@ -53,7 +52,7 @@ def test_matches_single_envs_next_step(reward_mode: str, observation: str, episo
         actions = _actions(rng, masks)
         obs, rewards, terminated, truncated, infos = vec.step(actions)
         for i, env in enumerate(singles):
-            np.testing.assert_array_equal(masks[i], env.action_masks())
+            np.testing.assert_array_equal(masks[i], env.unwrapped.action_masks())
             if pending[i]:  # NEXT_STEP: the action is ignored, the session restarts
                 o, info = env.reset()
                 r, term, trunc = 0.0, False, False
@@ -70,8 +69,8 @@ def test_matches_single_envs_next_step(reward_mode: str, observation: str, episo
 def test_same_step_autoreset_matches_single_envs() -> None:
     data = load_movielens(SYNTH)
     n = 4
-    vec = MovieLensSessionVectorEnv(data, num_envs=n, episode_length=4, autoreset_mode="same_step")
-    singles = [MovieLensSessionEnv(data, episode_length=4) for _ in range(n)]
+    vec = MovieLensSessionVectorEnv(data, num_envs=n, max_episode_steps=4, autoreset_mode="same_step")
+    singles = [TimeLimit(MovieLensSessionEnv(data), 4) for _ in range(n)]
     vec.reset(seed=11)
     for i, env in enumerate(singles):
         env.reset(seed=11 + i)
@@ -88,17 +87,17 @@ def test_same_step_autoreset_matches_single_envs() -> None:
                 finished += 1
                 np.testing.assert_array_equal(infos["final_obs"][i], o)
                 assert infos["final_info"]["hit"][i] == info["hit"]
-                assert infos["final_info"]["user"][i] == info["user"]
+                assert infos["final_info"]["user_index"][i] == info["user_index"]
                 o, info = env.reset()
             np.testing.assert_array_equal(obs[i], o)
-            assert infos["user"][i] == info["user"]
+            assert infos["user_index"][i] == info["user_index"]
     assert finished > 10
 
 
 def test_by_hand_on_tiny_data() -> None:
     """User 20 rated 11: 5.0, 42: 4.0, 99: 1.5; with hidden_fraction 0.5, round(1.5) = 2 are hidden."""
-    vec = MovieLensSessionVectorEnv(tiny_dataset(), num_envs=2, reward_mode="rating", episode_length=3)
-    obs, infos = vec.reset(seed=0, options={"user": 1})
+    vec = MovieLensSessionVectorEnv(tiny_dataset(), num_envs=2, reward_mode="rating", max_episode_steps=3)
+    obs, infos = vec.reset(seed=0, options={"user_id": 20})
     assert list(infos["user_id"]) == [20, 20]
     assert list(infos["hidden_left"]) == [2, 2]
     rated = [movie(11), movie(42), movie(99)]
@@ -118,9 +117,10 @@ def test_by_hand_on_tiny_data() -> None:
     assert rewards[0] == 0.0 and rewards[1] > 0
     assert not terminated.any()
     # Third step: sub-env 0 finds its last hidden movie ("rating" mode: terminated);
-    # sub-env 1 wastes its step and is truncated at episode_length = 3.
+    # sub-env 1 wastes its step. Both reach max_episode_steps = 3 and are truncated, as
+    # Gymnasium's TimeLimit truncates the last allowed step whether it terminated or not.
     _, rewards, terminated, truncated, _ = vec.step(np.array([hidden[0][1], movie(123)]))
-    assert list(terminated) == [True, False] and list(truncated) == [False, True]
+    assert list(terminated) == [True, False] and list(truncated) == [True, True]
     # NEXT_STEP: the following step restarts both, reward 0, whatever the actions.
     obs, rewards, terminated, truncated, infos = vec.step(np.array([0, 0]))
     assert list(rewards) == [0.0, 0.0] and not (terminated | truncated).any()
@@ -149,13 +149,15 @@ def test_bad_arguments_are_named() -> None:
     vec.reset(seed=0)
     with pytest.raises(ValueError, match="movie indices"):
         vec.step(np.array([0, 6]))
-    with pytest.raises(ValueError, match="options\\['user'\\]"):
-        vec.reset(options={"user": 5})
+    with pytest.raises(ValueError, match="options\\['user_id'\\]"):
+        vec.reset(options={"user_id": 5})
+    with pytest.raises(ValueError, match="unknown key.*'user'"):
+        vec.reset(options={"user": 1})
 
 
 def test_disabled_autoreset_resets_only_masked() -> None:
     vec = MovieLensSessionVectorEnv(
-        tiny_dataset(), num_envs=2, episode_length=1, autoreset_mode=AutoresetMode.DISABLED, copy_obs=True
+        tiny_dataset(), num_envs=2, max_episode_steps=1, autoreset_mode=AutoresetMode.DISABLED, copy_obs=True
     )
     vec.reset(seed=0)
     vec.step(np.array([movie(123), movie(123)]))

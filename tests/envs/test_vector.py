@@ -9,9 +9,9 @@ from gymnasium.vector import AutoresetMode, SyncVectorEnv
 from stable_baselines3.common.vec_env import DummyVecEnv, VecCheckNan, VecEnv, VecMonitor
 
 import rlrec  # noqa: F401  (registers the env ids)
-from rlrec.envs.movielens import MovieLensEnv
+from rlrec.envs.movielens import MovieLensEnv, MovieLensVectorEnv
+from rlrec.envs.sb3_vec import GymnasiumVecEnv
 from rlrec.envs.simulator import RatingSimulator
-from rlrec.envs.vector import MovieLensSB3VecEnv, MovieLensVectorEnv
 from tests.envs.tiny_data import PROFILES, tiny_dataset
 
 ENV_ID = "rlrec/MovieLens-v0"
@@ -20,7 +20,7 @@ SIMULATOR = RatingSimulator.fit(DATA, n_factors=2, n_iters=3)
 VARIANTS = [
     {},
     {"reward_mode": "rating", "mask_recommended": True},
-    {"reward_mode": "simulated", "simulator_kwargs": {"simulator": SIMULATOR}},
+    {"reward_mode": "simulated", "simulator": SIMULATOR},
     {"observation": "embedding", "embedding_dim": 2},
     {"memory_budget_mb": 0},  # profiles built on demand, no cache
 ]
@@ -100,7 +100,7 @@ def test_vector_env_equals_gymnasium_sync_vector_env_random_order(kwargs):
 
 def test_make_vec_time_limit_buffer_and_embedding():
     vector = gymnasium.make_vec(ENV_ID, num_envs=3, vectorization_mode="vector_entry_point", data=DATA)
-    assert vector.batch.max_episode_steps == 1000  # the registered limit
+    assert vector.max_episode_steps == 1000  # the registered limit
     first, _ = vector.reset()
     np.testing.assert_array_equal(first, PROFILES)
     second = vector.step(np.full(3, 5))[0]
@@ -138,9 +138,17 @@ def _sb3_reference(n_envs: int, limit: int, seed: int) -> DummyVecEnv:
     return reference
 
 
+def _sb3_adapter(num_envs: int, max_episode_steps: int, **kwargs: object) -> GymnasiumVecEnv:
+    """The batched MovieLens-v0 env as SB3 sees it under ``rlrec train``."""
+    venv = MovieLensVectorEnv(
+        DATA, num_envs=num_envs, max_episode_steps=max_episode_steps, autoreset_mode="same_step", **kwargs
+    )
+    return GymnasiumVecEnv(venv)
+
+
 def test_sb3_vec_env_equals_dummy_vec_env():
     n_envs, limit, seed = 4, 3, 9
-    adapter = MovieLensSB3VecEnv(DATA, num_envs=n_envs, max_episode_steps=limit, user_order="random")
+    adapter = _sb3_adapter(n_envs, limit, user_order="random")
     assert isinstance(adapter, VecEnv)
     adapter.seed(seed)
     reference = _sb3_reference(n_envs, limit, seed)
@@ -164,7 +172,7 @@ def test_sb3_vec_env_equals_dummy_vec_env():
 
 
 def test_sb3_vec_env_sequential_starts_and_wrappers():
-    adapter = MovieLensSB3VecEnv(DATA, num_envs=4, max_episode_steps=2)
+    adapter = _sb3_adapter(4, 2)
     wrapped = VecMonitor(VecCheckNan(adapter, raise_exception=True))
     np.testing.assert_array_equal(wrapped.reset(), PROFILES[[0, 1, 2, 0]])
     wrapped.step(np.full(4, 5))
@@ -184,7 +192,7 @@ def test_sb3_learners_run_on_the_adapter():
     from sb3_contrib.common.maskable.utils import get_action_masks, is_masking_supported
     from stable_baselines3 import PPO
 
-    adapter = MovieLensSB3VecEnv(DATA, num_envs=2, max_episode_steps=5, mask_recommended=True)
+    adapter = _sb3_adapter(2, 5, mask_recommended=True)
     PPO("MlpPolicy", adapter, n_steps=8, batch_size=8, n_epochs=1, seed=0, device="cpu").learn(16)
     assert is_masking_supported(adapter)
     adapter.reset()

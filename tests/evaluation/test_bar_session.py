@@ -10,7 +10,7 @@ from rlrec.agents.dqn import DQNAgent
 from rlrec.agents.factory import load_hyperparams
 from rlrec.cli import main
 from rlrec.data import load_movielens
-from rlrec.envs.session_vector import MovieLensSessionVectorEnv
+from rlrec.envs.session import MovieLensSessionVectorEnv
 from rlrec.evaluation.benchmark import BENCHMARK_SETUPS
 from rlrec.evaluation.metrics import evaluate_scores
 from rlrec.evaluation.split import temporal_split

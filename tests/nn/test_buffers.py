@@ -60,7 +60,7 @@ def test_every_stored_transition_comes_back_exactly(env_name: str) -> None:
     if env_name == "movielens":
         env = _sb3_movielens_env(n_envs)
     else:
-        env = _sb3_session_env(n_envs, episode_length=6, show_misses=env_name == "session-misses")
+        env = _sb3_session_env(n_envs, max_episode_steps=6, show_misses=env_name == "session-misses")
     buffer = CompactReplayBuffer(1000, env.observation_space, env.action_space, device="cpu", n_envs=n_envs)
     # SB3's own buffer, fed the same transitions, is the independent reference.
     reference = ReplayBuffer(1000, env.observation_space, env.action_space, device="cpu", n_envs=n_envs)
