@@ -33,8 +33,7 @@ import pandas as pd
 import rlrec  # noqa: F401  (registers the env ids)
 from rlrec.data import load_movielens
 from rlrec.data.dataset import FALLBACK_MEAN, RatingsDataset
-from rlrec.envs.movielens import MovieLensEnv
-from rlrec.envs.movielens import MovieLensVectorEnv
+from rlrec.envs.movielens import MovieLensEnv, MovieLensVectorEnv
 
 ENV_COUNTS = (1, 16, 64, 256)
 

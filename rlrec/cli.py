@@ -15,8 +15,6 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
-ALGOS = ("qlearning", "dqn", "sb3-dqn", "ppo", "a2c", "qrdqn", "maskable-ppo")
-BASELINES = ("random", "popularity", "ease", "als")
 EXIT_USAGE = 2
 
 
@@ -233,8 +231,13 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         who = args.baseline
     protocol = info["protocol"]
     print(f"{who} on {info['data']}: per-user temporal split, last {protocol['test_fraction']:g} held out")
+    params: Any = metrics.get("params")
+    if params:
+        chosen = ", ".join(f"{key}={value:g}" for key, value in params.items())
+        print(f"hyperparameters chosen on a validation split of train: {chosen}")
     for key, value in metrics.items():
-        print(f"{key}: {value}" if key == "n_users" else f"{key}: {value:.4f}")
+        if key != "params":
+            print(f"{key}: {value}" if key == "n_users" else f"{key}: {value:.4f}")
     if args.json is not None:
         save_json(args.json, {**info, "metrics": metrics})
         print(f"json: {args.json}")
@@ -296,6 +299,9 @@ def _cmd_tune(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------ parser
 def build_parser() -> argparse.ArgumentParser:
+    from rlrec.agents.factory import ALGOS, DEFAULT_ENV_ID
+    from rlrec.evaluation.baselines import BASELINES
+
     parser = argparse.ArgumentParser(prog="rlrec", description="MovieLens as an RL recommendation benchmark.")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -313,7 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.set_defaults(func=_cmd_data_fetch)
 
     train = sub.add_parser("train", help="train a learner")
-    train.add_argument("--algo", required=True, choices=ALGOS)
+    train.add_argument("--algo", required=True, choices=list(ALGOS))
     train.add_argument("--data", default=None, help="folder, .zip, dataset name or 'synthetic' (default)")
     train.add_argument(
         "--split",
@@ -322,7 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="train on the per-user temporal split's train part (default, what `rlrec evaluate` expects) "
         "or on every rating",
     )
-    train.add_argument("--env", default=None, help="Gymnasium id (default rlrec/MovieLens-v0)")
+    train.add_argument("--env", default=None, help=f"Gymnasium id (default {DEFAULT_ENV_ID})")
     train.add_argument("--env-kwargs", nargs="*", default=[], metavar="K=V")
     train.add_argument("--hyperparams", nargs="*", default=[], metavar="K=V")
     train.add_argument("--timesteps", "-n", type=int, default=None)
@@ -377,7 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = sub.add_parser("evaluate", help="held-out ranking metrics of a model or a baseline")
     who = evaluate.add_mutually_exclusive_group(required=True)
     who.add_argument("--model")
-    who.add_argument("--baseline", choices=BASELINES)
+    who.add_argument("--baseline", choices=list(BASELINES))
     evaluate.add_argument("--data", default=None, help="default: the run's own data (--model) or 'synthetic'")
     evaluate.add_argument("-k", type=int, default=10)
     evaluate.add_argument("--seed", type=int, default=0)
@@ -393,7 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.set_defaults(func=_cmd_benchmark)
 
     tune = sub.add_parser("tune", help="Optuna hyperparameter search on held-out NDCG@10")
-    tune.add_argument("--algo", required=True, choices=ALGOS)
+    tune.add_argument("--algo", required=True, choices=list(ALGOS))
     tune.add_argument("--data", default="synthetic")
     tune.add_argument("--n-trials", type=int, default=10)
     tune.add_argument("--storage", default=None)

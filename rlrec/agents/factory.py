@@ -20,6 +20,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
+from rlrec.envs import MOVIELENS_ID
+
 __all__ = [
     "ALGOS",
     "DEFAULT_ENV_ID",
@@ -36,7 +38,8 @@ __all__ = [
     "split_hyperparams",
 ]
 
-DEFAULT_ENV_ID = "rlrec/MovieLens-v0"
+#: The env a run trains on unless told otherwise: the seed notebook's.
+DEFAULT_ENV_ID = MOVIELENS_ID
 
 
 @dataclass(frozen=True)

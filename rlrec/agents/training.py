@@ -208,6 +208,9 @@ def check_env_kwargs(env_id: str, env_kwargs: Mapping[str, Any]) -> None:
     params = _constructor_params(spec.entry_point)
     if params is None:  # the constructor takes **kwargs: nothing to check against
         return
+    limit = env_kwargs.get("max_episode_steps")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
+        raise ValueError(f"--env-kwargs: max_episode_steps: expected a whole number, got {limit!r}")
     make_args = {"max_episode_steps", "disable_env_checker", "render_mode"}
     for key in env_kwargs:
         if key not in params and key not in make_args:

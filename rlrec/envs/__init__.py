@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import gymnasium
 
+#: The Gymnasium ids rlrec registers; every module names them through these constants.
+MOVIELENS_ID = "rlrec/MovieLens-v0"
+SESSION_ID = "rlrec/MovieLensSession-v0"
 #: Episodes of the seed env end only when a recommended movie was rated; this cap makes every
 #: episode end. Gymnasium's ``make`` reads ``max_episode_steps=None`` as "the registered default", so
 #: ``gymnasium.make(..., max_episode_steps=-1)`` is the way to remove it (Gymnasium's convention);
@@ -22,16 +25,16 @@ SESSION_MAX_EPISODE_STEPS = 50
 def register_envs() -> None:
     """Register ``rlrec/MovieLens-v0`` and ``rlrec/MovieLensSession-v0`` (idempotent)."""
     registry = gymnasium.envs.registration.registry
-    if "rlrec/MovieLens-v0" not in registry:
+    if MOVIELENS_ID not in registry:
         gymnasium.register(
-            id="rlrec/MovieLens-v0",
+            id=MOVIELENS_ID,
             entry_point="rlrec.envs.movielens:MovieLensEnv",
             vector_entry_point="rlrec.envs.movielens:MovieLensVectorEnv",
             max_episode_steps=DEFAULT_MAX_EPISODE_STEPS,
         )
-    if "rlrec/MovieLensSession-v0" not in registry:
+    if SESSION_ID not in registry:
         gymnasium.register(
-            id="rlrec/MovieLensSession-v0",
+            id=SESSION_ID,
             entry_point="rlrec.envs.session:MovieLensSessionEnv",
             vector_entry_point="rlrec.envs.session:MovieLensSessionVectorEnv",
             max_episode_steps=SESSION_MAX_EPISODE_STEPS,

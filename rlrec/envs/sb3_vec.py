@@ -68,9 +68,9 @@ class GymnasiumVecEnv(VecEnv):
             for i in finished:
                 infos[i] = final_infos[i]
                 infos[i]["terminal_observation"] = info["final_obs"][i]
-        cut_short = (np.asarray(truncated) & ~np.asarray(terminated)).tolist()
-        for i, cut in enumerate(cut_short):
-            infos[i]["TimeLimit.truncated"] = bool(cut)  # as DummyVecEnv writes it: in every info
+        cut_short = np.asarray(truncated) & ~np.asarray(terminated)
+        for info_i, cut in zip(infos, cut_short.tolist()):
+            info_i["TimeLimit.truncated"] = bool(cut)  # as DummyVecEnv writes it: in every info
         return np.array(obs, copy=True), np.asarray(rewards, dtype=np.float32), dones, infos
 
     def _unbatch(self, info: dict[str, Any]) -> list[dict[str, Any]]:

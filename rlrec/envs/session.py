@@ -43,7 +43,7 @@ __all__ = [
 ]
 
 REWARD_MODES = ("binary", "rating", "simulated")
-OBSERVATIONS = ("ratings", "binary")
+OBSERVATIONS = ("ratings", "binary", "recency")
 HIDINGS = ("random", "recent")
 #: How a recommended movie that was not a hit shows in the observation with ``show_misses``.
 MISS = -1.0
@@ -55,6 +55,18 @@ def rating_reward(rating: float, reward_mode: str) -> float:
         return 1.0 if rating >= LIKED_RATING else 0.0
     check_choice("reward_mode", reward_mode, REWARD_MODES)
     return float(rating) / RATING_MAX
+
+
+def _fraction_range(value: Any) -> tuple[float, float]:
+    """``hidden_fraction`` as ``(low, high)``: a number is ``(x, x)``; a pair is drawn from per session."""
+    pair = (value, value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+    try:
+        low, high = (float(x) for x in pair)
+    except (TypeError, ValueError):
+        raise ValueError(f"hidden_fraction: a number in (0, 1) or a pair, got {value!r}") from None
+    if not 0.0 < low <= high < 1.0:
+        raise ValueError(f"hidden_fraction: must lie in (0, 1) with low <= high, got {value!r}")
+    return low, high
 
 
 class SessionEpisodes(Episodes):
@@ -71,21 +83,21 @@ class SessionEpisodes(Episodes):
         self,
         world: MovieLensWorld,
         num_envs: int,
-        hidden_fraction: float = 0.5,
+        hidden_fraction: float | Sequence[float] = 0.5,
         hiding: str = "random",
         reward_mode: str = "binary",
         observation: str = "ratings",
         show_misses: bool = False,
+        half_life: float = 10.0,
     ) -> None:
         if int(num_envs) < 1:
             raise ValueError(f"num_envs: must be >= 1, got {num_envs}")
-        if isinstance(hidden_fraction, bool) or not isinstance(hidden_fraction, int | float):
-            raise ValueError(f"hidden_fraction: expected a number in (0, 1), got {hidden_fraction!r}")
-        if not 0.0 < float(hidden_fraction) < 1.0:
-            raise ValueError(f"hidden_fraction: must be in (0, 1), got {hidden_fraction}")
         self.world = world
         self.num_envs = n = int(num_envs)
-        self.hidden_fraction = float(hidden_fraction)
+        self.hidden_fraction = _fraction_range(hidden_fraction)
+        if isinstance(half_life, bool) or not isinstance(half_life, int | float) or not half_life > 0:
+            raise ValueError(f"half_life: expected a number of ratings > 0, got {half_life!r}")
+        self.half_life = float(half_life)
         self.hiding = check_choice("hiding", hiding, HIDINGS)
         self.reward_mode = check_choice("reward_mode", reward_mode, REWARD_MODES)
         self.observation = check_choice("observation", observation, OBSERVATIONS)
@@ -106,10 +118,14 @@ class SessionEpisodes(Episodes):
         self.last: list[tuple[int, float] | None] = [None] * n
 
     # ------------------------------------------------------------------ encoding
-    def encode(self, ratings: np.ndarray) -> np.ndarray:
-        """How ratings show in an observation: ``r / 5`` (``"ratings"``) or 1 (``"binary"``)."""
-        if self.observation == "binary":
+    def encode(self, ratings: np.ndarray, from_latest: np.ndarray | None = None) -> np.ndarray:
+        """How ratings show in an observation: ``r / 5`` (``"ratings"``), 1 (``"binary"``) or
+        ``0.5 ** (from_latest / half_life)`` (``"recency"``: ``from_latest`` counts the shown ratings
+        given after this one; a movie found in the session is the latest, 1)."""
+        if self.observation == "binary" or (self.observation == "recency" and from_latest is None):
             return np.ones(np.shape(ratings), dtype=np.float32)
+        if self.observation == "recency":
+            return np.exp2(-np.asarray(from_latest, dtype=np.float32) / np.float32(self.half_life))
         return np.asarray(ratings, dtype=np.float32) / np.float32(RATING_MAX)
 
     def observations(self, user_indices: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -118,27 +134,32 @@ class SessionEpisodes(Episodes):
         What a trained agent sees when it is asked for a ranking: nothing hidden.
         """
         users = np.asarray(user_indices, dtype=np.int64)
-        rows = self.world.dataset.ratings[users]
         if out is None:
             out = np.zeros((len(users), self.world.n_movies), dtype=np.float32)
         else:
             out[...] = 0.0
-        out[np.repeat(np.arange(len(users)), np.diff(rows.indptr)), rows.indices] = self.encode(rows.data)
+        row_of, positions = self.world.histories(users)
+        dataset = self.world.dataset
+        from_latest = dataset.user_counts[users][row_of] - 1 - dataset.recency_rank[positions]
+        out[row_of, self.world.indices[positions]] = self.encode(self.world.ratings[positions], from_latest)
         return out
 
-    def n_hidden(self, n_ratings: int) -> int:
-        """How many of ``n_ratings`` (>= 2) ratings a session hides: ``hidden_fraction`` of them,
-        rounded half up, kept within ``[1, n - 1]``."""
-        return min(n_ratings - 1, max(1, math.floor(self.hidden_fraction * n_ratings + 0.5)))
+    def n_hidden(self, n_ratings: int, fraction: float | None = None) -> int:
+        """How many of ``n_ratings`` (>= 2) ratings a session hides: ``fraction`` (default: the
+        lower end of ``hidden_fraction``) of them, rounded half up, kept within ``[1, n - 1]``."""
+        share = self.hidden_fraction[0] if fraction is None else fraction
+        return min(n_ratings - 1, max(1, math.floor(share * n_ratings + 0.5)))
 
     def hidden_positions(self, user: int, rng: np.random.Generator) -> np.ndarray:
         """Positions in ``world.history(user)`` that a new session hides, ascending.
 
-        ``"random"`` draws them from ``rng``; ``"recent"`` takes the user's latest ratings (the
-        order of ``RatingsDataset.recency_rank``, the temporal split's) and draws nothing.
+        A ``hidden_fraction`` range first draws the session's fraction from ``rng``. Then
+        ``"random"`` draws the positions from ``rng``; ``"recent"`` takes the user's latest
+        ratings (the order of ``RatingsDataset.recency_rank``, the temporal split's).
         """
         n = len(self.world.history(user)[0])
-        n_hidden = self.n_hidden(n)
+        low, high = self.hidden_fraction
+        n_hidden = self.n_hidden(n, low if low == high else float(rng.uniform(low, high)))
         if self.hiding == "recent":
             return np.flatnonzero(self.world.recency(user) >= n - n_hidden)
         return np.sort(rng.choice(n, size=n_hidden, replace=False))
@@ -154,7 +175,9 @@ class SessionEpisodes(Episodes):
         hidden_ratings = ratings[hide]
         self.users[index] = user
         self.obs[index] = 0.0
-        self.obs[index, movies[visible]] = self.encode(ratings[visible])
+        shown_order = np.argsort(np.argsort(self.world.recency(user)[visible]))  # 0 = oldest shown
+        from_latest = int(visible.sum()) - 1 - shown_order
+        self.obs[index, movies[visible]] = self.encode(ratings[visible], from_latest)
         self.mask[index] = True
         self.mask[index, movies[visible]] = False
         self.hidden[index] = 0.0
@@ -235,17 +258,13 @@ class SessionEpisodes(Episodes):
 def _episodes(
     data: DataSource,
     num_envs: int,
-    hidden_fraction: float,
-    hiding: str,
-    reward_mode: str,
-    observation: str,
     users: Iterable[int] | None,
     simulator: RatingSimulator | Mapping[str, Any] | None,
-    show_misses: bool,
+    **options: Any,
 ) -> SessionEpisodes:
     # A session hides at least one rating and shows at least one: users need 2.
     world = MovieLensWorld(data, users, min_ratings=2, simulator=simulator)
-    return SessionEpisodes(world, num_envs, hidden_fraction, hiding, reward_mode, observation, show_misses)
+    return SessionEpisodes(world, num_envs, **options)
 
 
 class MovieLensSessionEnv(gymnasium.Env[np.ndarray, np.int64]):
@@ -321,7 +340,7 @@ class MovieLensSessionEnv(gymnasium.Env[np.ndarray, np.int64]):
     def __init__(
         self,
         data: DataSource = "synthetic",
-        hidden_fraction: float = 0.5,
+        hidden_fraction: float | Sequence[float] = 0.5,
         hiding: str = "random",
         reward_mode: str = "binary",
         observation: str = "ratings",
@@ -329,11 +348,21 @@ class MovieLensSessionEnv(gymnasium.Env[np.ndarray, np.int64]):
         render_mode: str | None = None,
         simulator: RatingSimulator | Mapping[str, Any] | None = None,
         show_misses: bool = False,
+        half_life: float = 10.0,
     ) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise RenderModeError(f"render_mode: {render_mode!r} is not one of None, 'ansi', 'human'")
         self.episodes = _episodes(
-            data, 1, hidden_fraction, hiding, reward_mode, observation, users, simulator, show_misses
+            data,
+            1,
+            users,
+            simulator,
+            hidden_fraction=hidden_fraction,
+            hiding=hiding,
+            reward_mode=reward_mode,
+            observation=observation,
+            show_misses=show_misses,
+            half_life=half_life,
         )
         self.world = self.episodes.world
         self.render_mode = render_mode
@@ -419,15 +448,25 @@ class MovieLensSessionVectorEnv(RecVectorEnv):
         autoreset_mode: str = "next_step",
         copy_obs: bool = False,
         render_mode: str | None = None,
-        hidden_fraction: float = 0.5,
+        hidden_fraction: float | Sequence[float] = 0.5,
         hiding: str = "random",
         reward_mode: str = "binary",
         observation: str = "ratings",
         users: Iterable[int] | None = None,
         simulator: RatingSimulator | Mapping[str, Any] | None = None,
         show_misses: bool = False,
+        half_life: float = 10.0,
     ) -> None:
         episodes = _episodes(
-            data, num_envs, hidden_fraction, hiding, reward_mode, observation, users, simulator, show_misses
+            data,
+            num_envs,
+            users,
+            simulator,
+            hidden_fraction=hidden_fraction,
+            hiding=hiding,
+            reward_mode=reward_mode,
+            observation=observation,
+            show_misses=show_misses,
+            half_life=half_life,
         )
         super().__init__(episodes, max_episode_steps, autoreset_mode, copy_obs, render_mode)

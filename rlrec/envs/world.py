@@ -84,7 +84,8 @@ class MovieLensWorld:
         self.dataset = as_dataset(data)
         if self.dataset.n_users == 0 or self.dataset.n_movies == 0:
             raise DatasetError(f"{self.dataset.name}: an env needs at least one user and one movie")
-        if simulator is not None and not (isinstance(simulator, Mapping) or hasattr(simulator, "predict_pairs")):
+        fitted = hasattr(simulator, "predict_pairs")
+        if simulator is not None and not (isinstance(simulator, Mapping) or fitted):
             raise ValueError(f"simulator: a fitted RatingSimulator or fit() arguments, got {simulator!r}")
         self.min_ratings = int(min_ratings)
         self.memory_budget_mb = float(memory_budget_mb)
@@ -142,6 +143,15 @@ class MovieLensWorld:
         """(movie indices, ratings) of one user, views into the CSR arrays."""
         start, stop = self.indptr[user], self.indptr[user + 1]
         return self.indices[start:stop], self.ratings[start:stop]
+
+    def histories(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Where several users' ratings lie: (row in ``users``, position in the CSR arrays) of each."""
+        starts, stops = self.indptr[users], self.indptr[users + 1]
+        lengths = stops - starts
+        row_of = np.repeat(np.arange(len(users)), lengths)
+        first = np.cumsum(lengths) - lengths
+        positions = np.arange(int(lengths.sum())) - np.repeat(first - starts, lengths)
+        return row_of, positions
 
     def recency(self, user: int) -> np.ndarray:
         """Rank of each of the user's ratings in time (0 = oldest), aligned with :meth:`history`."""

@@ -8,12 +8,18 @@ user's train movies itself, so baselines do not.
 * ``popularity``: number of train ratings per movie;
 * ``ease``: EASE (Steck, 2019, "Embarrassingly Shallow Autoencoders for Sparse Data"), a closed
   form item-item model on the binary train matrix;
+* ``edlae``: EDLAE (Steck, 2020), EASE with a dropout-emphasis penalty growing with popularity;
 * ``als``: implicit-feedback ALS (Hu, Koren & Volinsky, 2008) from the ``implicit`` library.
+
+EASE's and EDLAE's hyperparameters are chosen on a validation split of the train part
+(:func:`select_on_validation`) wherever rlrec reports them (``rlrec evaluate``, ``rlrec benchmark``).
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+import itertools
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import scipy.linalg
@@ -21,15 +27,23 @@ import scipy.sparse as sp
 
 from rlrec.data.dataset import RatingsDataset
 
+if TYPE_CHECKING:
+    from rlrec.evaluation.split import Split
+
 __all__ = [
     "BASELINES",
+    "GRIDS",
     "ALSBaseline",
     "Baseline",
     "EASEBaseline",
     "EDLAEBaseline",
     "PopularityBaseline",
     "RandomBaseline",
+    "Selection",
+    "item_gram",
     "make_baseline",
+    "select_on_split",
+    "select_on_validation",
 ]
 
 
@@ -101,6 +115,22 @@ class PopularityBaseline(_Fitted):
         return np.tile(self.counts, (len(np.asarray(user_indices)), 1))
 
 
+def item_gram(
+    train: RatingsDataset, max_items: int, name: str
+) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
+    """``(X, X^T X, active)``: the binary train matrix over the movies with train ratings, its Gram
+    matrix (float32, dense) and those movies' indices; the shared start of EASE and EDLAE."""
+    active = np.flatnonzero(train.movie_counts > 0)
+    if len(active) > max_items:
+        gigabytes = 4 * len(active) ** 2 / 1e9
+        raise ValueError(
+            f"{name}: {len(active):,} movies with train ratings exceed max_items={max_items:,} "
+            f"(the dense inverse would need {gigabytes:.1f} GB); raise max_items or use als"
+        )
+    x = _binary(train)[:, active]
+    return x, (x.T @ x).toarray().astype(np.float32), active
+
+
 class EASEBaseline(_Fitted):
     """EASE: ``B = I - P / diag(P)`` (column-wise) with ``P = (X^T X + l2 I)^-1``, ``diag(B) = 0``.
 
@@ -127,15 +157,12 @@ class EASEBaseline(_Fitted):
         return np.full_like(gram_diagonal, self.l2)
 
     def fit(self, train: RatingsDataset) -> EASEBaseline:
-        active = np.flatnonzero(train.movie_counts > 0)
-        if len(active) > self.max_items:
-            gigabytes = 4 * len(active) ** 2 / 1e9
-            raise ValueError(
-                f"{self.name}: {len(active):,} movies with train ratings exceed max_items={self.max_items:,} "
-                f"(the dense inverse would need {gigabytes:.1f} GB); raise max_items or use als"
-            )
-        x = _binary(train)[:, active]
-        gram = (x.T @ x).toarray().astype(np.float32)
+        return self.fit_gram(*item_gram(train, self.max_items, self.name), train.n_movies)
+
+    def fit_gram(self, x: sp.csr_matrix, gram: np.ndarray, active: np.ndarray, n_movies: int) -> EASEBaseline:
+        """Fit from :func:`item_gram`'s pieces (``gram`` is not modified): what a grid search over
+        ``l2`` / ``dropout`` shares between its points."""
+        gram = gram.copy()
         gram[np.diag_indices_from(gram)] += self._penalty(np.diag(gram).copy())
         # Cholesky: the Gram matrix plus a ridge is symmetric positive definite, and potrf/potri
         # cost half of an LU inverse. potri fills one triangle; mirror it.
@@ -151,7 +178,7 @@ class EASEBaseline(_Fitted):
         self.active = active
         self.weights = weights.astype(np.float32)
         self.x = x.astype(np.float32)
-        self.n_movies = train.n_movies
+        self.n_movies = n_movies
         return self
 
     def score(self, user_indices: np.ndarray) -> np.ndarray:
@@ -255,6 +282,58 @@ BASELINES: dict[str, type[Any]] = {
     "edlae": EDLAEBaseline,
     "als": ALSBaseline,
 }
+
+
+#: Hyperparameters :func:`select_on_validation` tries: Steck's ranges for MovieLens-sized data.
+GRIDS: dict[str, dict[str, tuple[float, ...]]] = {
+    "ease": {"l2": (50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0)},
+    "edlae": {"l2": (50.0, 200.0, 500.0, 1000.0), "dropout": (0.1, 0.25, 0.5, 0.67)},
+}
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What :func:`select_on_validation` chose.
+
+    :param params: the baseline's parameters with the best validation score.
+    :param score: that score (NDCG@k on the validation part).
+    :param tried: every grid point with its score, in grid order.
+    """
+
+    params: dict[str, float]
+    score: float
+    tried: list[tuple[dict[str, float], float]]
+
+
+def select_on_validation(name: str, train: RatingsDataset, k: int = 10) -> Selection:
+    """Choose a baseline's hyperparameters from :data:`GRIDS` on a validation split of ``train``.
+
+    The validation split is :func:`rlrec.evaluation.split.validation_split` (``train``'s per-user
+    temporal split, one level down), so the test part of the split ``train`` came from is never
+    read; see :func:`select_on_split`.
+    """
+    from rlrec.evaluation.split import validation_split
+
+    return select_on_split(name, validation_split(train), k)
+
+
+def select_on_split(name: str, split: Split, k: int = 10) -> Selection:
+    """Fit every :data:`GRIDS` point of baseline ``name`` on ``split.train`` and score NDCG@k on
+    ``split.test``; ties go to the first point in grid order. The Gram matrix is built once."""
+    from rlrec.evaluation.metrics import evaluate_scores
+
+    if name not in GRIDS:
+        raise ValueError(f"{name}: nothing to select (grids exist for {', '.join(GRIDS)})")
+    cls = BASELINES[name]
+    x, gram, active = item_gram(split.train, cls().max_items, name)
+    keys = list(GRIDS[name])
+    tried: list[tuple[dict[str, float], float]] = []
+    for values in itertools.product(*GRIDS[name].values()):
+        params = dict(zip(keys, values))
+        model = cls(**params).fit_gram(x, gram, active, split.train.n_movies)
+        tried.append((params, float(evaluate_scores(model.score, split, k=k)[f"ndcg@{k}"])))
+    best_params, best_score = max(tried, key=lambda item: item[1])  # max keeps the first of equals
+    return Selection(best_params, best_score, tried)
 
 
 def make_baseline(name: str, seed: int = 0, **kwargs: Any) -> Any:

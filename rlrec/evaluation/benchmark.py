@@ -72,6 +72,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rlrec.envs import MOVIELENS_ID, SESSION_ID
 from rlrec.evaluation.metrics import METRIC_NAMES
 from rlrec.evaluation.protocol import evaluate_baseline, protocol_description
 from rlrec.evaluation.split import DEFAULT_MIN_RATINGS, DEFAULT_TEST_FRACTION, temporal_split
@@ -85,9 +86,7 @@ __all__ = [
     "run_benchmark",
 ]
 
-SESSION_ENV_ID = "rlrec/MovieLensSession-v0"
-SEED_ENV_ID = "rlrec/MovieLens-v0"
-DEFAULT_BASELINES = ("random", "popularity", "ease", "als")
+DEFAULT_BASELINES = ("random", "popularity", "ease", "edlae", "als")
 #: Evaluations per learner during training (the points of the ``eval/ndcg@K`` curve).
 N_EVALUATIONS = 10
 
@@ -125,7 +124,7 @@ _GAMMA = {"gamma": 0.0}
 
 #: Per algo: the env, reward and discount of the benchmark (see the module docstring for why).
 BENCHMARK_SETUPS: dict[str, LearnerSetup] = {
-    algo: LearnerSetup(SEED_ENV_ID, dict(_ENV_KWARGS), dict(_GAMMA))
+    algo: LearnerSetup(MOVIELENS_ID, dict(_ENV_KWARGS), dict(_GAMMA))
     for algo in ("qlearning", "dqn", "sb3-dqn", "qrdqn", "ppo", "a2c", "maskable-ppo")
 }
 #: The session recipes: each algo with its YAML's rlrec/MovieLensSession-v0 section as it is.
@@ -139,7 +138,7 @@ SESSION_SETUPS = {
     "maskable-ppo-session": "maskable-ppo",
 }
 BENCHMARK_SETUPS.update(
-    {name: LearnerSetup(SESSION_ENV_ID, algo=algo) for name, algo in SESSION_SETUPS.items()}
+    {name: LearnerSetup(SESSION_ID, algo=algo) for name, algo in SESSION_SETUPS.items()}
 )
 
 

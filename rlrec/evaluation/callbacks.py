@@ -10,6 +10,7 @@ from typing import Any
 
 from stable_baselines3.common.callbacks import BaseCallback
 
+from rlrec.envs import SESSION_ID
 from rlrec.evaluation.metrics import RELEVANCE_THRESHOLD
 from rlrec.evaluation.protocol import check_env_on_train, make_eval_env, model_score_fn
 from rlrec.evaluation.split import Split
@@ -18,7 +19,7 @@ __all__ = ["DEFAULT_EVAL_FREQ", "EVALUATIONS_FILE", "REFERENCE_BASELINES", "Rank
 
 #: ``rlrec train --eval-freq`` when not given, per env id: the session recipes peak and then slip,
 #: so their runs keep the best model by default; other envs evaluate only when asked.
-DEFAULT_EVAL_FREQ = {"rlrec/MovieLensSession-v0": 100_000}
+DEFAULT_EVAL_FREQ = {SESSION_ID: 100_000}
 #: Written beside the best model: every evaluation (steps, training seconds, metrics) and the best.
 EVALUATIONS_FILE = "evaluations.json"
 #: Baselines whose NDCG@K on the same split is logged beside the learner's (``eval/<name>_ndcg@K``):
@@ -126,13 +127,18 @@ class RankingEvalCallback(BaseCallback):
             self.references = self._fit_references()
 
     def _fit_references(self) -> dict[str, float]:
+        from rlrec.evaluation.baselines import GRIDS, select_on_split
         from rlrec.evaluation.protocol import evaluate_baseline
 
         values = {}
         for name in self._reference_names:
-            if name == "ease" and self.split.train.n_movies > _EASE_MAX_MOVIES:
-                continue
-            values[name] = float(evaluate_baseline(name, self.split, k=self.k)[f"ndcg@{self.k}"])
+            if name in GRIDS:
+                if self.split.train.n_movies > _EASE_MAX_MOVIES:
+                    continue
+                # This split is the validation split: the grid's best on it is the level to reach.
+                values[name] = select_on_split(name, self.split, k=self.k).score
+            else:
+                values[name] = float(evaluate_baseline(name, self.split, k=self.k)[f"ndcg@{self.k}"])
         return values
 
     def _on_training_start(self) -> None:

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from rlrec.data.dataset import RatingsDataset
+from rlrec.envs import MOVIELENS_ID
 from rlrec.evaluation.metrics import RELEVANCE_THRESHOLD, ScoreFn, evaluate_scores
 from rlrec.evaluation.split import DEFAULT_MIN_RATINGS, DEFAULT_TEST_FRACTION, Split, temporal_split
 
@@ -40,7 +41,7 @@ __all__ = [
     "protocol_description",
 ]
 
-DEFAULT_EVAL_ENV_ID = "rlrec/MovieLens-v0"
+DEFAULT_EVAL_ENV_ID = MOVIELENS_ID
 
 
 def protocol_description(split: Split, k: int, threshold: float = RELEVANCE_THRESHOLD) -> dict[str, Any]:
@@ -170,22 +171,34 @@ def evaluate_baseline(
     k: int = 10,
     seed: int = 0,
     batch_size: int = 256,
+    select: bool = True,
     **baseline_kwargs: Any,
-) -> dict[str, float]:
+) -> dict[str, Any]:
     """Fit a baseline on ``split.train`` and measure it; adds ``train_seconds`` (the fit's wall time).
 
     :param baseline: a name of :data:`rlrec.evaluation.baselines.BASELINES` or an unfitted baseline.
     :param seed: for the baselines that draw random numbers.
+    :param select: for a baseline with a grid (EASE, EDLAE) given by name without parameters,
+        choose them on a validation split of ``split.train`` first
+        (:func:`rlrec.evaluation.baselines.select_on_validation`); the result then holds
+        ``params``, ``validation_ndcg@k`` and the selection's seconds in ``train_seconds``.
     :param baseline_kwargs: the baseline's own parameters when ``baseline`` is a name.
     """
-    from rlrec.evaluation.baselines import make_baseline
+    from rlrec.evaluation.baselines import GRIDS, make_baseline, select_on_validation
 
-    model = make_baseline(baseline, seed=seed, **baseline_kwargs) if isinstance(baseline, str) else baseline
     started = time.perf_counter()
+    chosen = None
+    if isinstance(baseline, str) and select and baseline in GRIDS and not baseline_kwargs:
+        chosen = select_on_validation(baseline, split.train, k=k)
+        baseline_kwargs = dict(chosen.params)
+    model = make_baseline(baseline, seed=seed, **baseline_kwargs) if isinstance(baseline, str) else baseline
     model.fit(split.train)
     fit_seconds = time.perf_counter() - started
-    metrics = evaluate_scores(model.score, split, k=k, batch_size=batch_size)
+    metrics: dict[str, Any] = dict(evaluate_scores(model.score, split, k=k, batch_size=batch_size))
     metrics["train_seconds"] = round(fit_seconds, 3)
+    if chosen is not None:
+        metrics["params"] = chosen.params
+        metrics[f"validation_ndcg@{k}"] = chosen.score
     return metrics
 
 
@@ -197,7 +210,7 @@ def evaluate_baseline_on(
     test_fraction: float = DEFAULT_TEST_FRACTION,
     min_ratings: int = DEFAULT_MIN_RATINGS,
     **baseline_kwargs: Any,
-) -> tuple[dict[str, float], dict[str, Any]]:
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Split ``data`` (anything ``rlrec.data.load_movielens`` takes) and evaluate baseline ``name``.
 
     :return: ``(metrics, info)``; ``info`` names the baseline, the data and the protocol.

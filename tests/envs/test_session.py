@@ -163,7 +163,7 @@ def test_bad_arguments():
     for action in (1.5, None, np.array([3]), "3"):
         with pytest.raises(ValueError, match="one movie index"):
             env.step(action)
-    with pytest.raises(ValueError, match="unknown key.*'user'"):
+    with pytest.raises(ValueError, match=r"unknown key.*'user'"):
         env.reset(options={"user": 1})
 
 

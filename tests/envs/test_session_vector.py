@@ -34,7 +34,9 @@ def test_matches_single_envs_next_step(reward_mode: str, observation: str, episo
     data = load_movielens(SYNTH)
     n, seed = 5, 3
     kwargs: dict[str, Any] = {"reward_mode": reward_mode, "observation": observation}
-    vec = MovieLensSessionVectorEnv(data, num_envs=n, copy_obs=True, max_episode_steps=episode_length, **kwargs)
+    vec = MovieLensSessionVectorEnv(
+        data, num_envs=n, copy_obs=True, max_episode_steps=episode_length, **kwargs
+    )
     singles = [
         TimeLimit(MovieLensSessionEnv(data, simulator=vec.world.simulator, **kwargs), episode_length)
         for _ in range(n)
@@ -151,7 +153,7 @@ def test_bad_arguments_are_named() -> None:
         vec.step(np.array([0, 6]))
     with pytest.raises(ValueError, match="options\\['user_id'\\]"):
         vec.reset(options={"user_id": 5})
-    with pytest.raises(ValueError, match="unknown key.*'user'"):
+    with pytest.raises(ValueError, match=r"unknown key.*'user'"):
         vec.reset(options={"user": 1})
 
 
