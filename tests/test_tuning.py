@@ -16,6 +16,7 @@ from optuna.samplers import TPESampler
 from optuna.trial import TrialState
 
 from rlrec import tuning
+from rlrec.tuning import storage as tuning_storage
 from rlrec.tuning import (
     DEFAULT_STORAGE,
     PruningReporter,
@@ -232,7 +233,7 @@ def test_create_study_refuses_a_minimising_study(tmp_path: Path) -> None:
 def test_reporter_prunes_a_trial_below_the_median(tmp_path: Path) -> None:
     study = create_study("dqn", "synthetic", storage=_sqlite(tmp_path), n_evaluations=4)
     # Five (= N_STARTUP_TRIALS) trials whose evaluations read 0.5 at steps 1..4.
-    for _ in range(tuning.N_STARTUP_TRIALS):
+    for _ in range(tuning_storage.N_STARTUP_TRIALS):
         trial = study.ask()
         reporter = PruningReporter(trial)
         assert all(reporter(100 * i, {"ndcg@10": 0.5}) for i in range(1, 5))
@@ -340,7 +341,7 @@ def test_open_storage_retries_when_workers_race_to_create_tables(monkeypatch: py
                 raise sqlalchemy.exc.IntegrityError("CREATE TABLE studies", {}, Exception("duplicate key"))
 
     monkeypatch.setattr(optuna.storages, "RDBStorage", Racing)
-    monkeypatch.setattr(tuning.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(tuning_storage.time, "sleep", lambda seconds: None)
     assert isinstance(open_storage("postgresql+psycopg2://u@h/db"), Racing)
     assert len(calls) == 3
 
@@ -352,7 +353,7 @@ def test_open_storage_gives_up_after_a_few_races(monkeypatch: pytest.MonkeyPatch
         raise sqlalchemy.exc.ProgrammingError("CREATE TABLE", {}, Exception("relation already exists"))
 
     monkeypatch.setattr(optuna.storages, "RDBStorage", always_racing)
-    monkeypatch.setattr(tuning.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(tuning_storage.time, "sleep", lambda seconds: None)
     with pytest.raises(ValueError, match=r"^--storage: cannot open postgresql\+psycopg2://u@h/db: .*exists"):
         open_storage("postgresql+psycopg2://u@h/db")
 

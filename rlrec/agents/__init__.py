@@ -1,7 +1,7 @@
 """Learners and the training run.
 
-* ``QLearningAgent`` (``rlrec.agents.tabular_q``) and ``DQNAgent`` (``rlrec.agents.dqn``): our
-  hand-written learners, with SB3's API;
+* ``QLearningAgent`` (``rlrec.agents.tabular_q``), ``DQNAgent`` (``rlrec.agents.dqn``) and
+  ``SlateQAgent`` (``rlrec.agents.slateq``): our hand-written learners, with SB3's API;
 * ``score_movies`` (``rlrec.agents.scoring``): a score per movie from any learner;
 * ``ALGOS``, ``load_hyperparams``, ``make_model``, ``load_model`` (``rlrec.agents.factory``): what each
   ``--algo`` names, its zoo-format YAML defaults;
@@ -18,6 +18,7 @@ from typing import Any
 _EXPORTS = {
     "QLearningAgent": "rlrec.agents.tabular_q",
     "DQNAgent": "rlrec.agents.dqn",
+    "SlateQAgent": "rlrec.agents.slateq",
     "score_movies": "rlrec.agents.scoring",
     "ALGOS": "rlrec.agents.factory",
     "algo_class": "rlrec.agents.factory",

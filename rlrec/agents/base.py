@@ -168,9 +168,9 @@ class EnvRunner:
         """Step every sub-env; afterwards ``obs`` / ``states`` are what to act on next."""
         if isinstance(self.env, VectorEnv):
             return self._step_vector(actions)
-        return self._step_single(int(actions[0]))
+        return self._step_single(actions[0])
 
-    def _step_single(self, action: int) -> StepResult:
+    def _step_single(self, action: Any) -> StepResult:
         env = self.env
         assert not isinstance(env, VectorEnv)
         obs, reward, terminated, truncated, info = env.step(action)
@@ -278,8 +278,11 @@ class BaseLearner:
         self.exploration_fraction = exploration_fraction
         self.exploration_initial_eps = exploration_initial_eps
         self.exploration_final_eps = exploration_final_eps
+        # A fraction of 0 means no decay at all: ε is the final value from the first step.
         self.exploration_schedule = LinearSchedule(
-            exploration_initial_eps, exploration_final_eps, exploration_fraction
+            exploration_final_eps if exploration_fraction == 0 else exploration_initial_eps,
+            exploration_final_eps,
+            max(exploration_fraction, 1e-12),
         )
         self.exploration_rate = exploration_initial_eps
         self.tensorboard_log = tensorboard_log

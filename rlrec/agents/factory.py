@@ -10,6 +10,7 @@ so that a YAML file cannot run code.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import importlib
 import inspect
 import os
@@ -34,6 +35,7 @@ __all__ = [
     "load_model",
     "make_model",
     "parse_policy_kwargs",
+    "policy_kwargs_sources",
     "save_model",
     "split_hyperparams",
 ]
@@ -68,6 +70,7 @@ ALGOS: dict[str, AlgoSpec] = {
     for spec in (
         AlgoSpec("qlearning", "rlrec.agents.tabular_q", "QLearningAgent", "rlrec", "model.npz"),
         AlgoSpec("dqn", "rlrec.agents.dqn", "DQNAgent", "rlrec", "model.pt"),
+        AlgoSpec("slateq", "rlrec.agents.slateq", "SlateQAgent", "rlrec", "model.pt"),
         AlgoSpec("sb3-dqn", "stable_baselines3", "DQN", "sb3", "model.zip", "dqn"),
         AlgoSpec("ppo", "stable_baselines3", "PPO", "sb3", "model.zip", "ppo"),
         AlgoSpec("a2c", "stable_baselines3", "A2C", "sb3", "model.zip", "a2c"),
@@ -153,8 +156,21 @@ def load_hyperparams(
 
 
 def _constructor_defaults(algo: str) -> dict[str, Any]:
-    params = inspect.signature(algo_class(algo).__init__).parameters
+    cls = algo_class(algo)
+    config = getattr(cls, "config_class", None)
+    if config is not None:  # our learners: a config dataclass holds the hyperparameters
+        return {f.name: f.default for f in dataclasses.fields(config) if f.default is not dataclasses.MISSING}
+    params = inspect.signature(cls).parameters
     return {name: p.default for name, p in params.items() if p.default is not inspect.Parameter.empty}
+
+
+def _hyperparameter_names(cls: type) -> set[str]:
+    """What ``cls``'s constructor takes as hyperparameters: its config dataclass's fields (our
+    learners) or its keyword parameters (SB3's)."""
+    config = getattr(cls, "config_class", None)
+    if config is not None:
+        return {f.name for f in dataclasses.fields(config)} | {"device"}
+    return set(inspect.signature(cls).parameters)
 
 
 def _is_number(value: Any) -> bool:
@@ -187,7 +203,7 @@ def accepted_keys(algo: str) -> set[str]:
 
     Parameters whose names start with ``_`` are the class's own business, never hyperparameters.
     """
-    params = set(inspect.signature(algo_class(algo).__init__).parameters) - RESERVED_KEYS
+    params = _hyperparameter_names(algo_class(algo)) - RESERVED_KEYS
     params = {name for name in params if not name.startswith("_")}
     zoo = set(ZOO_KEYS)
     if "policy_kwargs" not in params:
@@ -319,18 +335,32 @@ def parse_policy_kwargs(text: str | Mapping[str, Any]) -> dict[str, Any]:
     """
     if isinstance(text, Mapping):
         return dict(text)
+    return {key: _literal(node, text) for key, node in _policy_kwargs_entries(text)}
+
+
+def policy_kwargs_sources(text: str) -> dict[str, str]:
+    """``{key: source text of its value}`` of a zoo ``policy_kwargs`` string (what ``rlrec tune``
+    keeps when it changes other entries), read by the same walk as :func:`parse_policy_kwargs`."""
+    entries = _policy_kwargs_entries(text)
+    return {key: ast.get_source_segment(text.strip(), node) or "" for key, node in entries}
+
+
+def _policy_kwargs_entries(text: Any) -> list[tuple[str, ast.expr]]:
+    """The top-level ``(key, value node)`` pairs of ``dict(k=v, ...)`` or ``{"k": v}``."""
     if not isinstance(text, str):
         raise ValueError(f"policy_kwargs must be a string like 'dict(net_arch=[64])', got {text!r}")
     try:
         tree = ast.parse(text.strip(), mode="eval").body
     except SyntaxError as exc:
         raise ValueError(f"policy_kwargs: cannot parse {text!r}: {exc.msg}") from None
-    if not _is_mapping_node(tree):
-        raise ValueError(f"policy_kwargs: expected dict(...) or {{...}}, got {text!r}")
-    parsed = _literal(tree, text)
-    if not all(isinstance(key, str) for key in parsed):
-        raise ValueError(f"policy_kwargs: keys must be names, got {text!r}")
-    return dict(parsed)
+    if isinstance(tree, ast.Call) and _is_mapping_node(tree):
+        return [(str(keyword.arg), keyword.value) for keyword in tree.keywords]
+    if isinstance(tree, ast.Dict):
+        keys = [key.value if isinstance(key, ast.Constant) else None for key in tree.keys]
+        if not all(isinstance(key, str) for key in keys):
+            raise ValueError(f"policy_kwargs: keys must be names, got {text!r}")
+        return [(str(key), value) for key, value in zip(keys, tree.values)]
+    raise ValueError(f"policy_kwargs: expected dict(...) or {{...}}, got {text!r}")
 
 
 def _is_mapping_node(node: ast.expr) -> bool:
@@ -440,15 +470,9 @@ def _coerce(value: Any) -> Any:
 
 
 def _schedule(key: str, value: Any) -> Any:
-    if isinstance(value, str):
-        kind, _, initial = value.partition("_")
-        if kind != "lin" or not _FLOAT.match(initial):
-            raise ValueError(f"hyperparameter {key}: expected a number or 'lin_<number>', got {value!r}")
-        from stable_baselines3.common.utils import LinearSchedule
+    from rlrec.utils.schedules import schedule_from
 
-        # The zoo's "lin_x": x * progress_remaining, i.e. linear from x at the start to 0 at the end.
-        return LinearSchedule(float(initial), 0.0, 1.0)
-    return value
+    return schedule_from(value, key) if isinstance(value, str) else value
 
 
 # ----------------------------------------------------------------- models

@@ -99,6 +99,18 @@ class SyntheticWorld:
         """
         return np.clip(self.score(user_index, movie_indices), RATING_MIN, RATING_MAX)
 
+    def preference_pairs(self, user_indices: np.ndarray, movie_indices: np.ndarray) -> np.ndarray:
+        """:meth:`preference` of the pairs ``(user_indices[j], movie_indices[j])`` (float64)."""
+        users = np.asarray(user_indices, dtype=np.int64).reshape(-1)
+        movies = np.asarray(movie_indices, dtype=np.int64).reshape(-1)
+        raw = np.einsum(
+            "ij,ij->i",
+            self.movie_factors[movies].astype(np.float64),
+            self.user_factors[users].astype(np.float64),
+        )
+        raw += self.movie_bias[movies] + self.user_bias[users] + self.global_mean
+        return np.clip(raw, RATING_MIN, RATING_MAX)
+
     def best_movies(self, user_index: int, k: int) -> np.ndarray:
         """Indices of the ``k`` movies the user likes best, best first (ties: lower index first)."""
         scores = self.score(user_index)

@@ -77,7 +77,7 @@ class SessionEpisodes(Episodes):
     where a movie is not hidden or was found; real ratings are >= 0.5, so 0 is free as "none").
     """
 
-    info_keys = ("user_index", "user_id", "hit", "rating", "hidden_left")
+    info_keys: tuple[str, ...] = ("user_index", "user_id", "hit", "rating", "hidden_left")
 
     def __init__(
         self,

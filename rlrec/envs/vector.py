@@ -74,7 +74,7 @@ class Episodes(ABC):
     world: MovieLensWorld
     num_envs: int
     observation_space: spaces.Box
-    action_space: spaces.Discrete
+    action_space: Any  # Discrete(n_movies), or MultiDiscrete for slates
     #: Keys of the info arrays ``start_info`` and ``step`` return.
     info_keys: tuple[str, ...]
 
@@ -103,7 +103,7 @@ class Episodes(ABC):
 
     def action_masks(self) -> np.ndarray:
         """``(num_envs, n_actions)``: the movies each sub-env may be recommended now."""
-        return np.ones((self.num_envs, int(self.action_space.n)), dtype=bool)
+        return np.ones((self.num_envs, self.world.n_movies), dtype=bool)
 
     @abstractmethod
     def describe(self, index: int) -> str:
@@ -248,11 +248,12 @@ class RecVectorEnv(VectorEnv):
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         n = self.num_envs
         actions = np.asarray(actions)
-        if actions.shape != (n,) or actions.dtype.kind not in "iu":
-            raise ValueError(f"actions must be {n} integer movie indices, got {actions!r:.80}")
-        n_actions = int(self.episodes.action_space.n)
-        if actions.size and (actions.min() < 0 or actions.max() >= n_actions):
-            raise ValueError(f"actions must be movie indices in [0, {n_actions})")
+        shape = (n, *(self.single_action_space.shape or ()))
+        if actions.shape != shape or actions.dtype.kind not in "iu":
+            raise ValueError(f"actions must be integer movie indices of shape {shape}, got {actions!r:.80}")
+        n_movies = self.world.n_movies
+        if actions.size and (actions.min() < 0 or actions.max() >= n_movies):
+            raise ValueError(f"actions must be movie indices in [0, {n_movies})")
         if not self._started:
             raise RuntimeError("call reset() before step()")
         actions = actions.astype(np.int64, copy=False)
@@ -302,7 +303,8 @@ class RecVectorEnv(VectorEnv):
         """Info arrays over ``rows`` spread to ``num_envs`` entries, with Gymnasium's ``_key`` masks."""
         info: dict[str, Any] = {}
         for key, value in values.items():
-            full = np.zeros(self.num_envs, dtype=np.asarray(value).dtype)
+            value = np.asarray(value)
+            full = np.zeros((self.num_envs, *value.shape[1:]), dtype=value.dtype)
             full[rows] = value
             info[key], info[f"_{key}"] = full, present.copy()
         return info
@@ -316,7 +318,8 @@ class RecVectorEnv(VectorEnv):
                 continue
             mask = fresh[f"_{key}"]
             if key in merged:
-                merged[key] = np.where(mask, value, merged[key])
+                spread = mask.reshape(-1, *([1] * (np.ndim(value) - 1)))
+                merged[key] = np.where(spread, value, merged[key])
                 merged[f"_{key}"] = merged[f"_{key}"] | mask
             else:
                 merged[key], merged[f"_{key}"] = value, mask.copy()

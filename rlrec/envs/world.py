@@ -178,6 +178,14 @@ class MovieLensWorld:
         """The simulator's ratings for the pairs ``(users[j], movies[j])``, float32."""
         return self.simulator.predict_pairs(users, movies)
 
+    def expected_ratings(self, users: np.ndarray, movies: np.ndarray) -> np.ndarray:
+        """What the user would rate each movie, float64: the synthetic world's true preference when
+        the data has one (``dataset.truth``), else the rating simulator's prediction."""
+        truth = self.dataset.truth
+        if truth is not None:
+            return truth.preference_pairs(users, movies)
+        return self.predicted(users, movies).astype(np.float64)
+
     @cached_property
     def simulator(self) -> RatingSimulator:
         """The rating simulator (fitted on this world's data on first use unless one was given)."""

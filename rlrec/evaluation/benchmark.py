@@ -72,7 +72,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rlrec.envs import MOVIELENS_ID, SESSION_ID
+from rlrec.envs import MOVIELENS_ID, SESSION_ID, SLATE_ID
 from rlrec.evaluation.metrics import METRIC_NAMES
 from rlrec.evaluation.protocol import evaluate_baseline, protocol_description
 from rlrec.evaluation.split import DEFAULT_MIN_RATINGS, DEFAULT_TEST_FRACTION, temporal_split
@@ -83,6 +83,7 @@ __all__ = [
     "DEFAULT_BASELINES",
     "LearnerSetup",
     "format_table",
+    "resolve_algos",
     "run_benchmark",
 ]
 
@@ -140,6 +141,16 @@ SESSION_SETUPS = {
 BENCHMARK_SETUPS.update(
     {name: LearnerSetup(SESSION_ID, algo=algo) for name, algo in SESSION_SETUPS.items()}
 )
+#: SlateQ on slates of 10 with its YAML's rlrec/MovieLensSlate-v0 section as it is.
+BENCHMARK_SETUPS["slateq-slate"] = LearnerSetup(SLATE_ID, algo="slateq")
+#: ``--algos best``: the entry that holds rlrec's headline RL result (kept current).
+BEST = "slateq-slate"
+ALIASES = {"best": BEST}
+
+
+def resolve_algos(names: Sequence[str]) -> list[str]:
+    """Benchmark entry names with :data:`ALIASES` (``best``) replaced by what they stand for."""
+    return [ALIASES.get(name, name) for name in names]
 
 
 def _train_learner(
@@ -153,6 +164,7 @@ def _train_learner(
     k: int,
     progress: bool,
     references: dict[str, float] | None = None,
+    n_evaluations: int = N_EVALUATIONS,
 ) -> dict[str, Any]:
     from rlrec.agents.factory import algo_spec, load_hyperparams, load_model, split_hyperparams
     from rlrec.agents.training import data_label, run_dir_of, train
@@ -176,7 +188,7 @@ def _train_learner(
     best_path = run_dir_of(models, algo) / f"best_{algo_spec(algo).model_file}"
     callback = RankingEvalCallback(
         validation,
-        eval_freq=max(1, budget // N_EVALUATIONS),
+        eval_freq=max(1, budget // n_evaluations),
         k=k,
         env_id=setup.env_id,
         env_kwargs=eval_env_kwargs,
@@ -257,6 +269,7 @@ def run_benchmark(
     min_ratings: int = DEFAULT_MIN_RATINGS,
     progress: bool = False,
     setups: Mapping[str, LearnerSetup] | None = None,
+    n_evaluations: int = N_EVALUATIONS,
 ) -> dict[str, Any]:
     """Train ``algos`` on the train split, evaluate them and ``baselines``, write the report.
 
@@ -277,16 +290,19 @@ def run_benchmark(
     :param min_ratings: see :func:`temporal_split`; default 5.
     :param progress: show a progress bar while each learner trains.
     :param setups: env / hyperparameter choices per algo; default :data:`BENCHMARK_SETUPS`.
+    :param n_evaluations: validation evaluations per learner (the points of its curve, where its
+        stopping step is chosen); default 10.
     :return: the content of ``benchmark.json``.
     """
     from rlrec.data import load_movielens
     from rlrec.utils.io import atomic_open, save_json
 
     setups = dict(BENCHMARK_SETUPS if setups is None else setups)
-    algos = list(setups) if algos is None else list(algos)
+    algos = list(setups) if algos is None else resolve_algos(algos)
     unknown = [name for name in algos if name not in setups]
     if unknown:
-        raise ValueError(f"--algos: unknown algo {unknown[0]!r} (known: {', '.join(setups)})")
+        known = ", ".join([*setups, *ALIASES])
+        raise ValueError(f"--algos: unknown algo {unknown[0]!r} (known: {known})")
     from rlrec.evaluation.baselines import BASELINES
 
     bad = [name for name in baselines if name not in BASELINES]
@@ -309,8 +325,9 @@ def run_benchmark(
         # report says so and holds only what was measured.
         for algo in algos:
             row = _train_learner(
-                algo, setups[algo], data, split, out, budgets.get(algo), seed, k, progress, references
-            )
+                algo, setups[algo], data, split, out, budgets.get(algo), seed, k, progress, references,
+                n_evaluations,
+            )  # fmt: skip
             steps_done[algo] = {"timesteps": row["timesteps"], "timesteps_target": row["timesteps_target"]}
             if f"ndcg@{k}" in row:
                 results[algo] = row

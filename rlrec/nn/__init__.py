@@ -3,18 +3,21 @@
 * :class:`SparseInputExtractor`: ``policy_kwargs=dict(features_extractor_class=...)``;
 * :class:`RowSparseAdam`: ``policy_kwargs=dict(optimizer_class=...)``;
 * :class:`CompactReplayBuffer`: ``replay_buffer_class=...`` of ``DQN`` / ``QRDQN``;
-* :class:`UnseenDQNPolicy`, :class:`UnseenQRDQNPolicy`: the ``policy`` of ``DQN`` / ``QRDQN``.
+* :class:`UnseenDQNPolicy`, :class:`UnseenQRDQNPolicy`: the ``policy`` of ``DQN`` / ``QRDQN``;
+* :class:`QNetwork`: the Q-network of rlrec's own value learners (``dqn``, ``slateq``), built
+  from :class:`SparseInputExtractor`.
 
 They know SB3 and torch, not rlrec's envs: they read observations and nothing else.
 """
 
 from rlrec.nn.buffers import CompactReplayBuffer
 from rlrec.nn.optim import RowSparseAdam
-from rlrec.nn.policies import UnseenDQNPolicy, UnseenQRDQNPolicy, mask_seen
+from rlrec.nn.policies import QNetwork, UnseenDQNPolicy, UnseenQRDQNPolicy, mask_seen
 from rlrec.nn.torch_layers import SparseInputExtractor, sqrt_count_scale
 
 __all__ = [
     "CompactReplayBuffer",
+    "QNetwork",
     "RowSparseAdam",
     "SparseInputExtractor",
     "UnseenDQNPolicy",

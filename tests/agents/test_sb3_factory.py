@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import re
 
@@ -18,6 +19,7 @@ from rlrec.agents.factory import (
     parse_policy_kwargs,
     split_hyperparams,
 )
+from rlrec.envs import SLATE_ID
 
 #: ml-latest-small-2016's catalogue: the observation length of MovieLens-v0 on the seed's data.
 N_MOVIES_2016 = 10_329
@@ -28,14 +30,21 @@ def test_every_shipped_yaml_is_zoo_shaped_and_accepted_by_its_class(algo: str) -
     path = hyperparams_file(algo)
     assert path.name == f"{algo}.yml" and path.is_file()
     raw = yaml.safe_load(path.read_text())
-    assert DEFAULT_ENV_ID in raw
-    params = set(inspect.signature(algo_class(algo).__init__).parameters)
+    # SlateQ acts on slates only: its one section is the slate env's.
+    assert (SLATE_ID if algo == "slateq" else DEFAULT_ENV_ID) in raw
+    cls = algo_class(algo)
+    config = getattr(cls, "config_class", None)  # our learners take a config dataclass's fields
+    params = (
+        {f.name for f in dataclasses.fields(config)}
+        if config is not None
+        else set(inspect.signature(cls.__init__).parameters)
+    )
     for env_id, env_section in raw.items():
         assert int(float(env_section["n_timesteps"])) > 0, env_id
         # Every key left after the zoo's own is a keyword of the learner's constructor.
         split = split_hyperparams(algo, load_hyperparams(algo, env_id))
         assert set(split.model_kwargs) - {"policy"} <= params, env_id
-    section = raw[DEFAULT_ENV_ID]
+    section = raw.get(DEFAULT_ENV_ID, {})
     if ALGOS[algo].family == "sb3":
         assert section["policy"] == "MlpPolicy"
         assert isinstance(section["policy_kwargs"], str)  # the zoo's convention: a string it evals

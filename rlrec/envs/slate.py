@@ -1,0 +1,420 @@
+"""``rlrec/MovieLensSlate-v0``: recommend a slate of K movies per step to one user's session.
+
+A slate session is a :mod:`rlrec.envs.session` session (part of the user's history hidden, the
+rest shown) in which each step shows K distinct movies and a user model decides which of them
+are clicked. :class:`SlateEpisodes` extends the session's episode logic; the single env and
+:class:`MovieLensSlateVectorEnv` are one logic, as for the other ids.
+
+User model, in two parts (both documented on :class:`MovieLensSlateEnv`):
+
+* **attraction** (``feedback``): ``"logged"``, a movie attracts when it is one of the hidden
+  movies the user rated >= 4 (real feedback, deterministic); ``"simulated"``, a movie attracts
+  with probability ``clip((r - 3) / 2, 0, 1)`` where ``r`` is the user's expected rating
+  (the synthetic world's true preference when the data has one, else a ``RatingSimulator``'s).
+* **clicks** (``click_model``): ``"hits"``, every attractive movie is clicked (a slate pays the
+  sum of its movies, SlateQ's additive decomposition); ``"pbm"``, position ``k`` (from 0) is
+  examined with probability ``1 / (k + 1)`` and an examined attractive movie clicked; ``"cascade"``,
+  the user reads the slate top down and clicks the first attractive movie, then stops (at most one
+  click; none is the no-click option).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import gymnasium
+import numpy as np
+from gymnasium import spaces
+
+from rlrec.data.dataset import LIKED_RATING, RATING_MAX
+from rlrec.envs.session import MISS, SessionEpisodes, _fraction_range
+from rlrec.envs.simulator import RatingSimulator
+from rlrec.envs.vector import RecVectorEnv, check_options
+from rlrec.envs.world import DataSource, MovieLensWorld, RenderModeError, check_choice
+
+__all__ = [
+    "CLICK_MODELS",
+    "FEEDBACKS",
+    "SLATE_REWARDS",
+    "MovieLensSlateEnv",
+    "MovieLensSlateVectorEnv",
+    "SlateEpisodes",
+    "attraction",
+    "examination",
+]
+
+CLICK_MODELS = ("hits", "pbm", "cascade")
+FEEDBACKS = ("logged", "simulated")
+SLATE_REWARDS = ("clicks", "rating")
+
+
+def attraction(expected_rating: np.ndarray) -> np.ndarray:
+    """Probability that a movie with this expected rating attracts its user: ``clip((r - 3) / 2, 0, 1)``
+    (3 stars or less never, 4 stars half the time, 5 stars always)."""
+    return np.clip((np.asarray(expected_rating, dtype=np.float64) - 3.0) / 2.0, 0.0, 1.0)
+
+
+def examination(click_model: str, slate_size: int) -> np.ndarray:
+    """Probability that each position of a slate is looked at: 1 (``"hits"``), ``1 / (k + 1)``
+    (``"pbm"``); for ``"cascade"`` the first position only is sure (the rest depend on clicks)."""
+    if click_model == "pbm":
+        return 1.0 / np.arange(1, slate_size + 1)
+    if click_model == "cascade":
+        return np.r_[1.0, np.zeros(slate_size - 1)]
+    return np.ones(slate_size)
+
+
+class SlateEpisodes(SessionEpisodes):
+    """``MovieLensSlate-v0``'s episode logic: sessions whose every step is a slate (see the module doc)."""
+
+    info_keys: tuple[str, ...] = (*SessionEpisodes.info_keys, "clicks", "slot_rewards")
+
+    def __init__(
+        self,
+        world: MovieLensWorld,
+        num_envs: int,
+        slate_size: int = 10,
+        click_model: str = "hits",
+        feedback: str = "logged",
+        reward_mode: str = "clicks",
+        **session: Any,
+    ) -> None:
+        if isinstance(slate_size, bool) or not isinstance(slate_size, int | np.integer) or slate_size < 1:
+            raise ValueError(f"slate_size: expected a whole number >= 1, got {slate_size!r}")
+        if slate_size > world.n_movies:
+            raise ValueError(f"slate_size: {slate_size} is more than the {world.n_movies} movies")
+        super().__init__(world, num_envs, **session)
+        self.slate_size = int(slate_size)
+        self.click_model = check_choice("click_model", click_model, CLICK_MODELS)
+        self.feedback = check_choice("feedback", feedback, FEEDBACKS)
+        self.slate_reward = check_choice("reward_mode", reward_mode, SLATE_REWARDS)
+        self.action_space = spaces.MultiDiscrete(np.full(self.slate_size, world.n_movies))  # type: ignore[assignment]
+
+    def _rating_of(self, rows: np.ndarray, movies: np.ndarray, found: np.ndarray) -> np.ndarray:
+        """Ratings of clicked movies: the hidden rating when there is one, else the expected one."""
+        missing = found == 0
+        out = found.astype(np.float64)
+        if missing.any():
+            out[missing] = self.world.expected_ratings(self.users[rows[missing]], movies[missing])
+        return out
+
+    # ------------------------------------------------------------------- a step
+    def step(
+        self, rows: np.ndarray, actions: np.ndarray, rngs: Sequence[np.random.Generator]
+    ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        slates = np.asarray(actions, dtype=np.int64).reshape(len(rows), self.slate_size)
+        clicks = np.zeros(slates.shape, dtype=bool)
+        slot_rewards = np.zeros(slates.shape, dtype=np.float64)
+        draws = np.array([rng.random(self.slate_size) for rng in rngs]).reshape(slates.shape)
+        looked = examination(self.click_model, self.slate_size)
+        stopped = np.zeros(len(rows), dtype=bool)  # cascade: the user clicked and left the slate
+        found_any = np.zeros(len(rows), dtype=bool)
+        for slot in range(self.slate_size):
+            movies = slates[:, slot]
+            # A movie shown before (or earlier in this slate) or visible at reset is never clicked.
+            fresh = self.mask[rows, movies]
+            self.mask[rows, movies] = False
+            self.allowed[rows] -= fresh
+            found = self.hidden[rows, movies]  # its hidden rating, 0 unless hidden and not found
+            chance = np.zeros(len(rows))
+            if self.feedback == "logged":
+                chance[fresh] = (found[fresh] >= LIKED_RATING).astype(np.float64)
+            elif fresh.any():
+                expected = self.world.expected_ratings(self.users[rows[fresh]], movies[fresh])
+                chance[fresh] = attraction(expected)
+            exam = 1.0 if self.click_model == "cascade" else looked[slot]
+            clicked = fresh & ~stopped & (draws[:, slot] < exam * chance)
+            if self.click_model == "cascade":
+                stopped |= clicked
+            clicks[:, slot] = clicked
+            if self.slate_reward == "clicks":
+                slot_rewards[clicked, slot] = 1.0
+            elif clicked.any():
+                rated = self._rating_of(rows[clicked], movies[clicked], found[clicked])
+                slot_rewards[clicked, slot] = rated / RATING_MAX
+            # A clicked movie is watched: it shows in the observation from now on.
+            shown_rows, shown_movies = rows[clicked], movies[clicked]
+            self.obs[shown_rows, shown_movies] = self.encode(np.maximum(found[clicked], LIKED_RATING))
+            was_hidden = clicked & (found > 0)
+            self.hidden[rows[was_hidden], movies[was_hidden]] = 0.0
+            self.hidden_left[rows[was_hidden]] -= 1
+            self.liked_left[rows[was_hidden]] -= found[was_hidden] >= LIKED_RATING
+            found_any |= clicked
+            if self.show_misses:
+                missed = fresh & ~clicked
+                self.obs[rows[missed], movies[missed]] = MISS
+        self.steps[rows] += 1
+        rewards = slot_rewards.sum(axis=1)
+        for j, i in enumerate(rows):
+            self.last[i] = (int(slates[j, 0]), float(rewards[j]))
+        if self.feedback == "logged":
+            terminated = self.liked_left[rows] == 0  # nothing attractive is left to show
+        else:
+            terminated = self.allowed[rows] < self.slate_size  # not enough new movies for a slate
+        info = self._info(rows, found_any, np.zeros(len(rows)))
+        info["clicks"] = clicks
+        info["slot_rewards"] = slot_rewards
+        return rewards, terminated, info
+
+    def start_info(self, rows: np.ndarray) -> dict[str, np.ndarray]:
+        info = super().start_info(rows)
+        info["clicks"] = np.zeros((len(rows), self.slate_size), dtype=bool)
+        info["slot_rewards"] = np.zeros((len(rows), self.slate_size))
+        return info
+
+    def action_masks(self) -> np.ndarray:
+        """sb3-contrib's ``MultiDiscrete`` masks: each session's allowed movies, once per slot."""
+        return np.tile(self.mask, (1, self.slate_size))
+
+    def expected_clicks(self, index: int, slate: np.ndarray) -> float:
+        """Expected number of clicks the slate ``slate`` gets in sub-env ``index`` now (the user
+        model's closed form, for ground truth), without changing the session."""
+        slate = np.asarray(slate, dtype=np.int64)
+        seen: set[int] = set()
+        chances = np.zeros(self.slate_size)
+        user = np.array([self.users[index]])
+        for slot, movie in enumerate(slate.tolist()):
+            if movie in seen or not self.mask[index, movie]:
+                continue
+            seen.add(movie)
+            if self.feedback == "logged":
+                chances[slot] = float(self.hidden[index, movie] >= LIKED_RATING)
+            else:
+                chances[slot] = float(attraction(self.world.expected_ratings(user, np.array([movie])))[0])
+        if self.click_model == "cascade":
+            return float(1.0 - np.prod(1.0 - chances))
+        return float(np.sum(examination(self.click_model, self.slate_size) * chances))
+
+    def describe(self, index: int) -> str:
+        user = int(self.users[index])
+        return (
+            f"user {self.world.user_ids[user]} | step {self.steps[index]} "
+            f"| hidden left {self.hidden_left[index]}/{self.n_hidden_total[index]}"
+        )
+
+
+def _episodes(
+    data: DataSource,
+    num_envs: int,
+    users: Iterable[int] | None,
+    simulator: RatingSimulator | Mapping[str, Any] | None,
+    **options: Any,
+) -> SlateEpisodes:
+    world = MovieLensWorld(data, users, min_ratings=2, simulator=simulator)
+    return SlateEpisodes(world, num_envs, **options)
+
+
+class MovieLensSlateEnv(gymnasium.Env[np.ndarray, np.ndarray]):
+    """Slates of K movies for one user's session; clicks from a documented user model.
+
+    ## Description
+
+    The session env of ``rlrec/MovieLensSession-v0`` (part of the user's history hidden, the
+    rest shown) where each step recommends K movies at once, as real recommenders show lists,
+    and a user model clicks some of them (module docstring: attraction x click model).
+
+    ## Action Space
+
+    ``MultiDiscrete([n_movies] * slate_size)``: slot ``k`` holds a movie index. Slates are
+    distinct by construction: a movie repeated in a slate, or shown before in the session, or
+    visible at reset, is shown once and never clicked again (PPO / A2C sample slots
+    independently, so the env must accept repeats rather than refuse them).
+
+    ## Observation Space
+
+    As ``MovieLensSession-v0`` (``observation="ratings"``, ``"binary"`` or ``"recency"``); a
+    clicked movie appears in it (as a rating of at least 4 stars when it was not rated).
+
+    ## Rewards
+
+    ``reward_mode="clicks"`` (default): the number of clicks; ``"rating"``: the sum of the
+    clicked movies' ratings / 5 (the held-out rating, else the expected one). ``info["clicks"]``
+    and ``info["slot_rewards"]`` give them slot by slot (what a slate learner such as SlateQ
+    learns from).
+
+    ## Starting State
+
+    As ``MovieLensSession-v0``: a user drawn from ``users`` (or ``options={"user_id": ID}``) and
+    the hidden part of their history (``hiding``, ``hidden_fraction``).
+
+    ## Episode End
+
+    Terminated with ``feedback="logged"`` when no hidden liked movie is left to show, with
+    ``"simulated"`` when fewer than ``slate_size`` new movies are left. Truncated after
+    ``max_episode_steps`` (5 as registered: 50 movies in slates of 10).
+
+    ## Arguments
+
+    * ``slate_size``: K, default 10.
+    * ``click_model``: ``"hits"`` (default), ``"pbm"`` or ``"cascade"``.
+    * ``feedback``: ``"logged"`` (default) or ``"simulated"``.
+    * ``reward_mode``: ``"clicks"`` (default) or ``"rating"``.
+    * ``data``, ``hidden_fraction``, ``hiding``, ``observation``, ``half_life``, ``users``,
+      ``simulator``, ``show_misses``, ``render_mode``: as ``MovieLensSession-v0``.
+
+    ## Version History
+
+    * v0: first version.
+    """
+
+    metadata = {"render_modes": ["ansi", "human"], "render_fps": 4}  # noqa: RUF012 - Gymnasium's API
+
+    def __init__(
+        self,
+        data: DataSource = "synthetic",
+        slate_size: int = 10,
+        click_model: str = "hits",
+        feedback: str = "logged",
+        reward_mode: str = "clicks",
+        hidden_fraction: float | Sequence[float] = 0.5,
+        hiding: str = "random",
+        observation: str = "ratings",
+        half_life: float = 10.0,
+        users: Iterable[int] | None = None,
+        simulator: RatingSimulator | Mapping[str, Any] | None = None,
+        show_misses: bool = False,
+        render_mode: str | None = None,
+    ) -> None:
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise RenderModeError(f"render_mode: {render_mode!r} is not one of None, 'ansi', 'human'")
+        _fraction_range(hidden_fraction)
+        self.episodes = _episodes(
+            data,
+            1,
+            users,
+            simulator,
+            slate_size=slate_size,
+            click_model=click_model,
+            feedback=feedback,
+            reward_mode=reward_mode,
+            hidden_fraction=hidden_fraction,
+            hiding=hiding,
+            observation=observation,
+            half_life=half_life,
+            show_misses=show_misses,
+        )
+        self.world = self.episodes.world
+        self.render_mode = render_mode
+        self.action_space = self.episodes.action_space  # type: ignore[assignment]
+        self.observation_space = self.episodes.observation_space
+        self._started = False
+        self._last_slate: np.ndarray | None = None
+
+    @property
+    def dataset(self) -> Any:
+        return self.world.dataset
+
+    def observations(self, user_indices: np.ndarray | list[int], out: np.ndarray | None = None) -> np.ndarray:
+        """Users' whole histories as observations (what the evaluation ranks from)."""
+        return self.episodes.observations(np.asarray(user_indices, dtype=np.int64), out)
+
+    def __getattr__(self, name: str) -> Any:
+        episodes = self.__dict__.get("episodes")
+        if episodes is None or name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(episodes, name)
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed)
+        options = check_options(options)
+        user = None if options.get("user_id") is None else self.world.user_index(options["user_id"])
+        self.episodes.start(0, self.np_random, user)
+        self._started = True
+        self._last_slate = None
+        info = _one(self.episodes.start_info(_FIRST))
+        if self.render_mode == "human":
+            self.render()
+        return self.episodes.obs[0].copy(), info
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        if not self._started:
+            raise RuntimeError("call reset() before step()")
+        slate = _check_slate(action, self.episodes.slate_size, self.world.n_movies)
+        rewards, terminated, info = self.episodes.step(_FIRST, slate[None], [self.np_random])
+        self._last_slate = slate
+        if self.render_mode == "human":
+            self.render()
+        return self.episodes.obs[0].copy(), float(rewards[0]), bool(terminated[0]), False, _one(info)
+
+    def action_masks(self) -> np.ndarray:
+        """sb3-contrib's ``MultiDiscrete`` mask: each slot's allowed movies, concatenated."""
+        return np.tile(self.episodes.mask[0], self.episodes.slate_size)
+
+    def render(self) -> str | None:
+        if self.render_mode is None:
+            return None
+        lines = [self.episodes.describe(0)]
+        if self._last_slate is not None:
+            clicked = self.episodes.last[0]
+            lines += [f"  {k + 1:>2}. {self.world.title(int(m))}" for k, m in enumerate(self._last_slate)]
+            lines.append(f"  reward {clicked[1] if clicked else 0.0:g}")
+        text = "\n".join(lines)
+        if self.render_mode == "human":
+            print(text)
+            return None
+        return text
+
+
+_FIRST = np.zeros(1, dtype=np.int64)
+
+
+def _one(info: dict[str, np.ndarray]) -> dict[str, Any]:
+    return {key: value[0].item() if value.ndim == 1 else value[0].copy() for key, value in info.items()}
+
+
+def _check_slate(action: Any, slate_size: int, n_movies: int) -> np.ndarray:
+    slate = np.asarray(action)
+    if slate.shape != (slate_size,) or slate.dtype.kind not in "iu":
+        raise ValueError(f"action must be a slate of {slate_size} movie indices, got {action!r:.80}")
+    if slate.min() < 0 or slate.max() >= n_movies:
+        raise ValueError(f"action: movie indices must lie in [0, {n_movies})")
+    return slate.astype(np.int64)
+
+
+class MovieLensSlateVectorEnv(RecVectorEnv):
+    """``rlrec/MovieLensSlate-v0``'s ``vector_entry_point``: :class:`RecVectorEnv` over slates.
+
+    ``num_envs``, ``max_episode_steps`` (``make_vec`` passes the registered 5), ``autoreset_mode``,
+    ``copy_obs`` and ``render_mode`` are :class:`RecVectorEnv`'s; the rest :class:`MovieLensSlateEnv`'s.
+    Actions are ``(num_envs, slate_size)`` movie indices.
+    """
+
+    def __init__(
+        self,
+        data: DataSource = "synthetic",
+        num_envs: int = 1,
+        max_episode_steps: int | None = None,
+        autoreset_mode: str = "next_step",
+        copy_obs: bool = False,
+        render_mode: str | None = None,
+        slate_size: int = 10,
+        click_model: str = "hits",
+        feedback: str = "logged",
+        reward_mode: str = "clicks",
+        hidden_fraction: float | Sequence[float] = 0.5,
+        hiding: str = "random",
+        observation: str = "ratings",
+        half_life: float = 10.0,
+        users: Iterable[int] | None = None,
+        simulator: RatingSimulator | Mapping[str, Any] | None = None,
+        show_misses: bool = False,
+    ) -> None:
+        episodes = _episodes(
+            data,
+            num_envs,
+            users,
+            simulator,
+            slate_size=slate_size,
+            click_model=click_model,
+            feedback=feedback,
+            reward_mode=reward_mode,
+            hidden_fraction=hidden_fraction,
+            hiding=hiding,
+            observation=observation,
+            half_life=half_life,
+            show_misses=show_misses,
+        )
+        super().__init__(episodes, max_episode_steps, autoreset_mode, copy_obs, render_mode)
