@@ -16,7 +16,6 @@ from optuna.samplers import TPESampler
 from optuna.trial import TrialState
 
 from rlrec import tuning
-from rlrec.tuning import storage as tuning_storage
 from rlrec.tuning import (
     DEFAULT_STORAGE,
     PruningReporter,
@@ -31,6 +30,7 @@ from rlrec.tuning import (
     redact_url,
     trial_seed,
 )
+from rlrec.tuning import storage as tuning_storage
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

@@ -177,6 +177,13 @@ class DQNAgent(BaseLearner):
         self._n_calls = 0
         self._n_updates = 0
 
+    def __getattr__(self, name: str) -> Any:
+        # SB3 models expose their hyperparameters as attributes (model.gamma); so do ours.
+        config = self.__dict__.get("config")
+        if config is not None and name in config.__dataclass_fields__:
+            return getattr(config, name)
+        raise AttributeError(f"{type(self).__name__!s} has no attribute {name!r}")
+
     def _check_spaces(self, obs: gym.spaces.Space, action: gym.spaces.Space) -> tuple[Any, Any]:
         if not isinstance(action, gym.spaces.Discrete):
             raise ValueError(f"env: DQN needs a Discrete action space, got {action}")

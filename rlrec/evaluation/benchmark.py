@@ -72,6 +72,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from stable_baselines3.common.callbacks import BaseCallback
+
 from rlrec.envs import MOVIELENS_ID, SESSION_ID, SLATE_ID
 from rlrec.evaluation.metrics import METRIC_NAMES
 from rlrec.evaluation.protocol import evaluate_baseline, protocol_description
@@ -101,20 +103,38 @@ class LearnerSetup:
     :param hyperparams: hyperparameters replacing the YAML's.
     :param algo: the ``rlrec.agents.factory`` algo to train; None: the setup's name in
         :data:`BENCHMARK_SETUPS` (so that one algo can appear under several names).
+    :param refit: after the stopping step is chosen on validation, train again from scratch on
+        the whole train part (same seed and schedule) up to that step, and rank test with that
+        model: what EASE's and EDLAE's protocol does (hyperparameters chosen on validation, the
+        model fitted on train). False: rank test with the validation run's best model.
     """
 
     env_id: str
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     hyperparams: dict[str, Any] = field(default_factory=dict)
     algo: str | None = None
+    refit: bool = False
 
     def describe(self) -> dict[str, Any]:
-        described = {
+        described: dict[str, Any] = {
             "env_id": self.env_id,
             "env_kwargs": dict(self.env_kwargs),
             "hyperparams": dict(self.hyperparams),
         }
+        if self.refit:
+            described["refit"] = "retrained on all of train up to the step chosen on validation"
         return described if self.algo is None else {"algo": self.algo, **described}
+
+
+class StopAtTimesteps(BaseCallback):
+    """Ends ``learn`` once ``num_timesteps`` reaches ``timesteps`` (a refit stops where validation chose)."""
+
+    def __init__(self, timesteps: int) -> None:
+        super().__init__()
+        self.timesteps = int(timesteps)
+
+    def _on_step(self) -> bool:
+        return self.num_timesteps < self.timesteps
 
 
 #: The benchmark's env for every learner: a rated movie pays its rating (then the episode ends), any
@@ -142,7 +162,7 @@ BENCHMARK_SETUPS.update(
     {name: LearnerSetup(SESSION_ID, algo=algo) for name, algo in SESSION_SETUPS.items()}
 )
 #: SlateQ on slates of 10 with its YAML's rlrec/MovieLensSlate-v0 section as it is.
-BENCHMARK_SETUPS["slateq-slate"] = LearnerSetup(SLATE_ID, algo="slateq")
+BENCHMARK_SETUPS["slateq-slate"] = LearnerSetup(SLATE_ID, algo="slateq", refit=True)
 #: ``--algos best``: the entry that holds rlrec's headline RL result (kept current).
 BEST = "slateq-slate"
 ALIASES = {"best": BEST}
@@ -216,7 +236,8 @@ def _train_learner(
         },
     )
     # Time spent learning, without the periodic evaluations the callback ran in between.
-    seconds = max(0.0, float(result.config["train_seconds"]) - callback.eval_seconds)
+    evaluating = callback.eval_seconds + callback.reference_seconds
+    seconds = max(0.0, float(result.config["train_seconds"]) - evaluating)
     row: dict[str, Any] = {
         "train_seconds": round(seconds, 3),
         "timesteps": result.timesteps,
@@ -225,9 +246,28 @@ def _train_learner(
     }
     if callback.best is None:  # stopped before its first evaluation: nothing to rank test with
         return row
-    best_model = load_model(algo, best_path)
-    metrics = evaluate_model(best_model, split, env_id=setup.env_id, env_kwargs=eval_env_kwargs, k=k)
     best_steps, best_metrics = callback.best
+    if setup.refit and not result.interrupted:
+        refit = train(
+            algo,
+            data=split.train,
+            env_id=setup.env_id,
+            env_kwargs=setup.env_kwargs,
+            hyperparams=setup.hyperparams,
+            timesteps=timesteps,
+            seed=seed,
+            output=models / "refit",
+            checkpoint_freq=None,
+            callbacks=[StopAtTimesteps(best_steps)],
+            run_info={"split": split.describe(), "data_source": data_label(data), "refit_of": best_steps},
+        )
+        model = refit.model
+        row["train_seconds"] = round(row["train_seconds"] + float(refit.config["train_seconds"]), 3)
+        row["refit_timesteps"] = refit.timesteps
+        row["interrupted"] = refit.interrupted
+    else:
+        model = load_model(algo, best_path)
+    metrics = evaluate_model(model, split, env_id=setup.env_id, env_kwargs=eval_env_kwargs, k=k)
     return {
         **metrics,
         **row,

@@ -93,6 +93,8 @@ class RankingEvalCallback(BaseCallback):
         self.evaluations: list[tuple[int, dict[str, float]]] = []
         #: Wall time spent evaluating (to subtract from a training time).
         self.eval_seconds = 0.0
+        #: Wall time spent fitting the reference baselines before training (likewise).
+        self.reference_seconds = 0.0
         #: Training seconds (evaluations excluded) at each evaluation, aligned with ``evaluations``.
         self.train_seconds: list[float] = []
         self.best_model_path = None if best_model_path is None else Path(best_model_path)
@@ -124,7 +126,9 @@ class RankingEvalCallback(BaseCallback):
                 self._owns_env = True
         check_env_on_train(self.eval_env, self.split)
         if self.references is None:
+            started = time.perf_counter()
             self.references = self._fit_references()
+            self.reference_seconds = time.perf_counter() - started
 
     def _fit_references(self) -> dict[str, float]:
         from rlrec.evaluation.baselines import GRIDS, select_on_split

@@ -13,9 +13,10 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from rlrec.agents.dqn import DQNAgent, QNetwork, learning_rate_schedule
+from rlrec.agents.dqn import DQNAgent
 from rlrec.envs.movielens import MovieLensVectorEnv
-from rlrec.nn import CompactReplayBuffer, RowSparseAdam, SparseInputExtractor
+from rlrec.nn import CompactReplayBuffer, QNetwork, RowSparseAdam, SparseInputExtractor
+from rlrec.utils.schedules import schedule_from as learning_rate_schedule
 from tests.agents.tiny_world import OPTIMAL_ACTIONS, BoxEnv, tiny_dataset, tiny_env
 
 FAST: dict[str, Any] = {"learning_starts": 0, "train_freq": 1, "batch_size": 16, "buffer_size": 1000}
@@ -41,7 +42,7 @@ def test_targets_bootstrap_unless_terminated():
         rewards=np.ones((3, 1), dtype=np.float32),
     )
     np.testing.assert_allclose(agent.td_targets(batch).numpy(), [4.0, 1.0, 4.0])
-    agent.gamma = 0.0
+    agent.config.gamma = 0.0
     np.testing.assert_allclose(agent.td_targets(batch).numpy(), [1.0, 1.0, 1.0])
 
 
@@ -261,7 +262,7 @@ def test_no_replay_learns_from_the_fresh_transitions_with_the_reward_as_target()
     net = start.q_net
     q = net(batch.observations).gather(1, batch.actions.long())[:, 0]
     torch.nn.functional.smooth_l1_loss(q, batch.rewards[:, 0]).backward()
-    torch.nn.utils.clip_grad_norm_(net.parameters(), agent.max_grad_norm)
+    torch.nn.utils.clip_grad_norm_(net.parameters(), agent.config.max_grad_norm)
     torch.optim.Adam(net.parameters(), lr=1e-2).step()
     for (name, got), want in zip(agent.q_net.named_parameters(), net.parameters()):
         torch.testing.assert_close(got.detach(), want.detach(), rtol=1e-5, atol=1e-7, msg=name)

@@ -13,7 +13,7 @@ from tests.cli.test_evaluate import pandas_popularity
 SMALL = "synthetic:n_users=60,n_movies=200,n_ratings=3000"
 METRICS = ("ndcg@10", "precision@10", "recall@10", "hit_rate@10", "mrr@10", "coverage@10")
 ALGOS = ("sb3-dqn", "qlearning")
-BASELINES = ("random", "popularity", "ease", "als")
+BASELINES = ("random", "popularity", "ease", "edlae", "als")
 
 
 @pytest.fixture(scope="module")

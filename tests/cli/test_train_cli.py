@@ -24,7 +24,10 @@ CLI_FAST: dict[str, list[str]] = {
     "ppo": ["n_steps=50", "batch_size=50", "n_epochs=1"],
     "a2c": ["n_steps=25"],
     "maskable-ppo": ["n_steps=50", "batch_size=50", "n_epochs=1"],
+    "slateq": ["n_envs=8"],
 }
+#: The env each algo trains on here (SlateQ recommends slates).
+ENV_OF = {"slateq": "rlrec/MovieLensSlate-v0"}
 
 
 def one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
@@ -42,6 +45,7 @@ def test_train_every_algo_on_the_2016_release(
 ) -> None:
     data = real_data_home / "ml-latest-small-2016"
     argv = ["train", "--algo", algo, "--data", str(data), "--timesteps", "200", "--seed", "1"]
+    argv += ["--env", ENV_OF.get(algo, "rlrec/MovieLens-v0"), "--eval-freq", "0"]
     argv += ["--output", str(tmp_path), "--tensorboard-log", str(tmp_path / "tb")]
     if CLI_FAST[algo]:
         argv += ["--hyperparams", *CLI_FAST[algo]]
