@@ -3,8 +3,8 @@
 Prints, for the same hyperparameters (network, batch, train_freq, buffer size, learning_starts,
 target interval), the env steps per second and the peak RSS of our ``DQNAgent`` and of SB3's
 ``DQN``, each trained in its own subprocess (so that peak memory is each one's own), and their
-ratio; the tabular Q-learning updates per second, one at a time and batched; and the bytes of
-a replay buffer of 1M ``MovieLens-v0`` transitions, compact vs SB3's layout.
+ratio; the tabular Q-learning updates per second (one at a time, as its learning loop makes
+them); and the bytes of a replay buffer of 1M ``MovieLens-v0`` transitions, compact vs SB3's layout.
 
     python benchmarks/bench_train.py                 # 20,000 steps each, data from $RLREC_DATA
     python benchmarks/bench_train.py --steps 5000 --data ../shared/data/ml-latest-small-2016
@@ -128,17 +128,7 @@ def bench_tabular(n_states: int, n_actions: int, seed: int) -> dict[str, float]:
         agent.update(s, a, r, s2, done)
     single = n / (time.perf_counter() - start)
 
-    batch, repeats = 100_000, 10
-    b_states = rng.integers(n_states, size=batch)
-    b_actions = rng.integers(n_actions, size=batch)
-    b_rewards = rng.uniform(0.5, 5.0, size=batch)
-    b_next = rng.integers(n_states, size=batch)
-    b_term = rng.random(batch) < 0.02
-    start = time.perf_counter()
-    for _ in range(repeats):
-        agent.update_batch(b_states, b_actions, b_rewards, b_next, b_term)
-    batched = batch * repeats / (time.perf_counter() - start)
-    return {"single_per_s": single, "batched_per_s": batched}
+    return {"single_per_s": single}
 
 
 # ----------------------------------------------------------------------- replay memory
@@ -217,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     tab = bench_tabular(env.unwrapped.n_states, env.unwrapped.n_movies, args.seed)
     print(
         f"tabular Q updates/s ({env.unwrapped.n_states} x {env.unwrapped.n_movies} table): "
-        f"one at a time {tab['single_per_s']:,.0f}   batched {tab['batched_per_s']:,.0f}"
+        f"one at a time {tab['single_per_s']:,.0f}"
     )
     return 0
 

@@ -132,7 +132,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _resumed_run_info(args: argparse.Namespace) -> dict[str, Any]:
     """``--resume``: the run's record (``run_info`` plus ``env_id``), after refusing any flag that
     contradicts it."""
-    from rlrec.agents.training import RUN_FILE, read_run_config, resume_conflicts, run_dir_of
+    from rlrec.agents.runs import RUN_FILE, read_run_config, resume_conflicts, run_dir_of
 
     if args.force:
         raise CLIError("--force: replaces a run, --resume continues it; give one of them")
@@ -191,7 +191,7 @@ def _validation_callbacks(
 
 
 def _cmd_recommend(args: argparse.Namespace) -> int:
-    from rlrec.agents.training import recommend
+    from rlrec.evaluation.recommend import recommend
 
     run, picks = recommend(args.model, args.user, k=args.k, data=args.data)
     print(f"top {len(picks)} for user {args.user} ({run.config['algo']}, {run.model_path}):")

@@ -5,7 +5,7 @@
 * ``score_movies`` (``rlrec.agents.scoring``): a score per movie from any learner;
 * ``ALGOS``, ``load_hyperparams``, ``make_model``, ``load_model`` (``rlrec.agents.factory``): what each
   ``--algo`` names, its zoo-format YAML defaults;
-* ``train``, ``load_run``, ``recommend`` (``rlrec.agents.training``): one training run end to end.
+* ``train``, ``load_run`` (``rlrec.agents.training``): one training run end to end.
 
 Names are imported on first use, so that ``import rlrec.agents.factory`` does not pull in torch.
 """
@@ -28,7 +28,6 @@ _EXPORTS = {
     "LoadedRun": "rlrec.agents.training",
     "TrainResult": "rlrec.agents.training",
     "load_run": "rlrec.agents.training",
-    "recommend": "rlrec.agents.training",
     "train": "rlrec.agents.training",
 }
 

@@ -34,6 +34,9 @@ from rlrec.utils.seeding import seed_everything
 
 __all__ = ["BaseLearner", "EnvRunner", "MaybeCallback", "StepResult"]
 
+#: Episodes averaged in ``rollout/ep_rew_mean`` (SB3's ``stats_window_size`` default).
+STATS_WINDOW = 100
+
 MaybeCallback = BaseCallback | list[BaseCallback] | Callable[[dict[str, Any], dict[str, Any]], bool] | None
 
 
@@ -259,7 +262,6 @@ class BaseLearner:
     :param verbose: 1 prints SB3's log table at every dump.
     :param seed: seed of every random draw (``rlrec.utils.seeding.seed_everything``) and of the
         first ``env.reset``.
-    :param stats_window_size: episodes averaged in ``rollout/ep_rew_mean`` (SB3's 100).
     """
 
     def __init__(
@@ -272,7 +274,6 @@ class BaseLearner:
         tensorboard_log: str | None,
         verbose: int,
         seed: int | None,
-        stats_window_size: int = 100,
     ) -> None:
         self.env = env
         self.exploration_fraction = exploration_fraction
@@ -289,13 +290,12 @@ class BaseLearner:
         self.verbose = verbose
         self.seed = seed
         self.rng = seed_everything(seed)
-        self.stats_window_size = stats_window_size
         self.num_timesteps = 0
         self._total_timesteps = 0
         self._num_timesteps_at_start = 0
         self._episode_num = 0
         self.start_time = time.time_ns()
-        self.ep_info_buffer: deque[tuple[float, int]] = deque(maxlen=stats_window_size)
+        self.ep_info_buffer: deque[tuple[float, int]] = deque(maxlen=STATS_WINDOW)
         self._logger: Logger | None = None
         self._custom_logger = False
         self._runner: EnvRunner | None = None
@@ -365,7 +365,7 @@ class BaseLearner:
         if reset_num_timesteps:
             self.num_timesteps = 0
             self._episode_num = 0
-            self.ep_info_buffer = deque(maxlen=self.stats_window_size)
+            self.ep_info_buffer = deque(maxlen=STATS_WINDOW)
         else:
             total_timesteps += self.num_timesteps
         self._total_timesteps = total_timesteps

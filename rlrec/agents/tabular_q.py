@@ -13,8 +13,9 @@ a *state key*:
 * ``"env"``: the env names its states (``env.unwrapped.n_states`` + ``observations()`` and
   ``info["state"]``), e.g. ``MovieLensEnv`` whose state is the user index: one row per user.
 * ``"discrete"``: a ``Discrete`` observation space; the observation is the key.
-* ``"hash"``: any other observation: a stable 64-bit hash (BLAKE2b) of the observation's bytes
-  modulo ``n_states`` (default 4096), so unrelated observations may share a row.
+* ``"hash"``: any other observation, when ``n_states`` is given: a stable 64-bit hash (BLAKE2b)
+  of the observation's bytes modulo ``n_states``, so unrelated observations may share a row
+  (never chosen silently: without ``n_states`` such an env is refused).
 * a callable ``state_key(obs, info) -> int`` in ``[0, n_states)``.
 
 ``predict(obs)`` in ``"env"`` mode maps an observation back to its state through a table of the
@@ -32,7 +33,6 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-import numpy.typing as npt
 from gymnasium.vector import VectorEnv
 
 from rlrec.agents.base import BaseLearner, EnvRunner, MaybeCallback
@@ -65,8 +65,9 @@ class QLearningAgent(BaseLearner):
     :param exploration_final_eps: SB3's 0.05.
     :param state_key: a callable ``(obs, info) -> int`` naming the table row, or None to pick the
         mode from the env (``"env"``, then ``"discrete"``, then ``"hash"``, see the module doc).
-    :param n_states: table rows; only for ``"hash"`` mode or a custom ``state_key``
-        (default ``DEFAULT_HASH_STATES``). In ``"env"`` mode it is ``env.unwrapped.n_states``.
+    :param n_states: table rows; only for ``"hash"`` mode (required there) or a custom
+        ``state_key`` (default ``DEFAULT_HASH_STATES``). In ``"env"`` mode it is
+        ``env.unwrapped.n_states``.
     :param use_masking: restrict actions (and the max of the target) to ``env.action_masks()``.
     :param tensorboard_log: see ``BaseLearner``.
     :param verbose: see ``BaseLearner``.
@@ -141,7 +142,13 @@ class QLearningAgent(BaseLearner):
             return "env", int(probe.n_states)
         if isinstance(probe.observation_space, gym.spaces.Discrete):
             return "discrete", int(probe.observation_space.n)
-        return "hash", int(n_states or DEFAULT_HASH_STATES)
+        if n_states is None:
+            # Hashing unrelated observations into shared rows is a choice the caller must make.
+            raise ValueError(
+                "env: its observations name no state (no n_states / observations(), not Discrete); "
+                "pass n_states= to hash them into a table of that many rows, or state_key="
+            )
+        return "hash", int(n_states)
 
     def hyperparameters(self) -> dict[str, Any]:
         return {
@@ -308,48 +315,6 @@ class QLearningAgent(BaseLearner):
         current = float(self.q_table[state, action])
         self.q_table[state, action] = (1.0 - self.learning_rate) * current + self.learning_rate * target
         return target - current
-
-    def update_batch(
-        self,
-        states: npt.ArrayLike,
-        actions: npt.ArrayLike,
-        rewards: npt.ArrayLike,
-        next_states: npt.ArrayLike,
-        terminated: npt.ArrayLike,
-    ) -> np.ndarray:
-        """Many updates at once (no masks); returns the TD errors.
-
-        Semantics: every target ``r + γ max_a' Q(s', a')`` reads the table as it was *before*
-        the batch (a synchronous sweep). A pair ``(s, a)`` that occurs k times is updated k times
-        in batch order towards its k targets, exactly as k one-at-a-time updates would:
-        ``Q <- (1-α)^k Q + Σ_j α (1-α)^(k-1-j) target_j``. The result equals calling ``update``
-        row by row whenever no ``(s, a)`` of the batch changes a ``max_a' Q(s', a')`` it reads.
-        """
-        states = np.asarray(states, dtype=np.int64)
-        actions = np.asarray(actions, dtype=np.int64)
-        rewards = np.asarray(rewards, dtype=np.float64)
-        next_states = np.asarray(next_states, dtype=np.int64)
-        terminated = np.asarray(terminated, dtype=bool)
-        alpha = self.learning_rate
-        # Max over each distinct next state once: rows are long (10,329 movies), batches repeat users.
-        unique_next, inverse = np.unique(next_states, return_inverse=True)
-        next_max = self.q_table[unique_next].max(axis=1).astype(np.float64)[inverse]
-        targets = rewards + np.where(terminated, 0.0, self.gamma * next_max)
-        flat = states * self.n_actions + actions
-        td_errors = targets - self.q_table.reshape(-1)[flat]
-
-        order = np.argsort(flat, kind="stable")
-        sorted_flat = flat[order]
-        starts = np.flatnonzero(np.r_[True, sorted_flat[1:] != sorted_flat[:-1]])
-        sizes = np.diff(np.r_[starts, len(flat)])
-        group = np.repeat(np.arange(len(starts)), sizes)
-        later = sizes[group] - 1 - (np.arange(len(flat)) - starts[group])  # updates after this one
-        weighted = alpha * (1.0 - alpha) ** later * targets[order]
-        pulled = np.bincount(group, weights=weighted, minlength=len(starts))
-        cells = sorted_flat[starts]
-        table = self.q_table.reshape(-1)
-        table[cells] = (1.0 - alpha) ** sizes * table[cells].astype(np.float64) + pulled
-        return td_errors
 
     # ----------------------------------------------------------------------------- learn
     def learn(

@@ -17,24 +17,18 @@ saving it separately costs as much disk as the buffer's RAM (~0.8 GB at the ship
 
 from __future__ import annotations
 
-import contextlib
-import datetime as _dt
 import functools
 import inspect
-import json
 import os
-import platform
 import shutil
 import signal
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList, ProgressBarCallback
 
 from rlrec.agents.factory import (
@@ -46,7 +40,21 @@ from rlrec.agents.factory import (
     save_model,
     split_hyperparams,
 )
-from rlrec.utils.io import jsonable, load_json, save_json
+from rlrec.agents.runs import (
+    RUN_FILE,
+    LoadedRun,
+    abandon,
+    check_data_fingerprint,
+    data_label,
+    load_run,
+    move_aside,
+    now,
+    read_run_config,
+    refuse_occupied_run_dir,
+    run_config,
+    run_dir_of,
+)
+from rlrec.utils.io import save_json
 from rlrec.utils.logging import HParamsCallback, make_logger
 from rlrec.utils.seeding import set_torch_threads
 from rlrec.utils.signals import StopTrainingOnRequest, stop_requested, stop_signals
@@ -59,22 +67,17 @@ __all__ = [
     "RUN_FILE",
     "AtomicCheckpointCallback",
     "LoadedRun",
-    "Recommendation",
     "TrainResult",
     "check_env_kwargs",
     "data_label",
     "load_run",
     "make_training_env",
-    "recommend",
     "run_dir_of",
-    "top_k_movies",
     "train",
 ]
 
-RUN_FILE = "run.json"
 #: Steps between two checkpoints. Saving an SB3 model of ~10k actions takes well under a second.
 DEFAULT_CHECKPOINT_FREQ = 10_000
-_VERSIONED = ("rlrec", "stable-baselines3", "sb3-contrib", "gymnasium", "torch", "numpy", "scipy")
 
 
 @dataclass
@@ -247,172 +250,6 @@ def _env_kwargs_with_data(
     return kwargs
 
 
-# --------------------------------------------------------------- config
-def run_dir_of(output: str | os.PathLike[str], algo: str) -> Path:
-    """The folder of ``algo``'s run under ``output``: ``<output>/<algo>``."""
-    return Path(output) / algo_spec(algo).name
-
-
-def data_label(data: Any) -> str:
-    """How ``run.json`` names the data: an absolute path for files, the name for the rest."""
-    if isinstance(data, str | os.PathLike):
-        path = Path(data)
-        return str(path.resolve()) if path.exists() else str(data)
-    return str(getattr(data, "name", data))
-
-
-def library_versions() -> dict[str, str]:
-    versions = {"python": platform.python_version()}
-    for name in _VERSIONED:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            import rlrec
-
-            versions[name] = rlrec.__version__ if name == "rlrec" else "not installed"
-    return versions
-
-
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-
-
-def run_config(
-    algo: str,
-    env_id: str,
-    env_kwargs: Mapping[str, Any],
-    data: Any,
-    dataset: RatingsDataset | None,
-    hyperparams: Mapping[str, Any],
-    seed: int | None,
-    timesteps_target: int,
-    tensorboard_log: str | None,
-    run_info: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """The content of a fresh run's ``run.json`` (timesteps done and status are filled in later)."""
-    return {
-        "algo": algo,
-        "env_id": env_id,
-        "env_kwargs": jsonable(env_kwargs),
-        "data": data_label(data),
-        "dataset": dataset.summary() if dataset is not None else None,
-        "data_fingerprint": dataset.fingerprint() if dataset is not None else None,
-        "hyperparameters": jsonable(hyperparams),
-        "seed": seed,
-        "timesteps_target": int(timesteps_target),
-        "timesteps_done": 0,
-        "status": "running",
-        "model_file": algo_spec(algo).model_file,
-        "tensorboard_log": None if tensorboard_log is None else str(Path(tensorboard_log).resolve()),
-        "tensorboard_run": None,
-        "train_seconds": 0.0,
-        "started_at": _now(),
-        "updated_at": _now(),
-        "versions": library_versions(),
-        "run_info": jsonable(run_info or {}),
-    }
-
-
-def read_run_config(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """A run's ``run.json``, checked; ``ValueError`` naming the file and what is wrong with it."""
-    path = Path(path)
-    try:
-        config = load_json(path)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
-    except UnicodeDecodeError:
-        raise ValueError(f"{path}: not a text file") from None
-    if not isinstance(config, dict):
-        raise ValueError(f"{path}: expected a JSON object, got a JSON {type(config).__name__}")
-    required = ("algo", "env_id", "model_file", "data")
-    missing = [key for key in required if not isinstance(config.get(key), str)]
-    if missing:
-        raise ValueError(f"{path}: not a run record of rlrec train ({', '.join(missing)} missing)")
-    try:
-        spec = algo_spec(config["algo"])
-    except ValueError:
-        raise ValueError(f"{path}: unknown algo {config['algo']!r}") from None
-    if config["model_file"] != spec.model_file:
-        raise ValueError(f"{path}: a {spec.name} run saves {spec.model_file}, not {config['model_file']!r}")
-    config.setdefault("status", "unknown")
-    config.setdefault("timesteps_done", 0)
-    return config
-
-
-class DataFingerprintWarning(UserWarning):
-    """A run recorded no fingerprint of its data (written before rlrec recorded one)."""
-
-
-def check_data_fingerprint(config: Mapping[str, Any], dataset: RatingsDataset, record: Path) -> None:
-    """``ValueError`` when ``dataset`` is not over the users and movies the run was trained on.
-
-    Compares :meth:`RatingsDataset.fingerprint` with the one ``run.json`` recorded; a run without
-    one (an older rlrec) gets a :class:`DataFingerprintWarning` and is not checked.
-    """
-    recorded = config.get("data_fingerprint")
-    if not recorded:
-        # An older run: its summary's counts are all there is to compare.
-        summary = config.get("dataset") or {}
-        recorded = {key: summary[key] for key in ("users", "movies") if key in summary}
-        counts = {key: dataset.fingerprint()[key] for key in recorded}
-        if recorded and counts != recorded:
-            raise ValueError(
-                f"--data: {dataset.name} has {counts} but {record.parent} was trained on {recorded}"
-            )
-        warnings.warn(
-            f"{record}: no data fingerprint (an older run); {dataset.name} is assumed to be its data",
-            DataFingerprintWarning,
-            stacklevel=2,
-        )
-        return
-    actual = dataset.fingerprint()
-    if actual == recorded:
-        return
-
-    def describe(name: Any, fingerprint: Mapping[str, Any]) -> str:
-        return (
-            f"{name} ({fingerprint.get('users', '?'):,} users, {fingerprint.get('movies', '?'):,} movies, "
-            f"ids {str(fingerprint.get('ids_sha256', '?'))[:12]})"
-        )
-
-    trained_on = (config.get("run_info") or {}).get("data_source", config.get("data"))
-    raise ValueError(
-        f"--data: {describe(dataset.name, actual)} is not the data {record.parent} was trained on: "
-        f"{describe(trained_on, recorded)}"
-    )
-
-
-#: ``rlrec train`` flags that fix what a run is; ``--resume`` refuses any that contradicts the record.
-RESUME_FIXED = ("data", "split", "env", "seed", "eval_freq", "tensorboard_log")
-
-
-def resume_conflicts(config: Mapping[str, Any], given: Mapping[str, Any]) -> list[str]:
-    """The flags in ``given`` (flag name without ``--`` -> value) that contradict a run's record."""
-    run_info = config.get("run_info") or {}
-    recorded = {
-        "data": run_info.get("data_source", config.get("data")),
-        "split": "temporal" if run_info.get("split") else "none",
-        "env": config.get("env_id"),
-        "seed": config.get("seed"),
-        "eval_freq": int(run_info.get("eval_freq") or 0),
-        "tensorboard_log": config.get("tensorboard_log"),
-    }
-    conflicts = []
-    for name, value in given.items():
-        if value is None or name not in recorded:
-            continue
-        mine = recorded[name]
-        if name == "data":
-            same = data_label(value) == data_label(mine) or str(value) == str(mine)
-        elif name == "tensorboard_log":
-            same = mine is not None and Path(value).resolve() == Path(str(mine))
-        else:
-            same = value == mine
-        if not same:
-            conflicts.append(f"--{name.replace('_', '-')} {value} (the run's: {mine})")
-    return conflicts
-
-
 def _resume_config(
     run_dir: Path,
     algo: str,
@@ -559,7 +396,7 @@ def train(
     seconds_before = float(config.get("train_seconds", 0.0))
     # A replaced run waits aside until this one has a checkpoint of its own: the folder then never
     # pairs one run's run.json with another run's model.
-    replaced: Path | None = _move_aside(run_dir) if force else None
+    replaced: Path | None = move_aside(run_dir) if force else None
     created = not run_dir.exists()
 
     def checkpoint(status: str) -> None:
@@ -568,7 +405,7 @@ def train(
         save_model(model, model_path)
         config["timesteps_done"] = int(model.num_timesteps)
         config["status"] = status
-        config["updated_at"] = _now()
+        config["updated_at"] = now()
         config["train_seconds"] = round(seconds_before + time.perf_counter() - started, 3)
         config["tensorboard_run"] = _tensorboard_run(model)
         save_json(run_dir / RUN_FILE, config)
@@ -606,7 +443,7 @@ def train(
         except KeyboardInterrupt:  # a second Ctrl-C, or one outside rlrec's signal handling
             hard_stop = True
         except BaseException:
-            _fail(run_dir, config, replaced, created)
+            abandon(run_dir, config, replaced, created)
             raise
         finally:
             if progress_bar is not None and getattr(progress_bar, "pbar", None) is not None:
@@ -617,7 +454,7 @@ def train(
     interrupted = stopped_by is not None
     learned = int(model.num_timesteps) > (config["timesteps_done"] if resume else 0)
     if interrupted and not learned:
-        _fail(run_dir, config, replaced, created, status="interrupted")
+        abandon(run_dir, config, replaced, created, status="interrupted")
     else:
         checkpoint("interrupted" if interrupted else "done")
     return TrainResult(
@@ -628,58 +465,6 @@ def train(
         interrupted=interrupted,
         signal=stopped_by,
     )
-
-
-#: What a run folder may hold besides run.json: a folder with any of these holds (part of) a run.
-_RUN_ARTIFACTS = ("model.*", "best_model.*", "evaluations.json")
-
-
-def refuse_occupied_run_dir(run_dir: Path) -> None:
-    """``ValueError`` when ``run_dir`` holds a run (or the pieces of one): a new run must not mix in."""
-    if not run_dir.is_dir():
-        return
-    found = sorted({path.name for pattern in (RUN_FILE, *_RUN_ARTIFACTS) for path in run_dir.glob(pattern)})
-    if not found:
-        return
-    what = "a run"
-    if RUN_FILE in found:
-        try:
-            recorded = read_run_config(run_dir / RUN_FILE)
-            what = f"a {recorded['status']} {recorded['algo']} run ({recorded['timesteps_done']} timesteps)"
-        except ValueError:
-            what = "an unreadable run"
-    raise ValueError(
-        f"--output: {run_dir} already holds {what} ({', '.join(found)}); --force replaces it, "
-        "--resume continues it, or choose another --output"
-    )
-
-
-def _move_aside(run_dir: Path) -> Path | None:
-    """Move an existing run folder out of the way (a forced new run); ``None`` when there is none."""
-    if not run_dir.is_dir() or not any(run_dir.iterdir()):
-        return None
-    aside = run_dir.with_name(f".{run_dir.name}.replaced-{os.getpid()}")
-    shutil.rmtree(aside, ignore_errors=True)
-    run_dir.rename(aside)
-    return aside
-
-
-def _fail(
-    run_dir: Path, config: dict[str, Any], replaced: Path | None, created: bool, status: str = "failed"
-) -> None:
-    """A run ended without its final save: leave the folder as it was, or mark the record.
-
-    A run that saved a checkpoint keeps it, with ``status`` in ``run.json``. One that never did
-    removes the folder it created, and the run it was replacing comes back.
-    """
-    if (run_dir / RUN_FILE).is_file() and config.get("timesteps_done"):
-        with contextlib.suppress(OSError):
-            save_json(run_dir / RUN_FILE, {**config, "status": status, "updated_at": _now()})
-        return
-    if created:
-        shutil.rmtree(run_dir, ignore_errors=True)
-    if replaced is not None:
-        replaced.rename(run_dir)
 
 
 def _tensorboard_run(model: Any) -> str | None:
@@ -704,104 +489,3 @@ def _hparams_for_tensorboard(config: Mapping[str, Any]) -> dict[str, Any]:
     for key, value in config["env_kwargs"].items():
         hparams[f"env/{key}"] = value if isinstance(value, bool | int | float | str) else str(value)
     return hparams
-
-
-# ------------------------------------------------------------ load, use
-@dataclass
-class LoadedRun:
-    """A saved run: the model, its ``run.json`` and where it lies."""
-
-    model: Any
-    config: dict[str, Any]
-    run_dir: Path
-    model_path: Path
-
-
-def load_run(path: str | os.PathLike[str], env: Any = None) -> LoadedRun:
-    """Load a run from its folder or its model file (``run.json`` says which algo it is).
-
-    :raises FileNotFoundError: no such path, or no ``run.json`` beside the model.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such model file or folder")
-    run_dir = path if path.is_dir() else path.parent
-    config_path = run_dir / RUN_FILE
-    if not config_path.is_file():
-        raise FileNotFoundError(f"{run_dir}: no {RUN_FILE} (not a folder written by rlrec train)")
-    config = read_run_config(config_path)
-    model_path = path if path.is_file() else run_dir / config["model_file"]
-    model = load_model(config["algo"], model_path, env=env)
-    return LoadedRun(model=model, config=config, run_dir=run_dir, model_path=model_path)
-
-
-@dataclass(frozen=True)
-class Recommendation:
-    """One recommended movie."""
-
-    rank: int
-    movie_id: int
-    title: str
-    score: float
-
-
-def top_k_movies(scores: np.ndarray, exclude: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the ``k`` best scores, best first, never one of ``exclude``.
-
-    Ties go to the lower movie index (a stable sort), so the answer does not depend on the platform.
-    """
-    scores = np.asarray(scores, dtype=np.float64).copy()
-    scores[np.asarray(exclude, dtype=np.int64)] = -np.inf
-    allowed = int(np.isfinite(scores).sum())
-    order = np.argsort(-scores, kind="stable")
-    return order[: min(k, allowed)]
-
-
-def recommend(
-    model_path: str | os.PathLike[str], user_id: int, k: int = 10, data: Any = None
-) -> tuple[LoadedRun, list[Recommendation]]:
-    """The ``k`` movies the saved model scores highest for ``user_id``, among those the user has not rated.
-
-    Scores come from ``rlrec.agents.scoring.score_movies`` on the user's observation in the run's env.
-
-    :param model_path: a run folder or its model file.
-    :param data: the ratings to read the user from; default: the run's own data.
-    :raises ValueError: unknown user, or ``k < 1``.
-    """
-    import gymnasium
-
-    from rlrec.agents.scoring import score_movies
-    from rlrec.data import load_movielens
-
-    if k < 1:
-        raise ValueError(f"-k: must be >= 1, got {k}")
-    run = load_run(model_path)
-    if data is None:
-        # run_info.data_source is the source as given ("ml-latest-small", "synthetic:n_users=60");
-        # "data" is only its label when the run trained on a split's train part.
-        data = (run.config.get("run_info") or {}).get("data_source", run.config["data"])
-    dataset = load_movielens(data)
-    check_data_fingerprint(run.config, dataset, run.run_dir / RUN_FILE)
-    try:
-        user_index = dataset.user_index(int(user_id))
-    except KeyError:
-        raise ValueError(f"--user: unknown user id {user_id} in {dataset.name}") from None
-    env_kwargs = dict(run.config.get("env_kwargs") or {})
-    env_kwargs.pop("max_episode_steps", None)
-    env = gymnasium.make(run.config["env_id"], data=dataset, **env_kwargs)
-    states = np.array([user_index], dtype=np.int64)
-    observations = env.unwrapped.observations(states)  # type: ignore[attr-defined]
-    scores = score_movies(run.model, observations, states=states)[0]
-    rated, _ = dataset.user_row(user_index)
-    best = top_k_movies(scores, rated, k)
-    picks = [
-        Recommendation(
-            rank=i + 1,
-            movie_id=int(dataset.movie_ids[j]),
-            title=str(dataset.titles[j]),
-            score=float(scores[j]),
-        )
-        for i, j in enumerate(best)
-    ]
-    env.close()
-    return run, picks

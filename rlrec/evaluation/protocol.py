@@ -241,7 +241,7 @@ def evaluate_run(
 
     :return: ``(metrics, info)``; ``info`` holds the run's algo, env id, data and the protocol.
     """
-    from rlrec.agents.training import RUN_FILE, check_data_fingerprint, load_run
+    from rlrec.agents.runs import RUN_FILE, check_data_fingerprint, load_run
     from rlrec.data import load_movielens
 
     run = load_run(path)

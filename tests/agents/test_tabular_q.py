@@ -80,32 +80,6 @@ def test_truncation_bootstraps_but_termination_does_not():
     assert _three_step_q(OneStateEnv(terminate=True)) == pytest.approx(0.9375)
 
 
-def test_update_batch_composes_duplicates_like_sequential_updates():
-    agent = _table_agent(learning_rate=0.5)
-    agent.q_table[0, 1] = 1.0
-    agent.update_batch([0, 0], [1, 1], [2.0, 4.0], [1, 1], [True, True])
-    # one at a time: 0.5*1 + 0.5*2 = 1.5, then 0.5*1.5 + 0.5*4 = 2.75
-    assert agent.q_table[0, 1] == pytest.approx(2.75)
-
-
-def test_update_batch_equals_one_at_a_time_when_targets_do_not_interact():
-    rng = np.random.default_rng(1)
-    n = 400
-    states = rng.integers(0, 20, n)  # rows 0..19 are updated ...
-    actions = rng.integers(0, 7, n)
-    next_states = rng.integers(20, 40, n)  # ... rows 20..39 only read
-    rewards = rng.normal(size=n)
-    terminated = rng.random(n) < 0.3
-    batched = QLearningAgent(None, learning_rate=0.3, gamma=0.8, n_states=40, n_actions=7, _key_mode="env")
-    batched.q_table[:] = rng.normal(size=(40, 7)).astype(np.float32)
-    single = QLearningAgent(None, learning_rate=0.3, gamma=0.8, n_states=40, n_actions=7, _key_mode="env")
-    single.q_table[:] = batched.q_table
-    batched.update_batch(states, actions, rewards, next_states, terminated)
-    for row in zip(states, actions, rewards, next_states, terminated):
-        single.update(int(row[0]), int(row[1]), float(row[2]), int(row[3]), bool(row[4]))
-    np.testing.assert_allclose(batched.q_table, single.q_table, atol=1e-5)
-
-
 # ---------------------------------------------------------------------------------- learning
 def test_learns_the_known_optimal_policy_on_tiny_movielens():
     env = tiny_env(user_order="random")  # sequential order would restart every episode at user 1
@@ -157,6 +131,11 @@ def test_hash_keys_for_box_observations_are_stable():
     assert agent._key(obs, {}) == observation_digest(obs) % 64
     agent.learn(100)
     assert np.abs(agent.q_table).sum() > 0
+
+
+def test_an_env_without_states_is_hashed_only_when_asked() -> None:
+    with pytest.raises(ValueError, match="pass n_states= to hash"):
+        QLearningAgent(BoxEnv())
 
 
 def test_custom_state_key_must_stay_in_the_table():

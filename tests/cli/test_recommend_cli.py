@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from rlrec.agents.scoring import score_movies
-from rlrec.agents.training import load_run, top_k_movies, train
+from rlrec.agents.training import load_run, train
 from rlrec.cli import main
 from rlrec.data import load_movielens, write_movielens_csv
 from rlrec.data.dataset import RatingsDataset, build_dataset
@@ -57,15 +57,6 @@ def parse(out: str) -> list[tuple[int, float, int, str]]:
         assert match, line
         rows.append((int(match[1]), float(match[2]), int(match[3]), match[4]))
     return rows
-
-
-def test_top_k_movies_by_hand() -> None:
-    scores = np.array([1.0, 3.0, 3.0, 2.0, 5.0], dtype=np.float32)
-    # Movie 4 is excluded; the tie 1/2 goes to the lower index.
-    np.testing.assert_array_equal(top_k_movies(scores, np.array([4]), 3), [1, 2, 3])
-    np.testing.assert_array_equal(top_k_movies(scores, np.array([], dtype=np.int64), 2), [4, 1])
-    # k beyond the allowed movies gives only the allowed ones.
-    np.testing.assert_array_equal(top_k_movies(scores, np.array([0, 1, 4]), 10), [2, 3])
 
 
 def test_recommend_ranks_unrated_movies_by_the_model_scores(

@@ -1,0 +1,273 @@
+"""A run folder and its record: what ``rlrec train`` writes, and the checks that keep them paired.
+
+``<output>/<algo>/run.json`` records a run (:func:`run_config`); the model file beside it always
+holds the state that record describes: a run's record is written only after its model, a new run
+never writes into a folder holding another one (:func:`refuse_occupied_run_dir`, or
+:func:`move_aside` for ``--force``), and every reader checks the record (:func:`read_run_config`)
+and the data it is given (:func:`check_data_fingerprint`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import json
+import os
+import platform
+import shutil
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rlrec.agents.factory import algo_spec, load_model
+from rlrec.utils.io import jsonable, load_json, save_json
+
+if TYPE_CHECKING:
+    from rlrec.data.dataset import RatingsDataset
+
+RUN_FILE = "run.json"
+_VERSIONED = ("rlrec", "stable-baselines3", "sb3-contrib", "gymnasium", "torch", "numpy", "scipy")
+
+
+def run_dir_of(output: str | os.PathLike[str], algo: str) -> Path:
+    """The folder of ``algo``'s run under ``output``: ``<output>/<algo>``."""
+    return Path(output) / algo_spec(algo).name
+
+
+def data_label(data: Any) -> str:
+    """How ``run.json`` names the data: an absolute path for files, the name for the rest."""
+    if isinstance(data, str | os.PathLike):
+        path = Path(data)
+        return str(path.resolve()) if path.exists() else str(data)
+    return str(getattr(data, "name", data))
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in _VERSIONED:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            import rlrec
+
+            versions[name] = rlrec.__version__ if name == "rlrec" else "not installed"
+    return versions
+
+
+def now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def run_config(
+    algo: str,
+    env_id: str,
+    env_kwargs: Mapping[str, Any],
+    data: Any,
+    dataset: RatingsDataset | None,
+    hyperparams: Mapping[str, Any],
+    seed: int | None,
+    timesteps_target: int,
+    tensorboard_log: str | None,
+    run_info: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The content of a fresh run's ``run.json`` (timesteps done and status are filled in later)."""
+    return {
+        "algo": algo,
+        "env_id": env_id,
+        "env_kwargs": jsonable(env_kwargs),
+        "data": data_label(data),
+        "dataset": dataset.summary() if dataset is not None else None,
+        "data_fingerprint": dataset.fingerprint() if dataset is not None else None,
+        "hyperparameters": jsonable(hyperparams),
+        "seed": seed,
+        "timesteps_target": int(timesteps_target),
+        "timesteps_done": 0,
+        "status": "running",
+        "model_file": algo_spec(algo).model_file,
+        "tensorboard_log": None if tensorboard_log is None else str(Path(tensorboard_log).resolve()),
+        "tensorboard_run": None,
+        "train_seconds": 0.0,
+        "started_at": now(),
+        "updated_at": now(),
+        "versions": library_versions(),
+        "run_info": jsonable(run_info or {}),
+    }
+
+
+def read_run_config(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A run's ``run.json``, checked; ``ValueError`` naming the file and what is wrong with it."""
+    path = Path(path)
+    try:
+        config = load_json(path)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not a text file") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"{path}: expected a JSON object, got a JSON {type(config).__name__}")
+    required = ("algo", "env_id", "model_file", "data")
+    missing = [key for key in required if not isinstance(config.get(key), str)]
+    if missing:
+        raise ValueError(f"{path}: not a run record of rlrec train ({', '.join(missing)} missing)")
+    try:
+        spec = algo_spec(config["algo"])
+    except ValueError:
+        raise ValueError(f"{path}: unknown algo {config['algo']!r}") from None
+    if config["model_file"] != spec.model_file:
+        raise ValueError(f"{path}: a {spec.name} run saves {spec.model_file}, not {config['model_file']!r}")
+    config.setdefault("status", "unknown")
+    config.setdefault("timesteps_done", 0)
+    return config
+
+
+class DataFingerprintWarning(UserWarning):
+    """A run recorded no fingerprint of its data (written before rlrec recorded one)."""
+
+
+def check_data_fingerprint(config: Mapping[str, Any], dataset: RatingsDataset, record: Path) -> None:
+    """``ValueError`` when ``dataset`` is not over the users and movies the run was trained on.
+
+    Compares :meth:`RatingsDataset.fingerprint` with the one ``run.json`` recorded; a run without
+    one (an older rlrec) gets a :class:`DataFingerprintWarning` and is not checked.
+    """
+    recorded = config.get("data_fingerprint")
+    if not recorded:
+        # An older run: its summary's counts are all there is to compare.
+        summary = config.get("dataset") or {}
+        recorded = {key: summary[key] for key in ("users", "movies") if key in summary}
+        counts = {key: dataset.fingerprint()[key] for key in recorded}
+        if recorded and counts != recorded:
+            raise ValueError(
+                f"--data: {dataset.name} has {counts} but {record.parent} was trained on {recorded}"
+            )
+        warnings.warn(
+            f"{record}: no data fingerprint (an older run); {dataset.name} is assumed to be its data",
+            DataFingerprintWarning,
+            stacklevel=2,
+        )
+        return
+    actual = dataset.fingerprint()
+    if actual == recorded:
+        return
+
+    def describe(name: Any, fingerprint: Mapping[str, Any]) -> str:
+        return (
+            f"{name} ({fingerprint.get('users', '?'):,} users, {fingerprint.get('movies', '?'):,} movies, "
+            f"ids {str(fingerprint.get('ids_sha256', '?'))[:12]})"
+        )
+
+    trained_on = (config.get("run_info") or {}).get("data_source", config.get("data"))
+    raise ValueError(
+        f"--data: {describe(dataset.name, actual)} is not the data {record.parent} was trained on: "
+        f"{describe(trained_on, recorded)}"
+    )
+
+
+def resume_conflicts(config: Mapping[str, Any], given: Mapping[str, Any]) -> list[str]:
+    """The flags in ``given`` (flag name without ``--`` -> value) that contradict a run's record."""
+    run_info = config.get("run_info") or {}
+    recorded = {
+        "data": run_info.get("data_source", config.get("data")),
+        "split": "temporal" if run_info.get("split") else "none",
+        "env": config.get("env_id"),
+        "seed": config.get("seed"),
+        "eval_freq": int(run_info.get("eval_freq") or 0),
+        "tensorboard_log": config.get("tensorboard_log"),
+    }
+    conflicts = []
+    for name, value in given.items():
+        if value is None or name not in recorded:
+            continue
+        mine = recorded[name]
+        if name == "data":
+            same = data_label(value) == data_label(mine) or str(value) == str(mine)
+        elif name == "tensorboard_log":
+            same = mine is not None and Path(value).resolve() == Path(str(mine))
+        else:
+            same = value == mine
+        if not same:
+            conflicts.append(f"--{name.replace('_', '-')} {value} (the run's: {mine})")
+    return conflicts
+
+
+#: What a run folder may hold besides run.json: a folder with any of these holds (part of) a run.
+_RUN_ARTIFACTS = ("model.*", "best_model.*", "evaluations.json")
+
+
+def refuse_occupied_run_dir(run_dir: Path) -> None:
+    """``ValueError`` when ``run_dir`` holds a run (or the pieces of one): a new run must not mix in."""
+    if not run_dir.is_dir():
+        return
+    found = sorted({path.name for pattern in (RUN_FILE, *_RUN_ARTIFACTS) for path in run_dir.glob(pattern)})
+    if not found:
+        return
+    what = "a run"
+    if RUN_FILE in found:
+        try:
+            recorded = read_run_config(run_dir / RUN_FILE)
+            what = f"a {recorded['status']} {recorded['algo']} run ({recorded['timesteps_done']} timesteps)"
+        except ValueError:
+            what = "an unreadable run"
+    raise ValueError(
+        f"--output: {run_dir} already holds {what} ({', '.join(found)}); --force replaces it, "
+        "--resume continues it, or choose another --output"
+    )
+
+
+def move_aside(run_dir: Path) -> Path | None:
+    """Move an existing run folder out of the way (a forced new run); ``None`` when there is none."""
+    if not run_dir.is_dir() or not any(run_dir.iterdir()):
+        return None
+    aside = run_dir.with_name(f".{run_dir.name}.replaced-{os.getpid()}")
+    shutil.rmtree(aside, ignore_errors=True)
+    run_dir.rename(aside)
+    return aside
+
+
+def abandon(
+    run_dir: Path, config: dict[str, Any], replaced: Path | None, created: bool, status: str = "failed"
+) -> None:
+    """A run ended without its final save: leave the folder as it was, or mark the record.
+
+    A run that saved a checkpoint keeps it, with ``status`` in ``run.json``. One that never did
+    removes the folder it created, and the run it was replacing comes back.
+    """
+    if (run_dir / RUN_FILE).is_file() and config.get("timesteps_done"):
+        with contextlib.suppress(OSError):
+            save_json(run_dir / RUN_FILE, {**config, "status": status, "updated_at": now()})
+        return
+    if created:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    if replaced is not None:
+        replaced.rename(run_dir)
+
+
+@dataclass
+class LoadedRun:
+    """A saved run: the model, its ``run.json`` and where it lies."""
+
+    model: Any
+    config: dict[str, Any]
+    run_dir: Path
+    model_path: Path
+
+
+def load_run(path: str | os.PathLike[str], env: Any = None) -> LoadedRun:
+    """Load a run from its folder or its model file (``run.json`` says which algo it is).
+
+    :raises FileNotFoundError: no such path, or no ``run.json`` beside the model.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such model file or folder")
+    run_dir = path if path.is_dir() else path.parent
+    config_path = run_dir / RUN_FILE
+    if not config_path.is_file():
+        raise FileNotFoundError(f"{run_dir}: no {RUN_FILE} (not a folder written by rlrec train)")
+    config = read_run_config(config_path)
+    model_path = path if path.is_file() else run_dir / config["model_file"]
+    model = load_model(config["algo"], model_path, env=env)
+    return LoadedRun(model=model, config=config, run_dir=run_dir, model_path=model_path)
