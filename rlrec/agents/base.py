@@ -338,6 +338,30 @@ class BaseLearner:
         """Hyperparameters saved with the model and recorded for TensorBoard's HParams tab."""
         raise NotImplementedError
 
+    #: Shape of one observation: tells ``predict`` one observation from a batch (None: 1-D or less).
+    obs_shape: tuple[int, ...] | None = None
+
+    def predict(
+        self,
+        observation: np.ndarray,
+        state: tuple[np.ndarray, ...] | None = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = True,
+        action_masks: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None]:
+        """SB3's ``predict`` for one observation or a batch: the greedy actions, or ε-greedy at the
+        current ``exploration_rate`` when not ``deterministic``; returns ``(actions, None)``."""
+        obs = np.asarray(observation)
+        single = obs.ndim <= 1 if self.obs_shape is None else obs.shape == self.obs_shape
+        batch = obs[None] if single else obs
+        masks = None if action_masks is None else np.asarray(action_masks, dtype=bool).reshape(len(batch), -1)
+        actions = self._act(batch, deterministic, masks)
+        return (actions[0] if single else actions), None
+
+    def _act(self, observations: np.ndarray, deterministic: bool, masks: np.ndarray | None) -> np.ndarray:
+        """Actions for a batch of observations (what :meth:`predict` asks each learner)."""
+        raise NotImplementedError
+
     # --------------------------------------------------------- learn setup
     def _runner_for_learning(self, reset_num_timesteps: bool, use_masking: bool) -> EnvRunner:
         if self.env is None:

@@ -234,24 +234,11 @@ class DQNAgent(BaseLearner):
             actions = np.where(explore, actions, self._greedy_actions(obs, masks))
         return actions
 
-    def predict(
-        self,
-        observation: np.ndarray,
-        state: tuple[np.ndarray, ...] | None = None,
-        episode_start: np.ndarray | None = None,
-        deterministic: bool = True,
-        action_masks: np.ndarray | None = None,
-    ) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None]:
-        """SB3's ``predict``: greedy actions, or ε-greedy at ``exploration_rate`` when not deterministic."""
-        obs = np.asarray(observation)
-        single = obs.ndim <= 1
-        batch = obs.reshape(-1, self.obs_dim)
-        masks = None if action_masks is None else np.asarray(action_masks, dtype=bool).reshape(len(batch), -1)
+    def _act(self, observations: np.ndarray, deterministic: bool, masks: np.ndarray | None) -> np.ndarray:
+        batch = observations.reshape(len(observations), self.obs_dim)
         if deterministic:
-            actions = self._greedy_actions(batch, masks)
-        else:
-            actions = self._epsilon_greedy(batch, self.exploration_rate, masks)
-        return (actions[0] if single else actions), None
+            return self._greedy_actions(batch, masks)
+        return self._epsilon_greedy(batch, self.exploration_rate, masks)
 
     # ------------------------------------------------------------------------ training
     def td_targets(self, batch: ReplayBufferSamples) -> torch.Tensor:
@@ -306,13 +293,11 @@ class DQNAgent(BaseLearner):
         runner = self._runner_for_learning(reset_num_timesteps, cfg.use_masking)
         if self.replay_buffer is None:
             # An env that names its states (MovieLens-v0: the user) is replayed from state indices.
+            replayed = runner.observations if runner.compact else None
             self.replay_buffer = CompactReplayBuffer(
-                cfg.buffer_size or runner.n_envs,
-                self.observation_space,
-                self.action_space,
-                device=self.device,
-                observations_fn=runner.observations if runner.compact else None,
-            )
+                cfg.buffer_size or runner.n_envs, self.observation_space, self.action_space,
+                device=self.device, observations_fn=replayed,
+            )  # fmt: skip
         buffer = self.replay_buffer
         total_timesteps, callback = self._setup_learn(
             total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar
@@ -339,15 +324,8 @@ class DQNAgent(BaseLearner):
             keep, next_states = step.valid, step.next_states
             if states is not None and next_states is not None:
                 states, next_states = states[keep], next_states[keep]
-            buffer.add_transitions(
-                obs[keep],
-                step.next_obs[keep],
-                actions[keep],
-                step.rewards[keep],
-                step.terminated[keep],
-                states,
-                next_states,
-            )
+            buffer.add_transitions(obs[keep], step.next_obs[keep], actions[keep], step.rewards[keep],
+                                   step.terminated[keep], states, next_states)  # fmt: skip
             self._n_calls += 1
             if self._n_calls % target_every == 0:
                 polyak_update(self.q_net.parameters(), self.q_net_target.parameters(), cfg.tau)
@@ -372,16 +350,12 @@ class DQNAgent(BaseLearner):
 
     # ------------------------------------------------------------------------ save/load
     def save(self, path: str | Path) -> Path:
-        """Write the weights (torch ``state_dict``s, no pickle) and a JSON of hyperparameters.
-
-        ``path`` (``.pt`` added when it has no suffix) holds the online and target networks, the
-        optimizer state and the same JSON as a string; ``<path without suffix>.json`` is the
-        human-readable copy (never read back). Both are written atomically. Returns the path.
-        """
+        """Write ``path`` (``.pt`` added when it has no suffix): the networks' and the optimizer's
+        ``state_dict`` (no pickle) and the hyperparameters as JSON text; ``<path>.json`` is a copy
+        for people (never read back). Both atomic. Returns the path."""
         target = Path(path) if Path(path).suffix else Path(path).with_suffix(".pt")
         meta = {
             "hyperparameters": self.hyperparameters(),
-            "net_arch": self.config.net_arch,
             "observation_shape": list(self.observation_space.shape),
             "action_space": self._action_space_json(),
             "num_timesteps": self.num_timesteps,

@@ -276,25 +276,8 @@ class QLearningAgent(BaseLearner):
         """Table rows of a batch of observations (``"env"`` mode: through the observation hashes)."""
         return np.array([self._key(obs, {}) for obs in observation], dtype=np.int64)
 
-    def predict(
-        self,
-        observation: np.ndarray,
-        state: tuple[np.ndarray, ...] | None = None,
-        episode_start: np.ndarray | None = None,
-        deterministic: bool = True,
-        action_masks: np.ndarray | None = None,
-    ) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None]:
-        """SB3's ``predict``: actions for one observation or a batch; returns ``(actions, None)``."""
-        obs = np.asarray(observation)
-        single = self._is_single(obs)
-        batch = obs[None] if single else obs
-        actions = self.predict_state(self.observations_to_states(batch), deterministic, action_masks)
-        return (actions[0] if single else actions), None
-
-    def _is_single(self, obs: np.ndarray) -> bool:
-        if self.obs_shape is None:
-            return obs.ndim <= 1
-        return obs.shape == self.obs_shape
+    def _act(self, observations: np.ndarray, deterministic: bool, masks: np.ndarray | None) -> np.ndarray:
+        return self.predict_state(self.observations_to_states(observations), deterministic, masks)
 
     # ---------------------------------------------------------------------------- update
     def update(

@@ -28,7 +28,7 @@ import numpy as np
 from gymnasium import spaces
 
 from rlrec.data.dataset import LIKED_RATING, RATING_MAX
-from rlrec.envs.simulator import RatingSimulator
+from rlrec.data.simulator import RatingSimulator
 from rlrec.envs.vector import Episodes, RecVectorEnv, check_action, check_options
 from rlrec.envs.world import DataSource, MovieLensWorld, RenderModeError, check_choice, check_flag
 

@@ -28,8 +28,8 @@ import numpy as np
 from gymnasium import spaces
 
 from rlrec.data.dataset import LIKED_RATING, RATING_MAX
+from rlrec.data.simulator import RatingSimulator
 from rlrec.envs.session import MISS, SessionEpisodes, _fraction_range
-from rlrec.envs.simulator import RatingSimulator
 from rlrec.envs.vector import RecVectorEnv, check_options
 from rlrec.envs.world import DataSource, MovieLensWorld, RenderModeError, check_choice
 

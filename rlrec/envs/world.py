@@ -17,8 +17,8 @@ import numpy as np
 
 from rlrec.data.dataset import RatingsDataset
 from rlrec.data.errors import DatasetError
+from rlrec.data.simulator import RatingSimulator
 from rlrec.envs.profiles import ProfileStore, user_embeddings
-from rlrec.envs.simulator import RatingSimulator
 
 __all__ = ["DataSource", "MovieLensWorld", "RenderModeError", "as_dataset", "check_choice", "check_flag"]
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from rlrec.data import make_synthetic
-from rlrec.envs.simulator import RatingSimulator
+from rlrec.data.simulator import RatingSimulator
 from tests.envs.tiny_data import MOVIE_IDS, RATINGS, tiny_dataset
 
 
