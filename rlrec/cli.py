@@ -53,6 +53,27 @@ def _cmd_data_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_data_compare(args: argparse.Namespace) -> int:
+    from rlrec.data import load_movielens
+    from rlrec.data.stats import describe
+
+    left, right = (describe(load_movielens(source)) for source in (args.a, args.b))
+    width = max(len(args.a), len(args.b), 12)
+    print(f"{'statistic':<20} {args.a:>{width}} {args.b:>{width}} {'difference':>11}")
+    for key, value in left.items():
+        if key == "rating_shares":
+            continue
+        other = right[key]
+        if isinstance(value, int):
+            print(f"{key:<20} {value:>{width},} {other:>{width},} {other - value:>+11,}")
+        else:
+            print(f"{key:<20} {value:>{width}.3f} {other:>{width}.3f} {other - value:>+11.3f}")
+    for star in sorted(set(left["rating_shares"]) | set(right["rating_shares"]), key=float):
+        a, b = left["rating_shares"].get(star, 0.0), right["rating_shares"].get(star, 0.0)
+        print(f"{'share of ' + star:<20} {a:>{width}.3f} {b:>{width}.3f} {b - a:>+11.3f}")
+    return 0
+
+
 def _cmd_data_fetch(args: argparse.Namespace) -> int:
     from rlrec.data import fetch_movielens
 
@@ -310,6 +331,12 @@ def build_parser() -> argparse.ArgumentParser:
     info = data_sub.add_parser("info", help="users, movies, ratings, rating range and density")
     info.add_argument("source", help="folder, .zip, dataset name or 'synthetic'")
     info.set_defaults(func=_cmd_data_info)
+    compare = data_sub.add_parser(
+        "compare", help="two sources side by side: popularity and activity Gini, rating shares, drift"
+    )
+    compare.add_argument("a", help="folder, .zip, dataset name or 'synthetic[:...]'")
+    compare.add_argument("b", help="the other source, e.g. synthetic:like=ml-latest-small")
+    compare.set_defaults(func=_cmd_data_compare)
     fetch = data_sub.add_parser("fetch", help="download an official GroupLens release into the data home")
     fetch.add_argument(
         "name", help="ml-latest-small, ml-latest, ml-100k, ml-1m, ml-10m, ml-20m, ml-25m, ml-32m"

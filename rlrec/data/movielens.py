@@ -549,6 +549,9 @@ def _synthetic_options(spec: str) -> dict[str, Any]:
             raise DatasetError(
                 f"synthetic:{spec}: expected key=value pairs, keys among {', '.join(allowed)}; got {item!r}"
             )
+        if key in ("like", "name"):  # a release name or folder, and a label: text
+            options[key] = raw.strip()
+            continue
         try:
             options[key] = int(raw)
         except ValueError:
@@ -591,7 +594,8 @@ def load_movielens(
           that says how to fetch it (nothing is downloaded here);
         * ``"synthetic"`` for :func:`rlrec.data.make_synthetic` with its defaults, or
           ``"synthetic:n_users=100,n_movies=500,n_ratings=5000,seed=3"`` for other arguments
-          (any keyword of ``make_synthetic``; numbers only);
+          (any keyword of ``make_synthetic``), or ``"synthetic:like=ml-latest-small"`` (with
+          ``seed=``) for the synthetic twin of a release;
         * a :class:`RatingsDataset`, returned as is.
     :param data_home: where names are looked up; default :func:`rlrec.data.data_home`
         (``$RLREC_DATA``, else ``$XDG_CACHE_HOME/rlrec`` or ``~/.cache/rlrec``).

@@ -22,6 +22,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -132,11 +133,11 @@ def _cluster_choice(
 
 
 def _counts_per_user(
-    rng: np.random.Generator, n_users: int, n_ratings: int, floor: int, cap: int
+    rng: np.random.Generator, n_users: int, n_ratings: int, floor: int, cap: int, spread: float = 1.2
 ) -> np.ndarray:
-    """Heavy-tailed ratings per user (log-normal shares) summing exactly to ``n_ratings``."""
+    """Heavy-tailed ratings per user (log-normal shares of spread ``spread``) summing to ``n_ratings``."""
     counts = np.full(n_users, floor, dtype=np.int64)
-    weights = rng.lognormal(0.0, 1.2, size=n_users)
+    weights = rng.lognormal(0.0, spread, size=n_users)
     remaining = n_ratings - int(counts.sum())
     # Hand out the remainder by shares; users at the cap pass their excess on to the others.
     while remaining > 0:
@@ -162,12 +163,14 @@ def _draw_movies(
     cluster_probs: np.ndarray,
     draws: np.ndarray,
     tables: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    row_era: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Draw ``draws[r]`` movies with replacement for each row ``r`` of a chunk of users.
 
     A draw picks a cluster from the row's cluster probabilities (one ``searchsorted`` over the
     row CDFs shifted by the row number, so the whole chunk is drawn at once), then a movie of
-    that cluster by popularity (alias tables). Rows come out grouped, in ascending order.
+    that cluster by the popularity of the row's era (alias tables, one per era and cluster).
+    Rows come out grouped, in ascending order.
     """
     cluster_start, cluster_size, alias_keep, alias_slot, slot_movie = tables
     n_rows, n_clusters = cluster_probs.shape
@@ -177,6 +180,7 @@ def _draw_movies(
     cdf += np.arange(n_rows)[:, None]
     cluster = np.searchsorted(cdf.ravel(), rows + rng.random(len(rows)), side="right") - rows * n_clusters
     np.clip(cluster, 0, n_clusters - 1, out=cluster)
+    cluster += row_era[rows] * n_clusters  # the (era, cluster) table
     # Walker's alias method within the cluster: a uniform slot, kept or swapped for its alias.
     slot = cluster_start[cluster] + (rng.random(len(rows)) * cluster_size[cluster]).astype(np.int64)
     slot = np.where(rng.random(len(rows)) < alias_keep[slot], slot, alias_slot[slot])
@@ -201,6 +205,7 @@ def _sample_chunk(
     needed: np.ndarray,
     tables: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray],
     n_movies: int,
+    row_era: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``needed[r]`` distinct movies for each row of a chunk of users.
 
@@ -222,7 +227,7 @@ def _sample_chunk(
         if not missing.any():
             break
         draws = np.where(missing > 0, np.ceil(missing * factor).astype(np.int64) + 8, 0)
-        rows, movies = _draw_movies(rng, cluster_probs, draws, tables)
+        rows, movies = _draw_movies(rng, cluster_probs, draws, tables, row_era)
         keys = rows * n_movies + movies
         if len(taken):
             seen = taken[np.minimum(np.searchsorted(taken, keys), len(taken) - 1)] == keys
@@ -271,7 +276,12 @@ def make_synthetic(
     rating_noise: float = 0.5,
     mean_rating: float = 3.5,
     min_user_ratings: int = 20,
+    activity_spread: float = 1.2,
+    whole_star_share: float = 0.5,
+    drift: float = 0.0,
+    n_eras: int = 8,
     name: str = "synthetic",
+    like: Any = None,
 ) -> RatingsDataset:
     """A synthetic MovieLens-shaped dataset whose ``truth`` is the generating :class:`SyntheticWorld`.
 
@@ -304,8 +314,26 @@ def make_synthetic(
         clipping leave the observed mean within ~0.1 of it.
     :param min_user_ratings: ratings every user has at least (MovieLens keeps users with >= 20),
         lowered when ``n_ratings`` is too small for it.
+    :param activity_spread: log-normal spread of the users' shares of the ratings (larger: a few
+        heavy raters, a lower median).
+    :param whole_star_share: about this share of the ratings falls on whole stars (people rate
+        4.0 more often than 3.5): a rating is rounded to a whole star with probability
+        ``2 * share - 1``, else to a half star; 0.5 rounds every rating to the nearest half star.
+    :param drift: how fast popularity moves on with time. Movies come out in ``n_eras`` eras
+        and a user rates from the catalogue of the era they start in, where a movie ``d`` eras
+        old weighs ``exp(-drift * d)`` times its base popularity (plus a floor of 5%, the
+        classics) and newer movies are not out yet; within a user's history the newer movies
+        come later. 0: one catalogue for everyone, in a random order (no drift).
+    :param n_eras: number of eras (with ``drift``).
     :param name: the dataset's name.
+    :param like: a real release (anything ``load_movielens`` takes): return its synthetic twin
+        instead, a world fitted to it (:func:`rlrec.data.twin.make_twin`, with ``seed``; the
+        other arguments do not apply).
     """
+    if like is not None:
+        from rlrec.data.twin import make_twin
+
+        return make_twin(like, seed=seed)
     for label, value in (("n_users", n_users), ("n_movies", n_movies), ("n_factors", n_factors),
                          ("n_clusters", n_clusters)):  # fmt: skip
         if int(value) != value or value < 1:
@@ -318,11 +346,14 @@ def make_synthetic(
             f"n_ratings must lie in [n_users, 35% of n_users * n_movies] = [{n_users}, {n_users * cap}], "
             f"got {n_ratings}"
         )
-    if taste_strength < 0 or taste_scale < 0 or rating_noise < 0:
-        raise ValueError("taste_strength, taste_scale and rating_noise must be >= 0")
+    if taste_strength < 0 or taste_scale < 0 or rating_noise < 0 or drift < 0 or activity_spread < 0:
+        raise ValueError("taste_strength, taste_scale, rating_noise, drift and activity_spread must be >= 0")
+    if not 0.5 <= whole_star_share <= 1.0:
+        raise ValueError(f"whole_star_share must be in [0.5, 1], got {whole_star_share}")
+    n_eras = max(1, int(n_eras)) if drift > 0 else 1
     world_rng, draw_rng = np.random.default_rng(seed).spawn(2)
     floor = max(1, min(int(min_user_ratings), n_ratings // n_users))
-    counts = _counts_per_user(draw_rng, n_users, n_ratings, floor, cap)
+    counts = _counts_per_user(draw_rng, n_users, n_ratings, floor, cap, activity_spread)
 
     # ---- the world: clusters, factors, biases, popularity
     cluster_sizes = world_rng.dirichlet(np.full(n_clusters, 2.0))
@@ -355,42 +386,25 @@ def make_synthetic(
     genres = np.asarray(cluster_genres, dtype=object)[movie_cluster]
 
     # ---- which movies each user rates, and when
-    cluster_mass = np.bincount(movie_cluster, weights=popularity, minlength=n_clusters)
-    tables = _cluster_tables(movie_cluster, popularity, n_clusters)
-    indptr = np.zeros(n_users + 1, dtype=np.int64)
-    np.cumsum(counts, out=indptr[1:])
-    indices = np.empty(n_ratings, dtype=np.int32)
-    latent = np.empty(n_ratings, dtype=np.float32)  # noise-free rating minus global_mean
-    timestamps = np.empty(n_ratings, dtype=np.int64)
     user_start = draw_rng.integers(_FIRST_START, _LAST_START, n_users)
     user_span = np.minimum(draw_rng.exponential(_YEAR, n_users), 3 * _YEAR) + 60
-    chunks = _user_chunks(indptr)
-    for first, last in chunks:
-        users = np.arange(first, last)
-        probs = _cluster_choice(user_factors[users], cluster_factors, cluster_mass, taste_strength)
-
-        def weights_row(row: int, probs: np.ndarray = probs) -> np.ndarray:
-            return probs[row, movie_cluster] * popularity / cluster_mass[movie_cluster]
-
-        keys, drawn_rank = _sample_chunk(draw_rng, weights_row, probs, counts[users], tables, n_movies)
-        user, movies = first + keys // n_movies, keys % n_movies
-        offset = int(indptr[first])
-        span = slice(offset, offset + len(keys))
-        indices[span] = movies
-        dot = np.einsum("ij,ij->i", user_factors[user], movie_factors[movies], dtype=np.float64)
-        latent[span] = user_bias[user] + movie_bias[movies] + dot
-        # Earlier drawn, earlier rated: the drawn rank spreads over the user's active span.
-        when = (drawn_rank + draw_rng.random(len(keys))) / counts[user]
-        timestamps[span] = user_start[user] + (when * user_span[user]).astype(np.int64)
-
+    release = world_rng.integers(0, n_eras, n_movies) if n_eras > 1 else np.zeros(n_movies, np.int64)
+    era_popularity = _era_popularity(popularity, release, n_eras, drift)
+    user_era = ((user_start - _FIRST_START) * n_eras // (_LAST_START - _FIRST_START)).astype(np.int64)
+    histories = _draw_histories(
+        draw_rng, counts, user_factors, cluster_factors, movie_cluster, era_popularity, user_era,
+        taste_strength, release if n_eras > 1 else None,
+    )  # fmt: skip
+    indptr, indices, drawn_rank = histories
+    user = np.repeat(np.arange(n_users), counts)
+    # Earlier drawn (or released), earlier rated: ranks spread over the user's active span.
+    when = (drawn_rank + draw_rng.random(n_ratings)) / counts[user]
+    timestamps = user_start[user] + (when * user_span[user]).astype(np.int64)
+    latent = _latent(user_factors, movie_factors, user_bias, movie_bias, user, indices)
     # Users rate what they like, so the picked movies sit above the model's mean: centre on
-    # mean_rating the ratings actually drawn, then add noise, round to half stars and clip.
+    # mean_rating the ratings actually drawn, then add noise and round.
     global_mean = float(mean_rating - latent.mean(dtype=np.float64))
-    data = latent  # reused in place, chunk by chunk, to keep one float32 array of n_ratings
-    for first, last in chunks:
-        span = slice(int(indptr[first]), int(indptr[last]))
-        noisy = data[span] + global_mean + draw_rng.normal(0.0, rating_noise, span.stop - span.start)
-        data[span] = np.clip(np.round(noisy * 2.0) / 2.0, RATING_MIN, RATING_MAX)
+    data = _observed_ratings(draw_rng, latent, global_mean, rating_noise, whole_star_share)
 
     world = SyntheticWorld(
         user_factors=user_factors,
@@ -415,6 +429,98 @@ def make_synthetic(
         timestamps=timestamps,
         truth=world,
     )
+
+
+def _era_popularity(popularity: np.ndarray, release: np.ndarray, n_eras: int, drift: float) -> np.ndarray:
+    """``(n_eras, n_movies)``: each era's choice probabilities. A movie ``d`` eras old weighs
+    ``exp(-drift * d) + 0.05`` times its base popularity; a movie not out yet weighs 0."""
+    age = np.arange(n_eras)[:, None] - release[None, :]
+    weights = np.where(age >= 0, popularity * (np.exp(-drift * np.maximum(age, 0)) + 0.05), 0.0)
+    return weights / weights.sum(axis=1, keepdims=True)
+
+
+def _draw_histories(
+    rng: np.random.Generator,
+    counts: np.ndarray,
+    user_factors: np.ndarray,
+    cluster_factors: np.ndarray,
+    movie_cluster: np.ndarray,
+    era_popularity: np.ndarray,
+    user_era: np.ndarray,
+    taste_strength: float,
+    order_by: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``counts[u]`` distinct movies for every user, chunk by chunk: ``(indptr, movie indices in
+    ascending order per user, the rank of each in the user's time line)``.
+
+    The rank follows the drawing order, or ``order_by`` (a value per movie, ties at random)
+    when given: the newer movies later.
+    """
+    n_users, n_movies = len(counts), len(movie_cluster)
+    n_clusters = len(cluster_factors)
+    cluster_mass = np.stack(
+        [np.bincount(movie_cluster, weights=weights, minlength=n_clusters) for weights in era_popularity]
+    )
+    tables = _era_tables(movie_cluster, era_popularity, n_clusters)
+    indptr = np.zeros(n_users + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    indices = np.empty(int(indptr[-1]), dtype=np.int32)
+    ranks = np.empty(int(indptr[-1]), dtype=np.int64)
+    for first, last in _user_chunks(indptr):
+        users = np.arange(first, last)
+        eras = user_era[users]
+        probs = _cluster_choice(user_factors[users], cluster_factors, cluster_mass[eras], taste_strength)
+
+        def weights_row(row: int, probs: np.ndarray = probs, eras: np.ndarray = eras) -> np.ndarray:
+            era = eras[row]
+            mass = cluster_mass[era, movie_cluster]
+            return np.divide(probs[row, movie_cluster] * era_popularity[era], mass, where=mass > 0,
+                             out=np.zeros(n_movies))  # fmt: skip
+
+        keys, drawn_rank = _sample_chunk(rng, weights_row, probs, counts[users], tables, n_movies, eras)
+        user, movies = first + keys // n_movies, keys % n_movies
+        offset = int(indptr[first])
+        span = slice(offset, offset + len(keys))
+        indices[span] = movies
+        if order_by is not None:
+            order = np.lexsort((order_by[movies] + rng.random(len(keys)), user))
+            drawn_rank = np.empty(len(keys), dtype=np.int64)
+            drawn_rank[order] = np.arange(len(keys)) - (indptr[user[order]] - offset)
+        ranks[span] = drawn_rank
+    return indptr, indices, ranks
+
+
+def _latent(
+    user_factors: np.ndarray,
+    movie_factors: np.ndarray,
+    user_bias: np.ndarray,
+    movie_bias: np.ndarray,
+    users: np.ndarray,
+    movies: np.ndarray,
+) -> np.ndarray:
+    """Noise-free ratings minus the global mean of the pairs ``(users[j], movies[j])``, float32."""
+    out = np.empty(len(users), dtype=np.float32)
+    for start in range(0, len(users), _PAIRS_PER_CHUNK):
+        u, m = users[start : start + _PAIRS_PER_CHUNK], movies[start : start + _PAIRS_PER_CHUNK]
+        dot = np.einsum("ij,ij->i", user_factors[u], movie_factors[m], dtype=np.float64)
+        out[start : start + len(u)] = user_bias[u] + movie_bias[m] + dot
+    return out
+
+
+def _observed_ratings(
+    rng: np.random.Generator, latent: np.ndarray, global_mean: float, noise: float, whole_star_share: float
+) -> np.ndarray:
+    """``latent + global_mean`` plus Gaussian noise, rounded to a whole star with probability
+    ``2 * whole_star_share - 1`` and else to a half star, clipped to the scale (float32, in place)."""
+    data = latent
+    for start in range(0, len(data), _PAIRS_PER_CHUNK):
+        span = slice(start, min(start + _PAIRS_PER_CHUNK, len(data)))
+        size = span.stop - span.start
+        noisy = data[span] + global_mean + rng.normal(0.0, noise, size)
+        whole = rng.random(size) < 2.0 * whole_star_share - 1.0
+        halves = np.clip(np.round(noisy * 2.0) / 2.0, RATING_MIN, RATING_MAX)
+        data[span] = np.where(whole, np.clip(np.round(noisy), 1.0, RATING_MAX), halves)
+    return data
 
 
 def _alias_table(probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -452,6 +558,22 @@ def _cluster_tables(
         keep[span], local = _alias_table(popularity[slot_movie[span]])
         alias[span] = local + start[cluster]
     return start, sizes.astype(np.int64), keep, alias, slot_movie
+
+
+def _era_tables(
+    movie_cluster: np.ndarray, era_popularity: np.ndarray, n_clusters: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_cluster_tables` of every era, laid end to end: table ``era * n_clusters + cluster``."""
+    parts = [_cluster_tables(movie_cluster, popularity, n_clusters) for popularity in era_popularity]
+    n_movies = len(movie_cluster)
+    shift = np.arange(len(parts)) * n_movies
+    return (
+        np.concatenate([p[0] + k for p, k in zip(parts, shift)]),
+        np.concatenate([p[1] for p in parts]),
+        np.concatenate([p[2] for p in parts]),
+        np.concatenate([p[3] + k for p, k in zip(parts, shift)]),
+        np.concatenate([p[4] for p in parts]),
+    )
 
 
 def _user_chunks(indptr: np.ndarray) -> list[tuple[int, int]]:

@@ -39,7 +39,7 @@ class GymnasiumVecEnv(VecEnv):
         if mode != AutoresetMode.SAME_STEP:
             raise ValueError(f"GymnasiumVecEnv needs a vector env with autoreset_mode SAME_STEP, got {mode}")
         self.venv = venv
-        self._actions = np.zeros(venv.num_envs, dtype=np.int64)
+        self._actions = np.zeros((venv.num_envs, *(venv.single_action_space.shape or ())), dtype=np.int64)
         super().__init__(venv.num_envs, venv.single_observation_space, venv.single_action_space)
 
     def reset(self) -> VecEnvObs:
@@ -56,7 +56,7 @@ class GymnasiumVecEnv(VecEnv):
         return np.array(obs, copy=True)
 
     def step_async(self, actions: np.ndarray) -> None:
-        self._actions = np.asarray(actions).reshape(self.num_envs)
+        self._actions = np.asarray(actions).reshape(self.num_envs, *(self.action_space.shape or ()))
 
     def step_wait(self) -> VecEnvStepReturn:
         obs, rewards, terminated, truncated, info = self.venv.step(self._actions)

@@ -163,6 +163,8 @@ BENCHMARK_SETUPS.update(
 )
 #: SlateQ on slates of 10 with its YAML's rlrec/MovieLensSlate-v0 section as it is.
 BENCHMARK_SETUPS["slateq-slate"] = LearnerSetup(SLATE_ID, algo="slateq", refit=True)
+#: PPO on slates of 10 with ``rlrec.nn.SlatePolicy`` (ppo.yml's rlrec/MovieLensSlate-v0 section).
+BENCHMARK_SETUPS["ppo-slate"] = LearnerSetup(SLATE_ID, algo="ppo")
 #: ``--algos best``: the entry that holds rlrec's headline RL result (kept current).
 BEST = "slateq-slate"
 ALIASES = {"best": BEST}

@@ -4,6 +4,8 @@
 * :class:`RowSparseAdam`: ``policy_kwargs=dict(optimizer_class=...)``;
 * :class:`CompactReplayBuffer`: ``replay_buffer_class=...`` of ``DQN`` / ``QRDQN``;
 * :class:`UnseenDQNPolicy`, :class:`UnseenQRDQNPolicy`: the ``policy`` of ``DQN`` / ``QRDQN``;
+* :class:`SlatePolicy`: the ``policy`` of ``PPO`` / ``A2C`` for slates (``MultiDiscrete``), one
+  score per movie and slates drawn without replacement (:class:`SlateDistribution`);
 * :class:`QNetwork`: the Q-network of rlrec's own value learners (``dqn``, ``slateq``), built
   from :class:`SparseInputExtractor`.
 
@@ -12,13 +14,22 @@ They know SB3 and torch, not rlrec's envs: they read observations and nothing el
 
 from rlrec.nn.buffers import CompactReplayBuffer
 from rlrec.nn.optim import RowSparseAdam
-from rlrec.nn.policies import QNetwork, UnseenDQNPolicy, UnseenQRDQNPolicy, mask_seen
+from rlrec.nn.policies import (
+    QNetwork,
+    SlateDistribution,
+    SlatePolicy,
+    UnseenDQNPolicy,
+    UnseenQRDQNPolicy,
+    mask_seen,
+)
 from rlrec.nn.torch_layers import SparseInputExtractor, sqrt_count_scale
 
 __all__ = [
     "CompactReplayBuffer",
     "QNetwork",
     "RowSparseAdam",
+    "SlateDistribution",
+    "SlatePolicy",
     "SparseInputExtractor",
     "UnseenDQNPolicy",
     "UnseenQRDQNPolicy",

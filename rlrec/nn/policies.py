@@ -22,12 +22,23 @@ import gymnasium as gym
 import numpy as np
 import torch
 from sb3_contrib.qrdqn.policies import QRDQNPolicy
+from stable_baselines3.common.distributions import CategoricalDistribution, Distribution
+from stable_baselines3.common.policies import ActorCriticPolicy
+from stable_baselines3.common.type_aliases import Schedule
 from stable_baselines3.dqn.policies import DQNPolicy
 from torch import nn
 
 from rlrec.nn.torch_layers import SparseInputExtractor
 
-__all__ = ["InitName", "QNetwork", "UnseenDQNPolicy", "UnseenQRDQNPolicy", "mask_seen"]
+__all__ = [
+    "InitName",
+    "QNetwork",
+    "SlateDistribution",
+    "SlatePolicy",
+    "UnseenDQNPolicy",
+    "UnseenQRDQNPolicy",
+    "mask_seen",
+]
 
 InitName = Literal["linear", "embedding"]
 
@@ -105,3 +116,108 @@ class QNetwork(nn.Module):
         ``n_actions - 1`` outputs."""
         features = self.hidden(self.features(obs))
         return (features * self.head.weight[actions]).sum(dim=1) + self.head.bias[actions]
+
+
+class SlateDistribution(Distribution):
+    """K distinct movies drawn without replacement from one softmax over the catalogue (Plackett-Luce).
+
+    One score per movie for every slot, where SB3's ``MultiDiscrete`` distribution would give each
+    of the K slots its own head of ``n_movies`` logits: K times fewer parameters, slates without
+    repeats, and the scores are the ranking the evaluation reads. ``log_prob`` of a slate
+    ``(a_1, ..., a_K)`` is ``sum_k [logit(a_k) - logsumexp(logits of the movies not drawn yet)]``;
+    ``sample`` is the Gumbel top-K trick (exact for Plackett-Luce); ``mode`` the K best scores.
+    ``entropy`` is the first draw's (Plackett-Luce has no closed form), what an entropy bonus needs.
+    """
+
+    def __init__(self, n_movies: int, slate_size: int) -> None:
+        super().__init__()
+        self.n_movies, self.slate_size = int(n_movies), int(slate_size)
+        self.logits = torch.zeros(0)
+
+    def proba_distribution_net(self, latent_dim: int) -> nn.Module:
+        return nn.Linear(latent_dim, self.n_movies)
+
+    def proba_distribution(self, action_logits: torch.Tensor) -> SlateDistribution:  # type: ignore[override]
+        self.logits = action_logits
+        self.distribution = torch.distributions.Categorical(logits=action_logits)
+        return self
+
+    def log_prob(self, actions: torch.Tensor) -> torch.Tensor:
+        slates = actions.long().reshape(-1, self.slate_size)
+        drawn = torch.zeros_like(self.logits, dtype=torch.bool)
+        total = torch.zeros(len(slates), device=self.logits.device)
+        for slot in range(self.slate_size):
+            movie = slates[:, slot : slot + 1]
+            remaining = torch.logsumexp(self.logits.masked_fill(drawn, -torch.inf), dim=1)
+            total = total + self.logits.gather(1, movie).squeeze(1) - remaining
+            drawn = drawn.scatter(1, movie, True)
+        return total
+
+    def entropy(self) -> torch.Tensor:
+        return torch.distributions.Categorical(logits=self.logits).entropy()
+
+    def sample(self) -> torch.Tensor:
+        uniform = torch.rand_like(self.logits).clamp_(1e-12, 1.0 - 1e-7)
+        return (self.logits - torch.log(-torch.log(uniform))).topk(self.slate_size, dim=1).indices
+
+    def mode(self) -> torch.Tensor:
+        return self.logits.topk(self.slate_size, dim=1).indices
+
+    def actions_from_params(self, action_logits: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
+        self.proba_distribution(action_logits)
+        return self.get_actions(deterministic=deterministic)
+
+    def log_prob_from_params(self, action_logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        actions = self.actions_from_params(action_logits)
+        return actions, self.log_prob(actions)
+
+
+class SlatePolicy(ActorCriticPolicy):
+    """SB3's ``ActorCriticPolicy`` (PPO, A2C) for slate actions, ``MultiDiscrete([n_movies] * K)``.
+
+    The actor scores every movie once and draws the slate from :class:`SlateDistribution`; movies
+    the observation shows (visible, clicked, or tried with ``show_misses``) are never drawn, as
+    :func:`mask_seen` does for the value policies. Use it as ``PPO(SlatePolicy, env, ...)`` or, in a
+    zoo YAML, ``policy: rlrec.nn.SlatePolicy``.
+    """
+
+    def __init__(
+        self, observation_space: gym.spaces.Space, action_space: gym.spaces.Space, *args, **kwargs
+    ) -> None:  # type: ignore[no-untyped-def]
+        if (
+            not isinstance(action_space, gym.spaces.MultiDiscrete)
+            or len(set(action_space.nvec.tolist())) != 1
+        ):
+            raise ValueError(f"SlatePolicy needs MultiDiscrete([n_movies] * K) actions, got {action_space}")
+        self.slate_size, self.n_movies = len(action_space.nvec), int(action_space.nvec[0])
+        self._observation: torch.Tensor | None = None
+        super().__init__(observation_space, action_space, *args, **kwargs)
+
+    def _build(self, lr_schedule: Schedule) -> None:
+        # SB3 builds the actor head from the distribution: a Categorical's gives one logit per
+        # movie, exactly the slate distribution's; then the slate distribution takes its place.
+        self.action_dist = CategoricalDistribution(self.n_movies)
+        super()._build(lr_schedule)
+        self.action_dist = SlateDistribution(self.n_movies, self.slate_size)
+
+    def _get_action_dist_from_latent(self, latent_pi: torch.Tensor) -> Distribution:
+        logits = self.action_net(latent_pi)
+        if self._observation is not None:
+            logits = mask_seen(logits, self._observation)
+        return self.action_dist.proba_distribution(action_logits=logits)  # type: ignore[call-arg]
+
+    def forward(
+        self, obs: torch.Tensor, deterministic: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        self._observation = obs
+        return super().forward(obs, deterministic)
+
+    def evaluate_actions(  # type: ignore[override]
+        self, obs: torch.Tensor, actions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        self._observation = obs
+        return super().evaluate_actions(obs, actions)
+
+    def get_distribution(self, obs: torch.Tensor) -> Distribution:  # type: ignore[override]
+        self._observation = obs
+        return super().get_distribution(obs)
