@@ -74,6 +74,80 @@ def _cmd_data_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _behaviour(args: argparse.Namespace, data: Any) -> Any:
+    from rlrec.evaluation.offline import make_behaviour
+    from rlrec.evaluation.ope import model_scores
+
+    scores = model_scores(args.model) if args.model else None
+    counts = data.movie_counts if data is not None else None
+    return make_behaviour(args.policy, scores, counts, args.epsilon, args.temperature)
+
+
+def _cmd_data_log(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import gymnasium
+
+    from rlrec.agents.training import check_env_kwargs
+    from rlrec.evaluation.offline import dataset_id, log_dataset
+
+    env_kwargs = parse_key_values(args.env_kwargs, "--env-kwargs")
+    check_env_kwargs(args.env, env_kwargs)
+    env_kwargs["data"] = args.data
+    probe = gymnasium.make(args.env, **env_kwargs)
+    behaviour = _behaviour(args, probe.unwrapped.dataset)  # type: ignore[attr-defined]
+    probe.close()
+    model = str(Path(args.model).resolve()) if args.model else None
+    spec = {"epsilon": args.epsilon, "temperature": args.temperature, "model": model, "seed": args.seed}
+    name = args.dataset_id or dataset_id(args.env, args.policy)
+    dataset, _ = log_dataset(args.env, env_kwargs, behaviour, args.steps, args.seed, name, spec=spec)
+    print(f"{name}: {dataset.total_episodes} episodes, {dataset.total_steps} steps of {args.policy}")
+    print(f"load it with minari.load_dataset({name!r})")
+    return 0
+
+
+def _cmd_ope(args: argparse.Namespace) -> int:
+    from rlrec.evaluation.offline import make_behaviour
+    from rlrec.evaluation.ope import PER_DECISION, PER_STEP, evaluate_logged, model_scores
+
+    if args.seeds and not args.truth:
+        raise CLIError("--seeds: re-logging for bias and RMSE goes with --truth")
+    epsilon = 0.0 if args.policy == "greedy" else args.epsilon
+    kind = "epsilon-greedy" if args.policy == "greedy" else args.policy
+    target = make_behaviour(kind, model_scores(args.model), epsilon=epsilon, temperature=args.temperature)
+    report = evaluate_logged(
+        args.dataset, target, truth=args.truth, seeds=args.seeds, gamma=args.gamma,
+        n_bootstrap=args.bootstrap, seed=args.seed,
+    )  # fmt: skip
+    print(
+        f"{args.dataset}: {report.n_steps} steps, {report.n_episodes} episodes; {args.policy} of {args.model}"
+    )
+    header = "| per step | estimate | 95% CI |"
+    if report.truth is not None:
+        header += " truth | error | relative error |"
+        if report.over_seeds:
+            header += f" mean over {args.seeds} seeds | bias | RMSE |"
+    print(header)
+    print("|" + "---|" * (header.count("|") - 1))
+    for name in PER_STEP:
+        estimate = report.estimates[name]
+        row = f"| {name} | {estimate.value:.4f} | [{estimate.low:.4f}, {estimate.high:.4f}] |"
+        if report.truth is not None:
+            error = estimate.value - report.truth
+            row += f" {report.truth:.4f} | {error:+.4f} | {abs(error) / abs(report.truth):.1%} |"
+            if report.over_seeds:
+                values = report.over_seeds[name]
+                mean = sum(values) / len(values)
+                rmse = (sum((v - report.truth) ** 2 for v in values) / len(values)) ** 0.5
+                row += f" {mean:.4f} | {mean - report.truth:+.4f} | {rmse:.4f} |"
+        print(row)
+    print(f"per decision (the return of a whole episode, gamma={args.gamma:g}):")
+    for name in PER_DECISION:
+        estimate = report.estimates[name]
+        print(f"  {name}: {estimate.value:.4f} [{estimate.low:.4f}, {estimate.high:.4f}]")
+    return 0
+
+
 def _cmd_data_fetch(args: argparse.Namespace) -> int:
     from rlrec.data import fetch_movielens
 
@@ -319,6 +393,13 @@ def _cmd_tune(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------------ parser
+def _policy_flags(parser: argparse.ArgumentParser, choices: tuple[str, ...], default: str, role: str) -> None:
+    parser.add_argument("--policy", choices=choices, default=default, help=f"the {role} policy ({default})")
+    parser.add_argument("--model", default=None, help="a trained run (folder or model file) to score movies")
+    parser.add_argument("--epsilon", type=float, default=0.1, help="exploration of epsilon-greedy (0.1)")
+    parser.add_argument("--temperature", type=float, default=1.0, help="of the softmax policies (1.0)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from rlrec.agents.factory import ALGOS, DEFAULT_ENV_ID
     from rlrec.evaluation.baselines import BASELINES
@@ -337,6 +418,17 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("a", help="folder, .zip, dataset name or 'synthetic[:...]'")
     compare.add_argument("b", help="the other source, e.g. synthetic:like=ml-latest-small")
     compare.set_defaults(func=_cmd_data_compare)
+    log = data_sub.add_parser("log", help="roll a behaviour policy through an env into a Minari dataset")
+    log.add_argument("--env", default=DEFAULT_ENV_ID, help=f"Gymnasium id (default {DEFAULT_ENV_ID})")
+    log.add_argument(
+        "--data", default="synthetic", help="a source text (recorded, so the env can be rebuilt)"
+    )
+    log.add_argument("--env-kwargs", nargs="*", default=[], metavar="K=V")
+    _policy_flags(log, ("uniform", "popularity", "epsilon-greedy", "softmax"), "uniform", "behaviour")
+    log.add_argument("--steps", type=int, default=10_000, help="logged steps, whole episodes (10000)")
+    log.add_argument("--seed", type=int, default=0)
+    log.add_argument("--dataset-id", default=None, help="default rlrec/<env>/<policy>-v0")
+    log.set_defaults(func=_cmd_data_log)
     fetch = data_sub.add_parser("fetch", help="download an official GroupLens release into the data home")
     fetch.add_argument(
         "name", help="ml-latest-small, ml-latest, ml-100k, ml-1m, ml-10m, ml-20m, ml-25m, ml-32m"
@@ -424,6 +516,16 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--algos", nargs="*", default=None)
     bench.add_argument("--out", default="benchmark_out")
     bench.set_defaults(func=_cmd_benchmark)
+
+    ope = sub.add_parser("ope", help="off-policy evaluation of a trained model on a logged Minari dataset")
+    ope.add_argument("--dataset", required=True, help="a Minari dataset id written by rlrec data log")
+    _policy_flags(ope, ("greedy", "epsilon-greedy", "softmax"), "greedy", "target")
+    ope.add_argument("--truth", action="store_true", help="also the exact value in the recovered env")
+    ope.add_argument("--seeds", type=int, default=0, help="with --truth: re-log N times for bias and RMSE")
+    ope.add_argument("--gamma", type=float, default=1.0, help="discount of the per-decision estimators")
+    ope.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples of the intervals")
+    ope.add_argument("--seed", type=int, default=0)
+    ope.set_defaults(func=_cmd_ope)
 
     tune = sub.add_parser("tune", help="Optuna hyperparameter search on held-out NDCG@10")
     tune.add_argument("--algo", required=True, choices=list(ALGOS))

@@ -46,7 +46,7 @@ def seed_reward(world: MovieLensWorld, reward_mode: str, user: int, movie: int) 
         return float(world.means[user]), False
     if reward_mode == "rating":
         return 0.0, False
-    return float(world.predicted(np.array([user]), np.array([movie]))[0]), False
+    return float(world.expected_ratings(np.array([user]), np.array([movie]))[0]), False
 
 
 def seed_rewards(
@@ -59,7 +59,7 @@ def seed_rewards(
     elif reward_mode == "rating":
         fallback = np.zeros(len(users), dtype=np.float32)
     else:
-        fallback = world.predicted(users, movies)
+        fallback = world.expected_ratings(users, movies)
     return np.where(rated, ratings, fallback).astype(np.float64), rated
 
 
@@ -232,8 +232,10 @@ class MovieLensEnv(gymnasium.Env[np.ndarray, np.int64]):
 
     If the current user rated the recommended movie: that rating (0.5 to 5). Otherwise, by
     ``reward_mode``: ``"seed"`` the user's mean rating (2.5 without ratings); ``"rating"`` 0;
-    ``"simulated"`` the rating predicted by a :class:`RatingSimulator` (biased matrix
-    factorisation) fitted on this env's dataset, clipped to [0.5, 5].
+    ``"simulated"`` the user's expected rating, clipped to [0.5, 5]: the prediction of a
+    :class:`RatingSimulator` (biased matrix factorisation) fitted on this env's dataset, or, on a
+    synthetic world without a ``simulator`` given, the world's true preference (so that the value
+    of any policy is known exactly, see ``rlrec ope --truth``).
 
     ## Starting State
 

@@ -179,10 +179,11 @@ class MovieLensWorld:
         return self.simulator.predict_pairs(users, movies)
 
     def expected_ratings(self, users: np.ndarray, movies: np.ndarray) -> np.ndarray:
-        """What the user would rate each movie, float64: the synthetic world's true preference when
-        the data has one (``dataset.truth``), else the rating simulator's prediction."""
+        """What the user would rate each movie, float64: a simulator given to the world, else the
+        synthetic world's true preference when the data has one (``dataset.truth``), else the
+        rating simulator fitted on the data."""
         truth = self.dataset.truth
-        if truth is not None:
+        if truth is not None and (self._simulator is None or isinstance(self._simulator, Mapping)):
             return truth.preference_pairs(users, movies)
         return self.predicted(users, movies).astype(np.float64)
 
