@@ -285,7 +285,9 @@ def _train_learner(
 
 def format_table(results: dict[str, dict[str, Any]], k: int) -> str:
     """A Markdown table, one row per learner or baseline, best NDCG first."""
-    headers = ["name", *[f"{name}@{k}" for name in METRIC_NAMES], "train s"]
+    regret = any(f"regret@{k}" in row for row in results.values())  # a synthetic world's truth
+    extra = [f"regret@{k}"] if regret else []
+    headers = ["name", *[f"{name}@{k}" for name in METRIC_NAMES], *extra, "train s"]
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join(["---"] + ["---:"] * (len(headers) - 1)) + "|"]
     for name, row in sorted(results.items(), key=lambda item: (-item[1][f"ndcg@{k}"], item[0])):
         if row.get("interrupted"):
@@ -293,6 +295,7 @@ def format_table(results: dict[str, dict[str, Any]], k: int) -> str:
         cells = [
             name,
             *[f"{row[f'{metric}@{k}']:.4f}" for metric in METRIC_NAMES],
+            *([f"{row.get(f'regret@{k}', float('nan')):.4f}"] if regret else []),
             f"{row['train_seconds']:.1f}",
         ]
         lines.append("| " + " | ".join(cells) + " |")

@@ -9,6 +9,8 @@ Conventions (the issue's):
 * MRR is 1 / rank of the first relevant movie within the top K, 0 when there is none;
 * averages run over the users with at least one relevant test movie; catalogue coverage is the
   fraction of all movies that appear in at least one of those users' top K;
+* on a synthetic world (the train part has a ``truth``), ``regret@K`` is the mean true expected
+  rating per slot the top K gives up against the K best movies the user may be recommended;
 * ties in score are broken by movie index (lower first), so rankings are deterministic.
 """
 
@@ -162,6 +164,8 @@ def evaluate_scores(
     discounts = 1.0 / np.log2(np.arange(2, k_eff + 2))
     ideal = np.concatenate([[0.0], np.cumsum(1.0 / np.log2(np.arange(2, k + 2)))])
     sums = dict.fromkeys(METRIC_NAMES[:-1], 0.0)
+    truth = getattr(split.train, "truth", None)  # a synthetic world's: the regret can be measured
+    regret = 0.0
     recommended = np.zeros(n_movies, dtype=bool)
     for start in range(0, len(evaluated), batch_size):
         batch = evaluated[start : start + batch_size]
@@ -174,6 +178,8 @@ def evaluate_scores(
         scores[np.repeat(np.arange(len(batch)), np.diff(seen.indptr)), seen.indices] = -np.inf
         ranked = top_k(scores, k_eff)
         recommended[ranked.ravel()] = True
+        if truth is not None:
+            regret += _regret(truth, batch, ranked, np.isfinite(scores), k_eff)
         liked = test[batch]
         liked.data = (liked.data >= threshold).astype(np.float64)
         liked.eliminate_zeros()
@@ -190,5 +196,18 @@ def evaluate_scores(
     result = {f"{name}@{k}": (value / n_users if n_users else 0.0) for name, value in sums.items()}
     result[f"coverage@{k}"] = float(recommended.sum()) / n_movies if n_users and n_movies else 0.0
     ordered = {key: result[key] for key in metric_keys(k)}
+    if truth is not None:
+        ordered[f"regret@{k}"] = regret / n_users if n_users else 0.0
     ordered["n_users"] = n_users
     return ordered
+
+
+def _regret(truth: object, users: np.ndarray, ranked: np.ndarray, allowed: np.ndarray, k: int) -> float:
+    """Sum over ``users`` of the mean true preference (expected rating) the top ``k`` gives up
+    against the best ``k`` movies each may be recommended (``SyntheticWorld.preference``)."""
+    total = 0.0
+    for row, user in enumerate(users):
+        preference = np.where(allowed[row], truth.preference(int(user)), -np.inf)  # type: ignore[attr-defined]
+        best = np.sort(np.partition(preference, -k)[-k:])
+        total += float(best.sum() - preference[ranked[row]].sum()) / k
+    return total

@@ -112,7 +112,9 @@ def test_draws_follow_cluster_then_popularity() -> None:
     mass = np.bincount(movie_cluster, weights=popularity)
     tables = _cluster_tables(movie_cluster, popularity, 3)
     probs = np.tile([0.5, 0.3, 0.2], (60_000, 1))
-    _, movies = _draw_movies(rng, probs, np.ones(60_000, dtype=np.int64), tables)
+    _, movies = _draw_movies(
+        rng, probs, np.ones(60_000, dtype=np.int64), tables, np.zeros(60_000, dtype=np.int64)
+    )
     expected = probs[0, movie_cluster] * popularity / mass[movie_cluster]
     observed = np.bincount(movies, minlength=6) / 60_000
     np.testing.assert_allclose(observed, expected, atol=0.01)
@@ -136,7 +138,10 @@ def test_sample_chunk_finishes_heavy_rows_exactly() -> None:
     popularity /= popularity.sum()
     tables = _cluster_tables(movie_cluster, popularity, 1)
     needed = np.array([n_movies, 3, n_movies - 1])
-    keys, ranks = _sample_chunk(rng, lambda row: popularity.copy(), np.ones((3, 1)), needed, tables, n_movies)
+    one_era = np.zeros(3, dtype=np.int64)
+    keys, ranks = _sample_chunk(
+        rng, lambda row: popularity.copy(), np.ones((3, 1)), needed, tables, n_movies, one_era
+    )
     rows, movies = keys // n_movies, keys % n_movies
     assert np.bincount(rows).tolist() == needed.tolist()
     assert len(np.unique(keys)) == len(keys)

@@ -12,8 +12,8 @@ import pytest
 
 import rlrec  # noqa: F401  (registers the env ids)
 from rlrec.data.errors import DatasetError
-from rlrec.envs.movielens import MovieLensEnv
 from rlrec.data.simulator import RatingSimulator
+from rlrec.envs.movielens import MovieLensEnv
 from tests.envs.tiny_data import PROFILES, movie, tiny_dataset, without_user_20
 
 UNRATED = movie(123)  # nobody rated it

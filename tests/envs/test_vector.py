@@ -9,9 +9,9 @@ from gymnasium.vector import AutoresetMode, SyncVectorEnv
 from stable_baselines3.common.vec_env import DummyVecEnv, VecCheckNan, VecEnv, VecMonitor
 
 import rlrec  # noqa: F401  (registers the env ids)
+from rlrec.data.simulator import RatingSimulator
 from rlrec.envs.movielens import MovieLensEnv, MovieLensVectorEnv
 from rlrec.envs.sb3_vec import GymnasiumVecEnv
-from rlrec.data.simulator import RatingSimulator
 from tests.envs.tiny_data import PROFILES, tiny_dataset
 
 ENV_ID = "rlrec/MovieLens-v0"
