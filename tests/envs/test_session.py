@@ -240,3 +240,40 @@ def test_no_dense_users_by_movies_state():
     for name, value in [*vars(env).items(), *vars(env.episodes).items()]:
         if isinstance(value, np.ndarray):
             assert value.size <= env.dataset.n_movies, name
+
+
+def test_recent_hiding_hides_the_latest_ratings_and_never_the_test_part() -> None:
+    from rlrec.data.split import temporal_split
+
+    data = load_movielens("synthetic:n_users=40,n_movies=120,n_ratings=1600,seed=2")
+    split = temporal_split(data)
+    env = MovieLensSessionEnv(split.train, hiding="recent", hidden_fraction=0.25, observation="binary")
+    for seed in range(5):
+        obs, info = env.reset(seed=seed)
+        user = info["user_index"]
+        movies, _ = split.train.user_row(user)
+        start, stop = split.train.ratings.indptr[user], split.train.ratings.indptr[user + 1]
+        order = movies[np.argsort(split.train.recency_rank[start:stop])]
+        n_hidden = env.episodes.n_hidden(len(movies))
+        assert set(np.flatnonzero(obs)) == set(order[: len(movies) - n_hidden].tolist())  # the oldest shown
+        hidden = set(np.flatnonzero(env.episodes.hidden[0]).tolist())
+        assert hidden == set(order[len(movies) - n_hidden :].tolist())  # the latest hidden
+        test_movies, _ = split.test.user_row(user)
+        assert not hidden & set(test_movies.tolist())  # the env holds train only: no test movie leaks
+        again, _ = env.reset(seed=seed + 100, options={"user_id": info["user_id"]})
+        np.testing.assert_array_equal(again, obs)  # "recent" draws nothing: the same part every time
+
+
+def test_recency_observation_and_fraction_ranges() -> None:
+    data = _toy()
+    env = MovieLensSessionEnv(data, observation="recency", half_life=1.0, hidden_fraction=0.5, users=[10])
+    full = env.observations(np.array([0]))[0]
+    # user 10 rated movies 0..5 at times 0..5 (build order): the latest (5) is 1, each earlier halves
+    np.testing.assert_allclose(full[[5, 4, 3, 2, 1, 0]], [1, 0.5, 0.25, 0.125, 0.0625, 0.03125])
+    ranged = MovieLensSessionEnv(data, hidden_fraction=[0.2, 0.8], users=[10])
+    counts = {ranged.reset(seed=s)[1]["hidden_left"] for s in range(40)}
+    assert len(counts) > 2 and min(counts) >= 1 and max(counts) <= 5
+    with pytest.raises(ValueError, match="hidden_fraction"):
+        MovieLensSessionEnv(data, hidden_fraction=[0.8, 0.2])
+    with pytest.raises(ValueError, match="half_life"):
+        MovieLensSessionEnv(data, observation="recency", half_life=0)
