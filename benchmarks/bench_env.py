@@ -147,7 +147,7 @@ def main() -> None:
         "gymnasium.make (checker, order, time limit)", single_env_rate(made, actions, args.seconds, args.seed)
     )
 
-    cache = MovieLensEnv(dataset).world.store.dense
+    cache = MovieLensEnv(dataset).world.profiles.dense
     assert cache is not None, "the profile cache must fit the default memory budget for this benchmark"
     for observation in ("profile", "embedding"):
         for n_envs in ENV_COUNTS:

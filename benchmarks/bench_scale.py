@@ -96,6 +96,23 @@ def _steps_per_second(env: Any, n_steps: int, seed: int) -> float:
     return n_steps / (time.perf_counter() - started)
 
 
+def _bound_per_second(dataset: Any, n_steps: int, seed: int) -> float:
+    """What any env handing out fresh profiles must do per step, and nothing else: allocate one
+    ``np.full(n_movies, mean)`` row and scatter a random user's ratings into it."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    users = rng.integers(0, dataset.n_users, size=n_steps)
+    indptr, indices, data = dataset.ratings.indptr, dataset.ratings.indices, dataset.ratings.data
+    means, n_movies = dataset.user_means, dataset.n_movies
+    started = time.perf_counter()
+    for user in users.tolist():
+        row = np.full(n_movies, means[user], dtype=np.float32)
+        start, stop = indptr[user], indptr[user + 1]
+        row[indices[start:stop]] = data[start:stop]
+    return n_steps / (time.perf_counter() - started)
+
+
 def measure(folder: Path, n_steps: int, seed: int) -> dict[str, Any]:
     import gymnasium
     import numpy as np
@@ -115,8 +132,9 @@ def measure(folder: Path, n_steps: int, seed: int) -> dict[str, Any]:
     out["profile_env_build_s"] = time.perf_counter() - started
     world: Any = env.unwrapped
     # Must be False at ml-25m size: profiles are then built on demand from the CSR matrix.
-    out["profile_dense_cache"] = bool(world.world.store.cached)
+    out["profile_dense_cache"] = bool(world.world.profiles.cached)
     out["profile_steps_per_s"] = _steps_per_second(env, n_steps, seed)
+    out["profile_bound_per_s"] = _bound_per_second(dataset, n_steps, seed)
     rng = np.random.default_rng(seed)
     users = rng.integers(0, dataset.n_users, size=256)
     started = time.perf_counter()
@@ -179,6 +197,11 @@ def report(scale: str, gen: dict[str, Any] | None, res: dict[str, Any]) -> None:
             f"{res['profile_env_build_s']:.2f} s, dense cache: {res['profile_dense_cache']}",
         ),
         ("profile env: steps/s", f"{res['profile_steps_per_s']:,.0f}"),
+        ("bound (np.full + scatter)/s", f"{res['profile_bound_per_s']:,.0f}"),
+        (
+            "profile env / bound",
+            f"{res['profile_steps_per_s'] / res['profile_bound_per_s']:.2f} (target >= 0.8)",
+        ),
         ("profile obs, one user", f"{res['profile_obs_ms_per_user']:.3f} ms"),
         ("profile obs, per user in 256", f"{res['profile_obs_ms_per_user_batch256']:.3f} ms"),
         ("embedding env: build (SVD)", f"{res['embedding_env_build_s']:.2f} s"),

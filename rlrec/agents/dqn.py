@@ -407,4 +407,3 @@ class DQNAgent(BaseLearner):
         agent.optimizer.load_state_dict(checkpoint["optimizer"])
         agent.num_timesteps, agent._n_updates = int(meta["num_timesteps"]), int(meta["n_updates"])
         return agent
-

@@ -25,28 +25,23 @@ SESSION_MAX_EPISODE_STEPS = 50
 SLATE_MAX_EPISODE_STEPS = 5
 
 
+#: Every id: (``module:ClassPrefix`` of its ``...Env`` and ``...VectorEnv``, registered max_episode_steps).
+_IDS = {
+    MOVIELENS_ID: ("movielens:MovieLens", DEFAULT_MAX_EPISODE_STEPS),
+    SESSION_ID: ("session:MovieLensSession", SESSION_MAX_EPISODE_STEPS),
+    SLATE_ID: ("slate:MovieLensSlate", SLATE_MAX_EPISODE_STEPS),
+}
+
+
 def register_envs() -> None:
     """Register ``rlrec/MovieLens-v0``, ``rlrec/MovieLensSession-v0`` and ``rlrec/MovieLensSlate-v0``
     (idempotent)."""
     registry = gymnasium.envs.registration.registry
-    if MOVIELENS_ID not in registry:
-        gymnasium.register(
-            id=MOVIELENS_ID,
-            entry_point="rlrec.envs.movielens:MovieLensEnv",
-            vector_entry_point="rlrec.envs.movielens:MovieLensVectorEnv",
-            max_episode_steps=DEFAULT_MAX_EPISODE_STEPS,
-        )
-    if SESSION_ID not in registry:
-        gymnasium.register(
-            id=SESSION_ID,
-            entry_point="rlrec.envs.session:MovieLensSessionEnv",
-            vector_entry_point="rlrec.envs.session:MovieLensSessionVectorEnv",
-            max_episode_steps=SESSION_MAX_EPISODE_STEPS,
-        )
-    if SLATE_ID not in registry:
-        gymnasium.register(
-            id=SLATE_ID,
-            entry_point="rlrec.envs.slate:MovieLensSlateEnv",
-            vector_entry_point="rlrec.envs.slate:MovieLensSlateVectorEnv",
-            max_episode_steps=SLATE_MAX_EPISODE_STEPS,
-        )
+    for env_id, (prefix, limit) in _IDS.items():
+        if env_id not in registry:
+            gymnasium.register(
+                id=env_id,
+                entry_point=f"rlrec.envs.{prefix}Env",
+                vector_entry_point=f"rlrec.envs.{prefix}VectorEnv",
+                max_episode_steps=limit,
+            )

@@ -23,14 +23,13 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-import gymnasium
 import numpy as np
 from gymnasium import spaces
 
 from rlrec.data.dataset import LIKED_RATING, RATING_MAX
 from rlrec.data.simulator import RatingSimulator
-from rlrec.envs.vector import Episodes, RecVectorEnv, check_action, check_options
-from rlrec.envs.world import DataSource, MovieLensWorld, RenderModeError, check_choice, check_flag
+from rlrec.envs.vector import Episodes, EpisodesEnv, EpisodesVectorEnv
+from rlrec.envs.world import DataSource, MovieLensWorld, check_choice, check_flag
 
 __all__ = [
     "HIDINGS",
@@ -256,10 +255,10 @@ class SessionEpisodes(Episodes):
 
 
 def _episodes(
-    data: DataSource,
-    num_envs: int,
-    users: Iterable[int] | None,
-    simulator: RatingSimulator | Mapping[str, Any] | None,
+    data: DataSource = "synthetic",
+    num_envs: int = 1,
+    users: Iterable[int] | None = None,
+    simulator: RatingSimulator | Mapping[str, Any] | None = None,
     **options: Any,
 ) -> SessionEpisodes:
     # A session hides at least one rating and shows at least one: users need 2.
@@ -267,7 +266,7 @@ def _episodes(
     return SessionEpisodes(world, num_envs, **options)
 
 
-class MovieLensSessionEnv(gymnasium.Env[np.ndarray, np.int64]):
+class MovieLensSessionEnv(EpisodesEnv):
     """Sessions of one user: recommend the movies of their history the agent cannot see.
 
     ## Description
@@ -311,12 +310,14 @@ class MovieLensSessionEnv(gymnasium.Env[np.ndarray, np.int64]):
 
     * ``data``: a ``RatingsDataset`` (the TRAIN part of a split when evaluating) or a source.
     * ``hidden_fraction``: share of a history hidden at reset, in (0, 1), rounded half up and
-      kept within ``[1, n - 1]``; default 0.5.
+      kept within ``[1, n - 1]``, or a ``[low, high]`` pair drawn from per session; default 0.5.
     * ``hiding``: ``"random"`` (default: a fresh random part each session) or ``"recent"`` (the
       user's latest ratings, as the temporal split holds out the latest 20%: the agent learns
       to predict the future from the past; the same part every session of a user).
     * ``reward_mode``: ``"binary"`` (default), ``"rating"`` or ``"simulated"``.
-    * ``observation``: ``"ratings"`` (default) or ``"binary"``.
+    * ``observation``: ``"ratings"`` (default), ``"binary"`` or ``"recency"`` (a visible movie
+      shows ``0.5 ** (ratings given after it / half_life)``: what was watched last weighs most).
+    * ``half_life``: of ``"recency"``, in ratings; default 10.
     * ``users``: original userIds sessions are drawn from (default: every user with >= 2
       ratings: one to show, one to hide).
     * ``simulator``: a fitted ``RatingSimulator`` for ``"simulated"``, or ``fit()`` arguments.
@@ -335,8 +336,6 @@ class MovieLensSessionEnv(gymnasium.Env[np.ndarray, np.int64]):
     * v0: first version (``hiding`` added with the default unchanged).
     """
 
-    metadata = {"render_modes": ["ansi", "human"], "render_fps": 4}  # noqa: RUF012 - Gymnasium's API
-
     def __init__(
         self,
         data: DataSource = "synthetic",
@@ -350,9 +349,7 @@ class MovieLensSessionEnv(gymnasium.Env[np.ndarray, np.int64]):
         show_misses: bool = False,
         half_life: float = 10.0,
     ) -> None:
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise RenderModeError(f"render_mode: {render_mode!r} is not one of None, 'ansi', 'human'")
-        self.episodes = _episodes(
+        episodes = _episodes(
             data,
             1,
             users,
@@ -364,74 +361,10 @@ class MovieLensSessionEnv(gymnasium.Env[np.ndarray, np.int64]):
             show_misses=show_misses,
             half_life=half_life,
         )
-        self.world = self.episodes.world
-        self.render_mode = render_mode
-        self.action_space = self.episodes.action_space
-        self.observation_space = self.episodes.observation_space
-        self._started = False
-
-    @property
-    def dataset(self) -> Any:
-        return self.world.dataset
-
-    def observations(self, user_indices: np.ndarray | list[int], out: np.ndarray | None = None) -> np.ndarray:
-        """See :meth:`SessionEpisodes.observations`."""
-        return self.episodes.observations(np.asarray(user_indices, dtype=np.int64), out)
-
-    def __getattr__(self, name: str) -> Any:
-        # The options as attributes (hiding, reward_mode, ...), read from the episode logic.
-        episodes = self.__dict__.get("episodes")
-        if episodes is None or name.startswith("_"):
-            raise AttributeError(name)
-        return getattr(episodes, name)
-
-    def reset(
-        self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[np.ndarray, dict[str, Any]]:
-        """Start a session; ``options={"user_id": ID}`` picks the user with original userId ``ID``."""
-        super().reset(seed=seed)
-        options = check_options(options)
-        user = None if options.get("user_id") is None else self.world.user_index(options["user_id"])
-        self.episodes.start(0, self.np_random, user)
-        self._started = True
-        info = {key: value[0].item() for key, value in self.episodes.start_info(_FIRST).items()}
-        if self.render_mode == "human":
-            self.render()
-        return self.episodes.obs[0].copy(), info
-
-    def step(self, action: int | np.integer) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        if not self._started:
-            raise RuntimeError("call reset() before step()")
-        movie = check_action(action, self.world.n_movies)
-        rewards, terminated, info = self.episodes.step(_FIRST, np.array([movie]), [self.np_random])
-        if self.render_mode == "human":
-            self.render()
-        return (
-            self.episodes.obs[0].copy(),
-            float(rewards[0]),
-            bool(terminated[0]),
-            False,
-            {key: value[0].item() for key, value in info.items()},
-        )
-
-    def action_masks(self) -> np.ndarray:
-        """Movies worth recommending now (not visible at reset, not recommended yet), bool ``(n_movies,)``."""
-        return self.episodes.mask[0].copy()
-
-    def render(self) -> str | None:
-        if self.render_mode is None:
-            return None
-        text = self.episodes.describe(0)
-        if self.render_mode == "human":
-            print(text)
-            return None
-        return text
+        self._attach(episodes, render_mode)
 
 
-_FIRST = np.zeros(1, dtype=np.int64)  # the single env is session 0 of its episode logic
-
-
-class MovieLensSessionVectorEnv(RecVectorEnv):
+class MovieLensSessionVectorEnv(EpisodesVectorEnv):
     """``rlrec/MovieLensSession-v0``'s ``vector_entry_point``: :class:`RecVectorEnv` over
     :class:`SessionEpisodes`.
 
@@ -440,33 +373,4 @@ class MovieLensSessionVectorEnv(RecVectorEnv):
     others :class:`MovieLensSessionEnv`'s.
     """
 
-    def __init__(
-        self,
-        data: DataSource = "synthetic",
-        num_envs: int = 1,
-        max_episode_steps: int | None = None,
-        autoreset_mode: str = "next_step",
-        copy_obs: bool = False,
-        render_mode: str | None = None,
-        hidden_fraction: float | Sequence[float] = 0.5,
-        hiding: str = "random",
-        reward_mode: str = "binary",
-        observation: str = "ratings",
-        users: Iterable[int] | None = None,
-        simulator: RatingSimulator | Mapping[str, Any] | None = None,
-        show_misses: bool = False,
-        half_life: float = 10.0,
-    ) -> None:
-        episodes = _episodes(
-            data,
-            num_envs,
-            users,
-            simulator,
-            hidden_fraction=hidden_fraction,
-            hiding=hiding,
-            reward_mode=reward_mode,
-            observation=observation,
-            show_misses=show_misses,
-            half_life=half_life,
-        )
-        super().__init__(episodes, max_episode_steps, autoreset_mode, copy_obs, render_mode)
+    make_episodes = staticmethod(_episodes)

@@ -23,15 +23,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-import gymnasium
 import numpy as np
 from gymnasium import spaces
 
 from rlrec.data.dataset import LIKED_RATING, RATING_MAX
 from rlrec.data.simulator import RatingSimulator
-from rlrec.envs.session import MISS, SessionEpisodes, _fraction_range
-from rlrec.envs.vector import RecVectorEnv, check_options
-from rlrec.envs.world import DataSource, MovieLensWorld, RenderModeError, check_choice
+from rlrec.envs.session import MISS, SessionEpisodes
+from rlrec.envs.vector import EpisodesEnv, EpisodesVectorEnv
+from rlrec.envs.world import DataSource, MovieLensWorld, check_choice
 
 __all__ = [
     "CLICK_MODELS",
@@ -195,17 +194,17 @@ class SlateEpisodes(SessionEpisodes):
 
 
 def _episodes(
-    data: DataSource,
-    num_envs: int,
-    users: Iterable[int] | None,
-    simulator: RatingSimulator | Mapping[str, Any] | None,
+    data: DataSource = "synthetic",
+    num_envs: int = 1,
+    users: Iterable[int] | None = None,
+    simulator: RatingSimulator | Mapping[str, Any] | None = None,
     **options: Any,
 ) -> SlateEpisodes:
     world = MovieLensWorld(data, users, min_ratings=2, simulator=simulator)
     return SlateEpisodes(world, num_envs, **options)
 
 
-class MovieLensSlateEnv(gymnasium.Env[np.ndarray, np.ndarray]):
+class MovieLensSlateEnv(EpisodesEnv):
     """Slates of K movies for one user's session; clicks from a documented user model.
 
     ## Description
@@ -258,8 +257,6 @@ class MovieLensSlateEnv(gymnasium.Env[np.ndarray, np.ndarray]):
     * v0: first version.
     """
 
-    metadata = {"render_modes": ["ansi", "human"], "render_fps": 4}  # noqa: RUF012 - Gymnasium's API
-
     def __init__(
         self,
         data: DataSource = "synthetic",
@@ -276,81 +273,33 @@ class MovieLensSlateEnv(gymnasium.Env[np.ndarray, np.ndarray]):
         show_misses: bool = False,
         render_mode: str | None = None,
     ) -> None:
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise RenderModeError(f"render_mode: {render_mode!r} is not one of None, 'ansi', 'human'")
-        _fraction_range(hidden_fraction)
-        self.episodes = _episodes(
-            data,
-            1,
-            users,
-            simulator,
-            slate_size=slate_size,
-            click_model=click_model,
-            feedback=feedback,
-            reward_mode=reward_mode,
-            hidden_fraction=hidden_fraction,
-            hiding=hiding,
-            observation=observation,
-            half_life=half_life,
+        options = dict(
+            slate_size=slate_size, click_model=click_model, feedback=feedback, reward_mode=reward_mode,
+            hidden_fraction=hidden_fraction, hiding=hiding, observation=observation, half_life=half_life,
             show_misses=show_misses,
-        )
-        self.world = self.episodes.world
-        self.render_mode = render_mode
-        self.action_space = self.episodes.action_space  # type: ignore[assignment]
-        self.observation_space = self.episodes.observation_space
-        self._started = False
+        )  # fmt: skip
+        self._attach(_episodes(data, 1, users, simulator, **options), render_mode)
         self._last_slate: np.ndarray | None = None
 
-    @property
-    def dataset(self) -> Any:
-        return self.world.dataset
-
-    def observations(self, user_indices: np.ndarray | list[int], out: np.ndarray | None = None) -> np.ndarray:
-        """Users' whole histories as observations (what the evaluation ranks from)."""
-        return self.episodes.observations(np.asarray(user_indices, dtype=np.int64), out)
-
-    def __getattr__(self, name: str) -> Any:
-        episodes = self.__dict__.get("episodes")
-        if episodes is None or name.startswith("_"):
-            raise AttributeError(name)
-        return getattr(episodes, name)
-
-    def reset(
-        self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[np.ndarray, dict[str, Any]]:
-        super().reset(seed=seed)
-        options = check_options(options)
-        user = None if options.get("user_id") is None else self.world.user_index(options["user_id"])
-        self.episodes.start(0, self.np_random, user)
-        self._started = True
-        self._last_slate = None
-        info = _one(self.episodes.start_info(_FIRST))
-        if self.render_mode == "human":
-            self.render()
-        return self.episodes.obs[0].copy(), info
-
-    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        if not self._started:
-            raise RuntimeError("call reset() before step()")
-        slate = _check_slate(action, self.episodes.slate_size, self.world.n_movies)
-        rewards, terminated, info = self.episodes.step(_FIRST, slate[None], [self.np_random])
-        self._last_slate = slate
-        if self.render_mode == "human":
-            self.render()
-        return self.episodes.obs[0].copy(), float(rewards[0]), bool(terminated[0]), False, _one(info)
-
-    def action_masks(self) -> np.ndarray:
-        """sb3-contrib's ``MultiDiscrete`` mask: each slot's allowed movies, concatenated."""
-        return np.tile(self.episodes.mask[0], self.episodes.slate_size)
+    def _check_action(self, action: Any) -> np.ndarray:
+        slate = np.asarray(action)
+        size, n_movies = self.episodes.slate_size, self.world.n_movies
+        if slate.shape != (size,) or slate.dtype.kind not in "iu":
+            raise ValueError(f"action must be a slate of {size} movie indices, got {action!r:.80}")
+        if slate.min() < 0 or slate.max() >= n_movies:
+            raise ValueError(f"action: movie indices must lie in [0, {n_movies})")
+        self._last_slate = slate.astype(np.int64)
+        return self._last_slate[None]
 
     def render(self) -> str | None:
+        """The session, then the last slate with the movies' titles and its reward."""
         if self.render_mode is None:
             return None
         lines = [self.episodes.describe(0)]
-        if self._last_slate is not None:
-            clicked = self.episodes.last[0]
+        last = self.episodes.last[0]
+        if self._last_slate is not None and last is not None:
             lines += [f"  {k + 1:>2}. {self.world.title(int(m))}" for k, m in enumerate(self._last_slate)]
-            lines.append(f"  reward {clicked[1] if clicked else 0.0:g}")
+            lines.append(f"  reward {last[1]:g}")
         text = "\n".join(lines)
         if self.render_mode == "human":
             print(text)
@@ -358,23 +307,7 @@ class MovieLensSlateEnv(gymnasium.Env[np.ndarray, np.ndarray]):
         return text
 
 
-_FIRST = np.zeros(1, dtype=np.int64)
-
-
-def _one(info: dict[str, np.ndarray]) -> dict[str, Any]:
-    return {key: value[0].item() if value.ndim == 1 else value[0].copy() for key, value in info.items()}
-
-
-def _check_slate(action: Any, slate_size: int, n_movies: int) -> np.ndarray:
-    slate = np.asarray(action)
-    if slate.shape != (slate_size,) or slate.dtype.kind not in "iu":
-        raise ValueError(f"action must be a slate of {slate_size} movie indices, got {action!r:.80}")
-    if slate.min() < 0 or slate.max() >= n_movies:
-        raise ValueError(f"action: movie indices must lie in [0, {n_movies})")
-    return slate.astype(np.int64)
-
-
-class MovieLensSlateVectorEnv(RecVectorEnv):
+class MovieLensSlateVectorEnv(EpisodesVectorEnv):
     """``rlrec/MovieLensSlate-v0``'s ``vector_entry_point``: :class:`RecVectorEnv` over slates.
 
     ``num_envs``, ``max_episode_steps`` (``make_vec`` passes the registered 5), ``autoreset_mode``,
@@ -382,39 +315,4 @@ class MovieLensSlateVectorEnv(RecVectorEnv):
     Actions are ``(num_envs, slate_size)`` movie indices.
     """
 
-    def __init__(
-        self,
-        data: DataSource = "synthetic",
-        num_envs: int = 1,
-        max_episode_steps: int | None = None,
-        autoreset_mode: str = "next_step",
-        copy_obs: bool = False,
-        render_mode: str | None = None,
-        slate_size: int = 10,
-        click_model: str = "hits",
-        feedback: str = "logged",
-        reward_mode: str = "clicks",
-        hidden_fraction: float | Sequence[float] = 0.5,
-        hiding: str = "random",
-        observation: str = "ratings",
-        half_life: float = 10.0,
-        users: Iterable[int] | None = None,
-        simulator: RatingSimulator | Mapping[str, Any] | None = None,
-        show_misses: bool = False,
-    ) -> None:
-        episodes = _episodes(
-            data,
-            num_envs,
-            users,
-            simulator,
-            slate_size=slate_size,
-            click_model=click_model,
-            feedback=feedback,
-            reward_mode=reward_mode,
-            hidden_fraction=hidden_fraction,
-            hiding=hiding,
-            observation=observation,
-            half_life=half_life,
-            show_misses=show_misses,
-        )
-        super().__init__(episodes, max_episode_steps, autoreset_mode, copy_obs, render_mode)
+    make_episodes = staticmethod(_episodes)

@@ -21,9 +21,10 @@ every ``reset`` / ``step``: copy it if you keep it across steps, or pass ``copy_
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
+import gymnasium
 import numpy as np
 from gymnasium import spaces
 from gymnasium.utils import seeding
@@ -32,7 +33,16 @@ from gymnasium.vector.utils import batch_space
 
 from rlrec.envs.world import MovieLensWorld, RenderModeError
 
-__all__ = ["AUTORESET_MODES", "RESET_OPTIONS", "Episodes", "RecVectorEnv", "check_action", "check_options"]
+__all__ = [
+    "AUTORESET_MODES",
+    "RESET_OPTIONS",
+    "Episodes",
+    "EpisodesEnv",
+    "EpisodesVectorEnv",
+    "RecVectorEnv",
+    "check_action",
+    "check_options",
+]
 
 AUTORESET_MODES = {
     "next_step": AutoresetMode.NEXT_STEP,
@@ -330,3 +340,111 @@ class RecVectorEnv(VectorEnv):
         if self.render_mode is None:
             return None
         return tuple(self.episodes.describe(i) for i in range(self.num_envs))
+
+
+class EpisodesVectorEnv(RecVectorEnv):
+    """A family's ``vector_entry_point``: :class:`RecVectorEnv` over the family's episodes, built by
+    its ``make_episodes(data, num_envs, **single env arguments)``.
+
+    ``num_envs``, ``max_episode_steps`` (``make_vec`` passes the registered one),
+    ``autoreset_mode``, ``copy_obs`` and ``render_mode`` are :class:`RecVectorEnv`'s; every other
+    argument is the single env's.
+    """
+
+    make_episodes: Callable[..., Episodes]
+
+    def __init__(
+        self,
+        data: Any = "synthetic",
+        num_envs: int = 1,
+        max_episode_steps: int | None = None,
+        autoreset_mode: str | AutoresetMode = AutoresetMode.NEXT_STEP,
+        copy_obs: bool = False,
+        render_mode: str | None = None,
+        **env_kwargs: Any,
+    ) -> None:
+        episodes = type(self).make_episodes(data, num_envs, **env_kwargs)
+        super().__init__(episodes, max_episode_steps, autoreset_mode, copy_obs, render_mode)
+
+
+_FIRST = np.zeros(1, dtype=np.int64)  # a single env is sub-env 0 of its episode logic
+
+
+class EpisodesEnv(gymnasium.Env):  # type: ignore[type-arg]
+    """A single env that is sub-env 0 of an :class:`Episodes` (the session and slate families).
+
+    Its ``np_random`` is the sub-env's generator, so it makes the same draws as sub-env ``i`` of
+    :class:`RecVectorEnv` seeded ``seed + i``. Subclasses build ``self.episodes`` (``num_envs=1``)
+    and call :meth:`_attach`; they check an action with :meth:`_check_action`.
+    """
+
+    metadata = {"render_modes": ["ansi", "human"], "render_fps": 4}  # noqa: RUF012 - Gymnasium's API
+    episodes: Any
+
+    def _attach(self, episodes: Any, render_mode: str | None) -> None:
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise RenderModeError(f"render_mode: {render_mode!r} is not one of None, 'ansi', 'human'")
+        self.episodes = episodes
+        self.world = episodes.world
+        self.render_mode = render_mode
+        self.action_space = episodes.action_space
+        self.observation_space = episodes.observation_space
+        self._started = False
+
+    @property
+    def dataset(self) -> Any:
+        return self.world.dataset
+
+    def observations(self, user_indices: np.ndarray | list[int], out: np.ndarray | None = None) -> np.ndarray:
+        """Users' whole histories as observations (what the evaluation ranks from)."""
+        return self.episodes.observations(np.asarray(user_indices, dtype=np.int64), out)
+
+    def __getattr__(self, name: str) -> Any:
+        # The options as attributes (hiding, reward_mode, ...), read from the episode logic.
+        episodes = self.__dict__.get("episodes")
+        if episodes is None or name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(episodes, name)
+
+    def _check_action(self, action: Any) -> np.ndarray:
+        return np.array([check_action(action, self.world.n_movies)])
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Start an episode; ``options={"user_id": ID}`` picks the user with original userId ``ID``."""
+        super().reset(seed=seed)
+        options = check_options(options)
+        user = None if options.get("user_id") is None else self.world.user_index(options["user_id"])
+        self.episodes.start(0, self.np_random, user)
+        self._started = True
+        if self.render_mode == "human":
+            self.render()
+        return self.episodes.obs[0].copy(), _first_of(self.episodes.start_info(_FIRST))
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        if not self._started:
+            raise RuntimeError("call reset() before step()")
+        actions = self._check_action(action)
+        rewards, terminated, info = self.episodes.step(_FIRST, actions, [self.np_random])
+        if self.render_mode == "human":
+            self.render()
+        return self.episodes.obs[0].copy(), float(rewards[0]), bool(terminated[0]), False, _first_of(info)
+
+    def action_masks(self) -> np.ndarray:
+        """The movies worth recommending now (sb3-contrib's interface), as the vector env's row 0."""
+        return self.episodes.action_masks()[0]
+
+    def render(self) -> str | None:
+        if self.render_mode is None:
+            return None
+        text = self.episodes.describe(0)
+        if self.render_mode == "human":
+            print(text)
+            return None
+        return text
+
+
+def _first_of(info: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Sub-env 0's info as plain values (arrays for the per-slot keys)."""
+    return {key: value[0].item() if value.ndim == 1 else value[0].copy() for key, value in info.items()}

@@ -158,9 +158,7 @@ SESSION_SETUPS = {
     "a2c-session": "a2c",
     "maskable-ppo-session": "maskable-ppo",
 }
-BENCHMARK_SETUPS.update(
-    {name: LearnerSetup(SESSION_ID, algo=algo) for name, algo in SESSION_SETUPS.items()}
-)
+BENCHMARK_SETUPS.update({name: LearnerSetup(SESSION_ID, algo=algo) for name, algo in SESSION_SETUPS.items()})
 #: SlateQ on slates of 10 with its YAML's rlrec/MovieLensSlate-v0 section as it is.
 BENCHMARK_SETUPS["slateq-slate"] = LearnerSetup(SLATE_ID, algo="slateq", refit=True)
 #: PPO on slates of 10 with ``rlrec.nn.SlatePolicy`` (ppo.yml's rlrec/MovieLensSlate-v0 section).

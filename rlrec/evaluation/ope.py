@@ -256,7 +256,10 @@ def evaluate_logged(
         ``0 .. seeds - 1``, as many steps as the dataset) and keep every per-step estimate, for the
         bias and RMSE of each estimator.
     """
-    import minari
+    try:
+        import minari
+    except ImportError:
+        raise ValueError("rlrec ope: needs Minari: pip install 'rlrec[offline]'") from None
 
     from rlrec.evaluation.offline import log_dataset, logged_steps, make_behaviour
 

@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 import optuna
 
 if TYPE_CHECKING:
-
     pass
 
 # ----------------------------------------------------------------------------- search spaces
@@ -162,5 +161,3 @@ def suggest_hyperparams(trial: optuna.Trial, algo: str, base: Mapping[str, Any])
             f"--algo: no search space for {algo!r} (known: {', '.join(SEARCH_SPACES)})"
         ) from None
     return merge_trial_params(algo, base, space(trial))
-
-

@@ -18,7 +18,6 @@ if TYPE_CHECKING:
     from optuna.storages import BaseStorage
 
 
-
 #: Default storage: a SQLite file in the working directory, shared by the workers of one machine.
 DEFAULT_STORAGE = "sqlite:///rlrec-tune.db"
 #: Metric the study maximises (key of the evaluation callback's metrics).
@@ -255,5 +254,3 @@ def create_study(
             f"--study-name: study {name!r} maximises {study.user_attrs['metric']}, not {metric}; pick another"
         )
     return study
-
-

@@ -15,7 +15,6 @@ from rlrec.data.dataset import RatingsDataset
 from rlrec.utils.io import jsonable
 
 if TYPE_CHECKING:
-
     from rlrec.evaluation.split import Split
 
 from rlrec.tuning.spaces import SEARCH_SPACES, suggest_hyperparams
@@ -329,4 +328,3 @@ def _run_trial(
     if evaluation.last_result is None:  # pragma: no cover - the callback evaluates at the end
         raise RuntimeError("the evaluation callback never ran")
     return float(evaluation.last_result[metric])
-
