@@ -345,14 +345,19 @@ def policy_kwargs_sources(text: str) -> dict[str, str]:
     return {key: ast.get_source_segment(text.strip(), node) or "" for key, node in entries}
 
 
+def _parse_expression(text: str, what: str) -> ast.expr:
+    """``text`` as one Python expression (never evaluated); ``ValueError`` naming ``what``."""
+    try:
+        return ast.parse(text.strip(), mode="eval").body
+    except SyntaxError as exc:
+        raise ValueError(f"{what}: cannot parse {text!r}: {exc.msg}") from None
+
+
 def _policy_kwargs_entries(text: Any) -> list[tuple[str, ast.expr]]:
     """The top-level ``(key, value node)`` pairs of ``dict(k=v, ...)`` or ``{"k": v}``."""
     if not isinstance(text, str):
         raise ValueError(f"policy_kwargs must be a string like 'dict(net_arch=[64])', got {text!r}")
-    try:
-        tree = ast.parse(text.strip(), mode="eval").body
-    except SyntaxError as exc:
-        raise ValueError(f"policy_kwargs: cannot parse {text!r}: {exc.msg}") from None
+    tree = _parse_expression(text, "policy_kwargs")
     if isinstance(tree, ast.Call) and _is_mapping_node(tree):
         return [(str(keyword.arg), keyword.value) for keyword in tree.keywords]
     if isinstance(tree, ast.Dict):
@@ -433,10 +438,7 @@ def parse_class(text: str | type, key: str) -> type:
         return text
     if not isinstance(text, str):
         raise ValueError(f"hyperparameter {key}: expected a class name, got {text!r}")
-    try:
-        tree = ast.parse(text.strip(), mode="eval").body
-    except SyntaxError as exc:
-        raise ValueError(f"hyperparameter {key}: cannot parse {text!r}: {exc.msg}") from None
+    tree = _parse_expression(text, f"hyperparameter {key}")
     dotted = _dotted_name(tree)
     if dotted is not None and dotted.startswith("rlrec.") and "." in dotted[6:]:
         module_name, _, name = dotted.rpartition(".")

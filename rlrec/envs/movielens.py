@@ -18,7 +18,14 @@ from gymnasium import spaces
 
 from rlrec.data.simulator import RatingSimulator
 from rlrec.envs.vector import Episodes, RecVectorEnv, check_action, check_options
-from rlrec.envs.world import DataSource, MovieLensWorld, RenderModeError, check_choice, check_flag
+from rlrec.envs.world import (
+    DataSource,
+    MovieLensWorld,
+    RenderModeError,
+    WorldViews,
+    check_choice,
+    check_flag,
+)
 
 __all__ = [
     "OBSERVATIONS",
@@ -122,14 +129,6 @@ class SeedEpisodes(Episodes):
     def n_states(self) -> int:
         return self.world.dataset.n_users
 
-    @property
-    def movie_ids(self) -> np.ndarray:
-        return self.world.movie_ids
-
-    @property
-    def user_ids(self) -> np.ndarray:
-        return self.world.user_ids
-
     def start(self, index: int, rng: np.random.Generator, user: int | None) -> None:
         if user is not None:
             self.positions[index] = int(np.searchsorted(self.world.users, user))
@@ -205,7 +204,7 @@ class SeedEpisodes(Episodes):
         return "\n".join(lines)
 
 
-class MovieLensEnv(gymnasium.Env[np.ndarray, np.int64]):
+class MovieLensEnv(WorldViews, gymnasium.Env[np.ndarray, np.int64]):
     """Recommend a movie to one MovieLens user per step; the user stream moves on every step.
 
     ## Description
@@ -327,27 +326,9 @@ class MovieLensEnv(gymnasium.Env[np.ndarray, np.int64]):
 
     # ----------------------------------------------------- compact-state interface
     @property
-    def dataset(self) -> Any:
-        return self.world.dataset
-
-    @property
     def n_states(self) -> int:
         """Number of compact states: one per dataset user (``info["state"]`` is in ``[0, n_states)``)."""
         return self.world.dataset.n_users
-
-    @property
-    def n_movies(self) -> int:
-        return self.world.n_movies
-
-    @property
-    def movie_ids(self) -> np.ndarray:
-        """movieId of each action."""
-        return self.world.movie_ids
-
-    @property
-    def user_ids(self) -> np.ndarray:
-        """userId of each compact state."""
-        return self.world.user_ids
 
     def observations(self, states: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """Observations of the compact states (dataset user indices) ``states``, float32

@@ -31,7 +31,7 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from rlrec.envs.world import MovieLensWorld, RenderModeError
+from rlrec.envs.world import MovieLensWorld, RenderModeError, WorldViews
 
 __all__ = [
     "AUTORESET_MODES",
@@ -74,7 +74,7 @@ def check_action(action: Any, n_actions: int) -> int:
     return int(action)
 
 
-class Episodes(ABC):
+class Episodes(WorldViews, ABC):
     """The episode logic of one env family over ``num_envs`` sub-envs, as arrays.
 
     No seeding and no autoreset: :class:`RecVectorEnv` (or a single env, with ``num_envs=1``)
@@ -120,7 +120,7 @@ class Episodes(ABC):
         """Text of sub-env ``index`` for ``render``."""
 
 
-class RecVectorEnv(VectorEnv):
+class RecVectorEnv(WorldViews, VectorEnv):
     """``num_envs`` sub-envs of one rlrec env family in one numpy batch (Gymnasium ``VectorEnv``).
 
     Sub-env ``i`` makes exactly the draws of a single env seeded with ``seed + i``, in the same
@@ -175,14 +175,6 @@ class RecVectorEnv(VectorEnv):
         self._started = False
 
     # ------------------------------------------------------------------- passthrough
-    @property
-    def dataset(self) -> Any:
-        return self.world.dataset
-
-    @property
-    def n_movies(self) -> int:
-        return self.world.n_movies
-
     def observations(self, user_indices: np.ndarray | list[int], out: np.ndarray | None = None) -> np.ndarray:
         """Each user's whole train history as an observation (the single env's ``observations``)."""
         return self.episodes.observations(np.asarray(user_indices, dtype=np.int64), out)
@@ -370,7 +362,7 @@ class EpisodesVectorEnv(RecVectorEnv):
 _FIRST = np.zeros(1, dtype=np.int64)  # a single env is sub-env 0 of its episode logic
 
 
-class EpisodesEnv(gymnasium.Env):  # type: ignore[type-arg]
+class EpisodesEnv(WorldViews, gymnasium.Env):  # type: ignore[type-arg]
     """A single env that is sub-env 0 of an :class:`Episodes` (the session and slate families).
 
     Its ``np_random`` is the sub-env's generator, so it makes the same draws as sub-env ``i`` of
@@ -390,10 +382,6 @@ class EpisodesEnv(gymnasium.Env):  # type: ignore[type-arg]
         self.action_space = episodes.action_space
         self.observation_space = episodes.observation_space
         self._started = False
-
-    @property
-    def dataset(self) -> Any:
-        return self.world.dataset
 
     def observations(self, user_indices: np.ndarray | list[int], out: np.ndarray | None = None) -> np.ndarray:
         """Users' whole histories as observations (what the evaluation ranks from)."""

@@ -238,3 +238,27 @@ class MovieLensWorld:
         lines = [f"user {self.user_ids[user]} ({len(movies)} ratings, mean {self.means[user]:.2f})"]
         lines += [f"  {ratings[i]:.1f}  {self.dataset.titles[movies[i]]}" for i in order]
         return lines if len(order) else [*lines, "  (no ratings)"]
+
+
+class WorldViews:
+    """What every env and episode logic says about its :class:`MovieLensWorld`, read-only."""
+
+    world: MovieLensWorld
+
+    @property
+    def dataset(self) -> RatingsDataset:
+        return self.world.dataset
+
+    @property
+    def n_movies(self) -> int:
+        return self.world.n_movies
+
+    @property
+    def movie_ids(self) -> np.ndarray:
+        """movieId of each action (movie index)."""
+        return self.world.movie_ids
+
+    @property
+    def user_ids(self) -> np.ndarray:
+        """userId of each user index."""
+        return self.world.user_ids

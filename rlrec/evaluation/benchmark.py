@@ -65,6 +65,7 @@ Each learner otherwise uses its shipped hyperparameters (``rlrec/hyperparams/<al
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 from collections.abc import Mapping, Sequence
@@ -215,18 +216,22 @@ def _train_learner(
         best_model_path=best_path,
         references=references,
     )
-    result = train(
+    # The entry's run, on whichever part of train; only data, output and callbacks differ.
+    run = functools.partial(
+        train,
         algo,
-        data=validation.train,
         env_id=setup.env_id,
         env_kwargs=setup.env_kwargs,
         hyperparams=setup.hyperparams,
         timesteps=timesteps,
         seed=seed,
+        checkpoint_freq=None,
+    )
+    result = run(
+        data=validation.train,
         tensorboard_log=out / "tb",
         output=models,
         progress=progress,
-        checkpoint_freq=None,
         callbacks=[callback],
         run_info={
             "split": split.describe(),
@@ -248,16 +253,9 @@ def _train_learner(
         return row
     best_steps, best_metrics = callback.best
     if setup.refit and not result.interrupted:
-        refit = train(
-            algo,
+        refit = run(
             data=split.train,
-            env_id=setup.env_id,
-            env_kwargs=setup.env_kwargs,
-            hyperparams=setup.hyperparams,
-            timesteps=timesteps,
-            seed=seed,
             output=models / "refit",
-            checkpoint_freq=None,
             callbacks=[StopAtTimesteps(best_steps)],
             run_info={"split": split.describe(), "data_source": data_label(data), "refit_of": best_steps},
         )
