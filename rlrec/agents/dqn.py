@@ -9,7 +9,9 @@ catalogue-sized observations is built once, before the loop, from rlrec's SB3 co
   and whose ``q_of`` evaluates the head rows of the taken actions only;
 * the replay is a :class:`~rlrec.nn.CompactReplayBuffer` (observations as their non-zeros, or as
   state indices for an env that names its states: ~0.1 KB per transition, not 2 x 41 KB);
-* ``optimizer="sparse_adam"`` is :class:`~rlrec.nn.RowSparseAdam` (Adam on the touched rows).
+* ``optimizer="sparse_adam"`` is :class:`~rlrec.nn.RowSparseAdam` (Adam on the touched rows);
+* the bootstrap values are :class:`~rlrec.nn.StateTargetValues` for such an env with hard target
+  updates: ``max_a' Q_target(s', a')`` computed once per state between syncs, then looked up.
 
 Learning rate: Adam at SB3's 1e-4, not the seed notebook's 0.1: Adam's step is about ``lr`` per
 weight whatever the gradient, so 0.1 moves every weight by 0.1 per update and the Q-values diverge.
@@ -35,7 +37,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from rlrec.agents.base import BaseLearner, EnvRunner, MaybeCallback
-from rlrec.nn import CompactReplayBuffer, QNetwork, RowSparseAdam
+from rlrec.nn import CompactReplayBuffer, QNetwork, RowSparseAdam, StateTargetValues, TargetValues
 from rlrec.utils.io import atomic_open, save_json
 from rlrec.utils.schedules import Schedule, schedule_from, schedule_json
 
@@ -174,6 +176,7 @@ class DQNAgent(BaseLearner):
             else torch.optim.Adam(parameters, lr=lr, fused=self.device.type in ("cpu", "cuda"))
         )
         self.replay_buffer: CompactReplayBuffer | None = None
+        self.target_values = TargetValues(self.q_net_target)  # learn picks the cached kind when it can
         self._n_calls = 0
         self._n_updates = 0
 
@@ -247,8 +250,7 @@ class DQNAgent(BaseLearner):
         rewards = batch.rewards.reshape(-1)
         if self.config.gamma == 0.0:
             return rewards  # nothing to bootstrap: skip the target network's forward pass
-        with torch.no_grad():
-            next_values = self.q_net_target(batch.next_observations).max(dim=1).values
+        next_values = self.target_values(batch)
         return rewards + (1.0 - batch.dones.reshape(-1)) * self.config.gamma * next_values
 
     def _update_learning_rate(self) -> None:
@@ -299,6 +301,12 @@ class DQNAgent(BaseLearner):
                 device=self.device, observations_fn=replayed,
             )  # fmt: skip
         buffer = self.replay_buffer
+        # ... and its targets looked up per state while the target network is frozen.
+        self.target_values = (
+            StateTargetValues(self.q_net_target, buffer, runner.observations, runner.n_states)
+            if runner.compact and runner.n_states is not None and cfg.tau == 1.0
+            else TargetValues(self.q_net_target)
+        )
         total_timesteps, callback = self._setup_learn(
             total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar
         )
@@ -329,6 +337,7 @@ class DQNAgent(BaseLearner):
             self._n_calls += 1
             if self._n_calls % target_every == 0:
                 polyak_update(self.q_net.parameters(), self.q_net_target.parameters(), cfg.tau)
+                self.target_values.target_updated()
 
             # The names SB3's collect_rollouts exposes to callbacks (StopTrainingOnMaxEpisodes reads dones).
             new_obs, rewards, infos = runner.obs, step.rewards, step.infos

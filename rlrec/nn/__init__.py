@@ -6,6 +6,8 @@
 * :class:`UnseenDQNPolicy`, :class:`UnseenQRDQNPolicy`: the ``policy`` of ``DQN`` / ``QRDQN``;
 * :class:`SlatePolicy`: the ``policy`` of ``PPO`` / ``A2C`` for slates (``MultiDiscrete``), one
   score per movie and slates drawn without replacement (:class:`SlateDistribution`);
+* :class:`TargetValues`, :class:`StateTargetValues`: DQN's bootstrap values of a batch, the
+  latter cached per state between hard target syncs (exact, for envs that name their states);
 * :class:`QNetwork`: the Q-network of rlrec's own value learners (``dqn``, ``slateq``), built
   from :class:`SparseInputExtractor`.
 
@@ -22,6 +24,7 @@ from rlrec.nn.policies import (
     UnseenQRDQNPolicy,
     mask_seen,
 )
+from rlrec.nn.targets import StateTargetValues, TargetValues
 from rlrec.nn.torch_layers import SparseInputExtractor, sqrt_count_scale
 
 __all__ = [
@@ -31,6 +34,8 @@ __all__ = [
     "SlateDistribution",
     "SlatePolicy",
     "SparseInputExtractor",
+    "StateTargetValues",
+    "TargetValues",
     "UnseenDQNPolicy",
     "UnseenQRDQNPolicy",
     "mask_seen",

@@ -186,6 +186,7 @@ class CompactReplayBuffer(BaseBuffer):
         self.dones = np.zeros(slots, dtype=np.uint8)
         self.timeouts = np.zeros(slots, dtype=np.uint8)
         self._latest = 0  # transitions in the last add_transitions
+        self._sampled = np.zeros(0, dtype=np.int64)  # slots of the last sampled batch
         self.observations_fn = observations_fn
         state_slots = slots if observations_fn is not None else 0
         self._states = np.full(state_slots, -1, dtype=np.int32)
@@ -336,6 +337,7 @@ class CompactReplayBuffer(BaseBuffer):
         return self._samples_of(np.asarray(batch_inds) * self.n_envs + env_indices, env)
 
     def _samples_of(self, slots: np.ndarray, env: VecNormalize | None) -> ReplayBufferSamples:
+        self._sampled = slots
         obs = self.observations_at(slots)
         next_obs = self.next_observations_at(slots, obs)
         dones = self.dones[slots].astype(np.float32) * (1.0 - self.timeouts[slots].astype(np.float32))
@@ -356,6 +358,14 @@ class CompactReplayBuffer(BaseBuffer):
             raise ValueError("latest: nothing added yet")
         slots = (np.arange(self.pos - count, self.pos)) % self.buffer_size
         return self._samples_of(slots, None)
+
+    def sampled_next_states(self) -> np.ndarray | None:
+        """The state indices of the last sampled batch's ``next_observations``, in batch order;
+        ``None`` unless every one of them was stored as a state index."""
+        if not len(self._next_states):
+            return None
+        states = self._next_states[self._sampled]
+        return states.astype(np.int64) if (states >= 0).all() else None
 
     def observations_at(self, slots: np.ndarray) -> np.ndarray:
         """The stored ``obs`` of flat slots (``row * n_envs + env``), dense ``(len, obs_dim)``."""
