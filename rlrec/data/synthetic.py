@@ -2,16 +2,22 @@
 
 The model (every draw from one seed):
 
-* movies fall into latent taste clusters (each cluster carries a genre label set); a movie's
-  factor vector is its cluster's centroid plus a movie-specific part;
-* movie popularity is Zipf-like over a random ranking of the movies;
+* movies fall into latent taste clusters (each cluster carries a genre label set), and each
+  cluster into small groups (a franchise, a director's films); a movie's factor vector is its
+  cluster's centroid plus a movie-specific part;
+* movie popularity is a Zipf-Mandelbrot body plus a plain Zipf head over a random ranking;
 * a user picks which movies to rate with probability proportional to
-  ``popularity * exp(taste_strength * <user factors, cluster centroid>)``: users rate the kind
-  of movie they like more often, so the ratings carry collaborative structure beyond
-  popularity;
+  ``popularity * exp(strength * <user factors, cluster centroid>)``, where the strength varies
+  from user to user (some follow the crowd, some their taste); a share of the picks instead
+  comes from a few favourite groups of the user's. Clusters are few, so a low-rank model (ALS)
+  captures the taste; groups are many, and the item-to-item links they leave are what an
+  item-item model (EASE) finds beyond it;
 * a rating is ``global_mean + user_bias + movie_bias + <user factors, movie factors>`` plus
-  Gaussian noise, rounded to half stars and clipped to [0.5, 5].
+  Gaussian noise, rounded to whole or half stars and clipped to [0.5, 5].
 
+The defaults are calibrated on ml-latest-small-2016 under the evaluation protocol
+(``benchmarks/bench_twin.py``): popularity, EASE and ALS land within 20% of their NDCG@10 there, in
+the same order, with the popularity Gini, user activity and rating shares close to the release's.
 Sampling runs over chunks of users with numpy only; nothing of size users x movies is built.
 """
 
@@ -43,6 +49,9 @@ _FIRST_START, _LAST_START = 946_684_800, 1_546_300_800
 _YEAR = 31_557_600
 #: Pairs (user, movie) drawn per chunk; bounds the memory of one sampling step (~100 MB).
 _PAIRS_PER_CHUNK = 1_000_000
+#: Alias tables laid end to end: (first slot of each table, its size, keep probability per slot,
+#: alias slot per slot, movie of each slot).
+Tables = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
 @dataclass(eq=False)
@@ -62,6 +71,8 @@ class SyntheticWorld:
     :param taste_strength: weight of taste in which movies a user rates.
     :param rating_noise: standard deviation of the rating noise.
     :param seed: the seed it was drawn from.
+    :param movie_group: ``(n_movies,)`` int64 group of each movie (inside its cluster), or None
+        when the world has no groups.
     """
 
     user_factors: np.ndarray
@@ -75,6 +86,7 @@ class SyntheticWorld:
     taste_strength: float = 0.0
     rating_noise: float = 0.0
     seed: int | None = None
+    movie_group: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def n_users(self) -> int:
@@ -123,12 +135,17 @@ class SyntheticWorld:
 
 
 def _cluster_choice(
-    user_factors: np.ndarray, cluster_factors: np.ndarray, cluster_mass: np.ndarray, taste_strength: float
+    user_factors: np.ndarray,
+    cluster_factors: np.ndarray,
+    cluster_mass: np.ndarray,
+    taste_strength: float | np.ndarray,
 ) -> np.ndarray:
-    """Probability that each user's next pick falls in each cluster: mass * exp(strength * taste)."""
+    """Probability that each user's next pick falls in each cluster: mass * exp(strength * taste)
+    (``taste_strength``: one value, or one per user)."""
     taste = user_factors.astype(np.float64) @ cluster_factors.T
     taste -= taste.max(axis=1, keepdims=True)
-    weights = cluster_mass * np.exp(taste_strength * taste)
+    strength = np.asarray(taste_strength, dtype=np.float64)
+    weights = cluster_mass * np.exp((strength[:, None] if strength.ndim else strength) * taste)
     return weights / weights.sum(axis=1, keepdims=True)
 
 
@@ -158,21 +175,40 @@ def _counts_per_user(
     return counts
 
 
+@dataclass(frozen=True)
+class _Favourites:
+    """The favourite-group stream of a chunk of users: a draw comes from it with probability
+    ``share``, picking one of the row's favourite groups at random and a movie of that group by
+    its era's popularity.
+
+    :param groups: ``(n_rows, n_favourites)`` group of each favourite (repeats weigh double).
+    :param share: probability that a draw comes from the favourites.
+    :param tables: :func:`_era_tables` over the groups.
+    :param n_groups: number of groups.
+    """
+
+    groups: np.ndarray
+    share: float
+    tables: Tables
+    n_groups: int
+
+
 def _draw_movies(
     rng: np.random.Generator,
     cluster_probs: np.ndarray,
     draws: np.ndarray,
-    tables: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    tables: Tables,
     row_era: np.ndarray,
+    favourites: _Favourites | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Draw ``draws[r]`` movies with replacement for each row ``r`` of a chunk of users.
 
     A draw picks a cluster from the row's cluster probabilities (one ``searchsorted`` over the
     row CDFs shifted by the row number, so the whole chunk is drawn at once), then a movie of
     that cluster by the popularity of the row's era (alias tables, one per era and cluster).
+    With ``favourites``, a share of the draws picks a favourite group instead of a cluster.
     Rows come out grouped, in ascending order.
     """
-    cluster_start, cluster_size, alias_keep, alias_slot, slot_movie = tables
     n_rows, n_clusters = cluster_probs.shape
     rows = np.repeat(np.arange(n_rows, dtype=np.int64), draws)
     cdf = np.cumsum(cluster_probs, axis=1)
@@ -181,10 +217,23 @@ def _draw_movies(
     cluster = np.searchsorted(cdf.ravel(), rows + rng.random(len(rows)), side="right") - rows * n_clusters
     np.clip(cluster, 0, n_clusters - 1, out=cluster)
     cluster += row_era[rows] * n_clusters  # the (era, cluster) table
-    # Walker's alias method within the cluster: a uniform slot, kept or swapped for its alias.
-    slot = cluster_start[cluster] + (rng.random(len(rows)) * cluster_size[cluster]).astype(np.int64)
-    slot = np.where(rng.random(len(rows)) < alias_keep[slot], slot, alias_slot[slot])
-    return rows, slot_movie[slot]
+    movies = _alias_draw(rng, tables, cluster)
+    if favourites is not None and favourites.share > 0:
+        chosen = np.flatnonzero(rng.random(len(rows)) < favourites.share)
+        picked = rng.integers(0, favourites.groups.shape[1], len(chosen))
+        group = favourites.groups[rows[chosen], picked]
+        table = row_era[rows[chosen]] * favourites.n_groups + group
+        movies[chosen] = _alias_draw(rng, favourites.tables, table)
+    return rows, movies
+
+
+def _alias_draw(rng: np.random.Generator, tables: Tables, table: np.ndarray) -> np.ndarray:
+    """One movie per entry of ``table`` (an index into :func:`_era_tables`), by Walker's alias
+    method: a uniform slot of the table, kept or swapped for its alias."""
+    start, size, alias_keep, alias_slot, slot_movie = tables
+    slot = start[table] + (rng.random(len(table)) * size[table]).astype(np.int64)
+    slot = np.where(rng.random(len(table)) < alias_keep[slot], slot, alias_slot[slot])
+    return slot_movie[slot]
 
 
 def _first_occurrences(keys: np.ndarray) -> np.ndarray:
@@ -203,9 +252,10 @@ def _sample_chunk(
     weights_row: Callable[[int], np.ndarray],
     cluster_probs: np.ndarray,
     needed: np.ndarray,
-    tables: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    tables: Tables,
     n_movies: int,
     row_era: np.ndarray,
+    favourites: _Favourites | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``needed[r]`` distinct movies for each row of a chunk of users.
 
@@ -227,7 +277,7 @@ def _sample_chunk(
         if not missing.any():
             break
         draws = np.where(missing > 0, np.ceil(missing * factor).astype(np.int64) + 8, 0)
-        rows, movies = _draw_movies(rng, cluster_probs, draws, tables, row_era)
+        rows, movies = _draw_movies(rng, cluster_probs, draws, tables, row_era, favourites)
         keys = rows * n_movies + movies
         if len(taken):
             seen = taken[np.minimum(np.searchsorted(taken, keys), len(taken) - 1)] == keys
@@ -251,6 +301,9 @@ def _sample_chunk(
         # replacement; in key order they continue the row's drawn order.
         with np.errstate(divide="ignore"):
             key = np.log(rng.random(n_movies)) / weight
+        # Movies of zero weight only when nothing else is left, and never one already taken.
+        key[weight <= 0] = -np.finfo(np.float64).max
+        key[taken[lo:hi] - row * n_movies] = -np.inf
         count = int(missing[row])
         pick = np.argpartition(-key, count - 1)[:count]
         pick = pick[np.argsort(-key[pick], kind="stable")].astype(np.int64)
@@ -269,28 +322,33 @@ def make_synthetic(
     *,
     n_factors: int = 16,
     n_clusters: int = 24,
-    popularity_exponent: float = 1.2,
-    popularity_offset: float = 5.0,
-    taste_strength: float = 3.0,
+    popularity_exponent: float = 1.5,
+    popularity_offset: float = 50.0,
+    popularity_head: float = 0.05,
+    taste_strength: float = 1.05,
+    taste_spread: float = 1.0,
     taste_scale: float = 1.0,
     rating_noise: float = 0.5,
-    mean_rating: float = 3.5,
+    mean_rating: float = 3.6,
     min_user_ratings: int = 20,
-    activity_spread: float = 1.2,
-    whole_star_share: float = 0.5,
+    activity_spread: float = 1.5,
+    whole_star_share: float = 0.7,
     drift: float = 0.0,
     n_eras: int = 8,
+    group_size: float = 5.0,
+    n_favourites: int = 3,
+    favourite_share: float = 0.6,
     name: str = "synthetic",
     like: Any = None,
 ) -> RatingsDataset:
     """A synthetic MovieLens-shaped dataset whose ``truth`` is the generating :class:`SyntheticWorld`.
 
     Defaults mirror ml-latest-small (610 users, ~9,000 movies, 100,000 ratings, at least 20
-    ratings per user, mean rating ~3.5, about half the ratings on the top 10% of movies); on
-    them an item-item model (EASE) reaches about twice popularity's NDCG@10, as on the real
-    data. The same arguments always give the same arrays. ml-25m size (162,541 users, 62,423
-    movies, 25,000,095 ratings) takes under 1 GB and about 40 s on 2 cores
-    (``benchmarks/bench_load.py --scale ml-25m``).
+    ratings per user, mean rating ~3.6) and are calibrated so that popularity, EASE and ALS score
+    as on ml-latest-small-2016 (NDCG@10 0.084 / 0.110 / 0.100 at seed 0, against 0.072 / 0.108 /
+    0.090; ``benchmarks/bench_twin.py``). The same arguments always give the same arrays.
+    ml-25m size (162,541 users, 62,423 movies, 25,000,095 ratings) takes 1.5 GB and about 40 s on
+    2 cores (``benchmarks/bench_load.py --scale ml-25m``).
 
     Movie ids are ascending with gaps (not the indices) and user ids run 1..n_users, so code
     that confuses ids with indices fails on synthetic data too.
@@ -301,12 +359,16 @@ def make_synthetic(
     :param seed: seed of every draw.
     :param n_factors: dimension of the latent tastes.
     :param n_clusters: number of taste clusters (each carries a genre label set).
-    :param popularity_exponent: Zipf exponent of movie popularity (1.0: classic Zipf; 1.2 puts
-        about half the ratings on the top 10% of movies at the default size, as in ml-latest-small).
+    :param popularity_exponent: Zipf exponent of movie popularity (1.0: classic Zipf; with the
+        offset, the default puts the popularity Gini near ml-latest-small's 0.72).
     :param popularity_offset: Zipf-Mandelbrot offset: popularity ~ 1 / (rank + offset) ** exponent;
         larger flattens the head.
+    :param popularity_head: share of the popularity on a plain Zipf head ``1 / (rank + 1)``: the
+        few movies nearly everyone rates, on top of the Zipf-Mandelbrot body.
     :param taste_strength: how much taste, beyond popularity, decides which movies a user rates
         (0: popularity only).
+    :param taste_spread: log-normal spread of ``taste_strength`` across users (mean kept): some
+        users follow the crowd, some their own taste. 0: the same strength for everyone.
     :param taste_scale: standard deviation of ``<user factors, movie factors>`` in stars.
     :param rating_noise: standard deviation of the Gaussian noise added to each rating, in stars.
     :param mean_rating: the mean of the noise-free ratings actually drawn (MovieLens: ~3.5);
@@ -325,6 +387,13 @@ def make_synthetic(
         classics) and newer movies are not out yet; within a user's history the newer movies
         come later. 0: one catalogue for everyone, in a random order (no drift).
     :param n_eras: number of eras (with ``drift``).
+    :param group_size: mean number of movies in a group: each cluster is cut at random into
+        groups of about this size (a franchise, a director's films). 0: no groups.
+    :param n_favourites: favourite groups per user, picked as the groups of that many movies
+        drawn by taste and popularity (with ``group_size``).
+    :param favourite_share: share of a user's picks drawn from their favourite groups (a movie of
+        the group by popularity). Groups are many more than the factors, so this is the item-to-item
+        structure a low-rank model misses and an item-item model (EASE) finds.
     :param name: the dataset's name.
     :param like: a real release (anything ``load_movielens`` takes): return its synthetic twin
         instead, a world fitted to it (:func:`rlrec.data.twin.make_twin`, with ``seed``; the
@@ -346,8 +415,14 @@ def make_synthetic(
             f"n_ratings must lie in [n_users, 35% of n_users * n_movies] = [{n_users}, {n_users * cap}], "
             f"got {n_ratings}"
         )
-    if taste_strength < 0 or taste_scale < 0 or rating_noise < 0 or drift < 0 or activity_spread < 0:
-        raise ValueError("taste_strength, taste_scale, rating_noise, drift and activity_spread must be >= 0")
+    if min(taste_strength, taste_spread, taste_scale, rating_noise, drift, activity_spread) < 0:
+        raise ValueError(
+            "taste_strength, taste_spread, taste_scale, rating_noise, drift and activity_spread must be >= 0"
+        )
+    if group_size < 0 or n_favourites < 0 or not 0.0 <= favourite_share < 1.0:
+        raise ValueError("group_size and n_favourites must be >= 0 and favourite_share in [0, 1)")
+    if not 0.0 <= popularity_head <= 1.0:
+        raise ValueError(f"popularity_head must be in [0, 1], got {popularity_head}")
     if not 0.5 <= whole_star_share <= 1.0:
         raise ValueError(f"whole_star_share must be in [0.5, 1], got {whole_star_share}")
     n_eras = max(1, int(n_eras)) if drift > 0 else 1
@@ -366,8 +441,9 @@ def make_synthetic(
     movie_factors = (cluster_factors[movie_cluster] + own).astype(np.float32)
     user_factors = (world_rng.normal(0.0, unit, (n_users, n_factors)) * taste_scale).astype(np.float32)
     rank = world_rng.permutation(n_movies)
-    popularity = 1.0 / (rank + popularity_offset) ** popularity_exponent
-    popularity /= popularity.sum()
+    body = 1.0 / (rank + popularity_offset) ** popularity_exponent
+    head = 1.0 / (rank + 1.0)
+    popularity = (1.0 - popularity_head) * body / body.sum() + popularity_head * head / head.sum()
     log_pop = np.log(popularity)
     # Popular movies are rated a little higher, as in MovieLens.
     movie_bias = world_rng.normal(0.0, 0.4, n_movies) + 0.15 * (log_pop - log_pop.mean()) / log_pop.std()
@@ -389,11 +465,15 @@ def make_synthetic(
     user_start = draw_rng.integers(_FIRST_START, _LAST_START, n_users)
     user_span = np.minimum(draw_rng.exponential(_YEAR, n_users), 3 * _YEAR) + 60
     release = world_rng.integers(0, n_eras, n_movies) if n_eras > 1 else np.zeros(n_movies, np.int64)
+    movie_group = _groups(world_rng, movie_cluster, n_clusters, group_size) if group_size > 0 else None
+    strength: float | np.ndarray = float(taste_strength)
+    if taste_spread > 0:
+        strength = taste_strength * world_rng.lognormal(-0.5 * taste_spread**2, taste_spread, n_users)
     era_popularity = _era_popularity(popularity, release, n_eras, drift)
     user_era = ((user_start - _FIRST_START) * n_eras // (_LAST_START - _FIRST_START)).astype(np.int64)
     histories = _draw_histories(
         draw_rng, counts, user_factors, cluster_factors, movie_cluster, era_popularity, user_era,
-        taste_strength, release if n_eras > 1 else None,
+        strength, release if n_eras > 1 else None, movie_group, n_favourites, favourite_share,
     )  # fmt: skip
     indptr, indices, drawn_rank = histories
     user = np.repeat(np.arange(n_users), counts)
@@ -418,6 +498,7 @@ def make_synthetic(
         taste_strength=float(taste_strength),
         rating_noise=float(rating_noise),
         seed=seed,
+        movie_group=movie_group,
     )
     return RatingsDataset(
         name=name,
@@ -429,6 +510,18 @@ def make_synthetic(
         timestamps=timestamps,
         truth=world,
     )
+
+
+def _groups(
+    rng: np.random.Generator, movie_cluster: np.ndarray, n_clusters: int, group_size: float
+) -> np.ndarray:
+    """Cut each cluster at random into ``max(1, round(size / group_size))`` groups: the group of
+    every movie, numbered cluster by cluster."""
+    sizes = np.bincount(movie_cluster, minlength=n_clusters)
+    per_cluster = np.maximum(1, np.round(sizes / group_size)).astype(np.int64)
+    first = np.concatenate([[0], np.cumsum(per_cluster)[:-1]])
+    within = (rng.random(len(movie_cluster)) * per_cluster[movie_cluster]).astype(np.int64)
+    return first[movie_cluster] + within
 
 
 def _era_popularity(popularity: np.ndarray, release: np.ndarray, n_eras: int, drift: float) -> np.ndarray:
@@ -447,14 +540,19 @@ def _draw_histories(
     movie_cluster: np.ndarray,
     era_popularity: np.ndarray,
     user_era: np.ndarray,
-    taste_strength: float,
+    taste_strength: float | np.ndarray,
     order_by: np.ndarray | None,
+    movie_group: np.ndarray | None = None,
+    n_favourites: int = 0,
+    favourite_share: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``counts[u]`` distinct movies for every user, chunk by chunk: ``(indptr, movie indices in
     ascending order per user, the rank of each in the user's time line)``.
 
     The rank follows the drawing order, or ``order_by`` (a value per movie, ties at random)
-    when given: the newer movies later.
+    when given: the newer movies later. With ``movie_group``, each user has ``n_favourites``
+    favourite groups (the groups of as many movies drawn by taste and popularity) and a share
+    ``favourite_share`` of their picks comes from those groups.
     """
     n_users, n_movies = len(counts), len(movie_cluster)
     n_clusters = len(cluster_factors)
@@ -462,6 +560,14 @@ def _draw_histories(
         [np.bincount(movie_cluster, weights=weights, minlength=n_clusters) for weights in era_popularity]
     )
     tables = _era_tables(movie_cluster, era_popularity, n_clusters)
+    grouped = movie_group is not None and n_favourites > 0 and favourite_share > 0
+    if grouped:
+        assert movie_group is not None
+        n_groups = int(movie_group.max()) + 1
+        group_mass = np.stack(
+            [np.bincount(movie_group, weights=weights, minlength=n_groups) for weights in era_popularity]
+        )
+        group_tables = _era_tables(movie_group, era_popularity, n_groups)
     indptr = np.zeros(n_users + 1, dtype=np.int64)
     np.cumsum(counts, out=indptr[1:])
     indices = np.empty(int(indptr[-1]), dtype=np.int32)
@@ -469,15 +575,33 @@ def _draw_histories(
     for first, last in _user_chunks(indptr):
         users = np.arange(first, last)
         eras = user_era[users]
-        probs = _cluster_choice(user_factors[users], cluster_factors, cluster_mass[eras], taste_strength)
+        strength = taste_strength[users] if isinstance(taste_strength, np.ndarray) else taste_strength
+        probs = _cluster_choice(user_factors[users], cluster_factors, cluster_mass[eras], strength)
+        favourites = None
+        if grouped:
+            assert movie_group is not None
+            _, seeds = _draw_movies(rng, probs, np.full(len(users), n_favourites), tables, eras)
+            favourites = _Favourites(
+                movie_group[seeds].reshape(len(users), n_favourites), favourite_share, group_tables, n_groups
+            )
 
-        def weights_row(row: int, probs: np.ndarray = probs, eras: np.ndarray = eras) -> np.ndarray:
+        def weights_row(row: int, probs: np.ndarray = probs, eras: np.ndarray = eras,
+                        favourites: _Favourites | None = favourites) -> np.ndarray:  # fmt: skip
             era = eras[row]
             mass = cluster_mass[era, movie_cluster]
-            return np.divide(probs[row, movie_cluster] * era_popularity[era], mass, where=mass > 0,
-                             out=np.zeros(n_movies))  # fmt: skip
+            weight = np.divide(probs[row, movie_cluster] * era_popularity[era], mass, where=mass > 0,
+                               out=np.zeros(n_movies))  # fmt: skip
+            if favourites is None:
+                return weight
+            assert movie_group is not None
+            chosen = np.bincount(favourites.groups[row], minlength=favourites.n_groups)[movie_group]
+            mass = group_mass[era, movie_group] * favourites.groups.shape[1]
+            liked = np.divide(chosen * era_popularity[era], mass, where=mass > 0, out=np.zeros(n_movies))
+            return (1.0 - favourites.share) * weight + favourites.share * liked
 
-        keys, drawn_rank = _sample_chunk(rng, weights_row, probs, counts[users], tables, n_movies, eras)
+        keys, drawn_rank = _sample_chunk(
+            rng, weights_row, probs, counts[users], tables, n_movies, eras, favourites
+        )
         user, movies = first + keys // n_movies, keys % n_movies
         offset = int(indptr[first])
         span = slice(offset, offset + len(keys))
@@ -540,9 +664,7 @@ def _alias_table(probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return keep, alias
 
 
-def _cluster_tables(
-    movie_cluster: np.ndarray, popularity: np.ndarray, n_clusters: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _cluster_tables(movie_cluster: np.ndarray, popularity: np.ndarray, n_clusters: int) -> Tables:
     """Movies laid out cluster by cluster with one alias table per cluster, over popularity.
 
     Returns (first slot of each cluster, cluster size, keep probability per slot, alias slot per
@@ -555,14 +677,14 @@ def _cluster_tables(
     alias = np.arange(len(slot_movie))
     for cluster in np.flatnonzero(sizes):
         span = slice(start[cluster], start[cluster] + sizes[cluster])
+        if not popularity[slot_movie[span]].any():
+            continue  # nothing of it is out yet: never drawn
         keep[span], local = _alias_table(popularity[slot_movie[span]])
         alias[span] = local + start[cluster]
     return start, sizes.astype(np.int64), keep, alias, slot_movie
 
 
-def _era_tables(
-    movie_cluster: np.ndarray, era_popularity: np.ndarray, n_clusters: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _era_tables(movie_cluster: np.ndarray, era_popularity: np.ndarray, n_clusters: int) -> Tables:
     """:func:`_cluster_tables` of every era, laid end to end: table ``era * n_clusters + cluster``."""
     parts = [_cluster_tables(movie_cluster, popularity, n_clusters) for popularity in era_popularity]
     n_movies = len(movie_cluster)

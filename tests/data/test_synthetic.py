@@ -9,7 +9,14 @@ import pytest
 
 from rlrec.cli import main
 from rlrec.data import SyntheticWorld, load_movielens, make_synthetic, write_movielens_csv
-from rlrec.data.synthetic import _alias_table, _cluster_tables, _draw_movies, _sample_chunk
+from rlrec.data.synthetic import (
+    _alias_table,
+    _cluster_tables,
+    _draw_movies,
+    _Favourites,
+    _groups,
+    _sample_chunk,
+)
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +61,7 @@ def test_sizes_grid_and_no_repeated_pairs(default_world) -> None:  # type: ignor
     assert np.all(np.diff(data.movie_ids) > 0) and np.all(np.diff(data.user_ids) > 0)
     assert data.titles[0] == f"Synthetic Movie {data.movie_ids[0]} ({data.titles[0][-5:-1]})"
     assert all("|" not in g or all(part for part in g.split("|")) for g in data.genres[:50])
-    assert abs(float(values.mean()) - 3.5) < 0.15  # mean_rating
+    assert abs(float(values.mean()) - 3.6) < 0.15  # mean_rating
 
 
 def test_popularity_is_skewed(default_world) -> None:  # type: ignore[no-untyped-def]
@@ -90,7 +97,7 @@ def test_ratings_follow_the_truth_and_users_rate_what_they_like(default_world) -
     observed = np.concatenate([data.user_row(u)[1] for u in range(0, data.n_users, 50)])
     assert np.corrcoef(sample, observed)[0, 1] > 0.7  # noise 0.5 star on a ~1 star spread
     # Taste decides what gets rated: <user, movie> is higher on rated movies than on the catalogue.
-    assert np.mean(taste_gaps(data)) > 0.5
+    assert np.mean(taste_gaps(data)) > 0.3  # 0.47 at the default seed; popularity alone: ~0
     flat = make_synthetic(taste_strength=0.0, n_movies=3000, n_ratings=30_000, seed=1)
     assert abs(np.mean(taste_gaps(flat))) < 0.1  # popularity alone: taste plays no part
 
@@ -118,6 +125,75 @@ def test_draws_follow_cluster_then_popularity() -> None:
     expected = probs[0, movie_cluster] * popularity / mass[movie_cluster]
     observed = np.bincount(movies, minlength=6) / 60_000
     np.testing.assert_allclose(observed, expected, atol=0.01)
+
+
+def test_favourite_draws_mix_the_groups_in() -> None:
+    """P(movie) = (1 - share) * P(cluster) * pop / cluster mass
+    + share * P(favourite group) * pop / group mass."""
+    rng = np.random.default_rng(4)
+    movie_cluster = np.array([0, 0, 0, 1, 1, 2])
+    movie_group = np.array([0, 0, 1, 2, 2, 3])
+    popularity = np.array([0.3, 0.1, 0.1, 0.2, 0.2, 0.1])
+    n_rows = 80_000
+    probs = np.tile([0.5, 0.3, 0.2], (n_rows, 1))
+    favourites = _Favourites(
+        groups=np.tile([0, 0, 3], (n_rows, 1)),  # group 0 twice, group 3 once
+        share=0.4,
+        tables=_cluster_tables(movie_group, popularity, 4),
+        n_groups=4,
+    )
+    _, movies = _draw_movies(
+        rng, probs, np.ones(n_rows, dtype=np.int64), _cluster_tables(movie_cluster, popularity, 3),
+        np.zeros(n_rows, dtype=np.int64), favourites,
+    )  # fmt: skip
+    cluster_mass = np.bincount(movie_cluster, weights=popularity)
+    group_mass = np.bincount(movie_group, weights=popularity)
+    base = probs[0, movie_cluster] * popularity / cluster_mass[movie_cluster]
+    liked = np.array([2, 2, 0, 0, 0, 1]) / 3 * popularity / group_mass[movie_group]
+    expected = 0.6 * base + 0.4 * liked
+    np.testing.assert_allclose(np.bincount(movies, minlength=6) / n_rows, expected, atol=0.01)
+
+
+def test_groups_cut_each_cluster() -> None:
+    movie_cluster = np.repeat([0, 1, 2], [40, 7, 1])
+    group = _groups(np.random.default_rng(0), movie_cluster, 3, group_size=10.0)
+    # round(40 / 10) = 4 groups, round(7 / 10) = 1, and a lone movie still gets one.
+    assert [len(np.unique(group[movie_cluster == c])) for c in range(3)] == [4, 1, 1]
+    assert sorted(np.unique(group).tolist()) == list(range(6))
+    for g in np.unique(group):  # a group never spans two clusters
+        assert len(np.unique(movie_cluster[group == g])) == 1
+
+
+def test_users_come_back_to_their_favourite_groups() -> None:
+    """With favourites, more of a user's ratings fall in their most-rated group than without."""
+    shape = dict(n_users=100, n_movies=1500, n_ratings=2500, seed=3, group_size=5.0, n_favourites=1)
+
+    def modal_share(share: float) -> float:
+        data = make_synthetic(favourite_share=share, **shape)  # type: ignore[arg-type]
+        group = truth_of(data).movie_group
+        assert group is not None
+        return float(np.mean([np.bincount(group[data.user_row(u)[0]]).max() / data.user_counts[u]
+                              for u in range(data.n_users)]))  # fmt: skip
+
+    plain, grouped = modal_share(0.0), modal_share(0.5)
+    assert grouped > 1.5 * plain  # 0.17 against 0.10 at this seed
+    assert make_synthetic(n_users=20, n_movies=100, n_ratings=400, group_size=0).truth.movie_group is None
+
+
+def test_exact_fallback_never_repeats_a_movie_when_weights_run_out() -> None:
+    """A row that needs more movies than have weight: zero-weight movies complete it, no repeats."""
+    rng = np.random.default_rng(1)
+    n_movies = 20
+    popularity = np.zeros(n_movies)
+    popularity[:5] = 0.2  # only 5 movies can be drawn, 12 are needed
+    tables = _cluster_tables(np.zeros(n_movies, dtype=np.int64), popularity, 1)
+    keys, ranks = _sample_chunk(
+        rng, lambda row: popularity.copy(), np.ones((1, 1)), np.array([12]), tables, n_movies,
+        np.zeros(1, dtype=np.int64),
+    )  # fmt: skip
+    assert len(keys) == 12 and len(np.unique(keys)) == 12
+    assert set(range(5)) <= set(keys.tolist())
+    assert sorted(ranks.tolist()) == list(range(12))
 
 
 def test_alias_table_reproduces_the_distribution() -> None:
@@ -160,6 +236,10 @@ def test_small_worlds_and_bad_arguments() -> None:
         make_synthetic(n_users=2, n_movies=10, n_ratings=7)
     with pytest.raises(ValueError, match="n_users must be a positive integer"):
         make_synthetic(n_users=0)
+    with pytest.raises(ValueError, match=r"favourite_share in \[0, 1\)"):
+        make_synthetic(favourite_share=1.0)
+    with pytest.raises(ValueError, match="popularity_head must be in"):
+        make_synthetic(popularity_head=1.5)
 
 
 def test_write_and_load_round_trip(tmp_path: Path) -> None:
