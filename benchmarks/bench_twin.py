@@ -1,8 +1,10 @@
 """The baselines' table on a real release and on its synthetic twin (and on the default world).
 
-For each source it prints NDCG@10 of popularity, EASE (l2 chosen on validation) and ALS under the
-usual protocol (per-user temporal split, the last 20% held out), and the statistics of
-``rlrec data compare``. A twin should put the baselines in the same order at similar levels.
+For each source it prints NDCG@10 of popularity, EASE (l2 chosen on validation), ALS and EASE read
+by recency (``ease-recent``, l2 and half-life chosen on validation) under the usual protocol
+(per-user temporal split, the last 20% held out), and the statistics of ``rlrec data compare``. A
+twin should put popularity, EASE and ALS in the same order at similar levels, and recency should
+pay where the release drifts.
 
     python benchmarks/bench_twin.py                                  # ml-latest-small-2016
     python benchmarks/bench_twin.py --release ml-latest-small --seed 1
@@ -17,7 +19,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-BASELINES = ("popularity", "ease", "als")
+#: The order the release and its twins are compared on; ``ease-recent`` shows whether recency pays.
+ORDERED = ("popularity", "ease", "als")
+BASELINES = (*ORDERED, "ease-recent")
 
 
 def main() -> int:
@@ -51,7 +55,7 @@ def main() -> int:
     print(header)
     print("|---|" + "---:|" * len(BASELINES) + "---|---:|")
     for label, (scores, _, loaded) in rows.items():
-        order = " > ".join(sorted(scores, key=lambda name: -scores[name]))
+        order = " > ".join(sorted(ORDERED, key=lambda name: -scores[name]))
         cells = " | ".join(f"{scores[name]:.4f}" for name in BASELINES)
         print(f"| {label} | {cells} | {order} | {loaded:.1f} |")
     print()

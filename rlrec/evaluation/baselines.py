@@ -39,6 +39,7 @@ __all__ = [
     "EDLAEBaseline",
     "PopularityBaseline",
     "RandomBaseline",
+    "RecentEASEBaseline",
     "Selection",
     "item_gram",
     "make_baseline",
@@ -157,11 +158,19 @@ class EASEBaseline(_Fitted):
         return np.full_like(gram_diagonal, self.l2)
 
     def fit(self, train: RatingsDataset) -> EASEBaseline:
-        return self.fit_gram(*item_gram(train, self.max_items, self.name), train.n_movies)
+        return self.fit_gram(*item_gram(train, self.max_items, self.name), train.n_movies, train)
 
-    def fit_gram(self, x: sp.csr_matrix, gram: np.ndarray, active: np.ndarray, n_movies: int) -> EASEBaseline:
+    def fit_gram(
+        self,
+        x: sp.csr_matrix,
+        gram: np.ndarray,
+        active: np.ndarray,
+        n_movies: int,
+        train: RatingsDataset | None = None,
+    ) -> EASEBaseline:
         """Fit from :func:`item_gram`'s pieces (``gram`` is not modified): what a grid search over
-        ``l2`` / ``dropout`` shares between its points."""
+        ``l2`` / ``dropout`` shares between its points. ``train`` (the data ``x`` came from) is
+        read only by the variants that score from more than ``x``."""
         gram = gram.copy()
         gram[np.diag_indices_from(gram)] += self._penalty(np.diag(gram).copy())
         # Cholesky: the Gram matrix plus a ridge is symmetric positive definite, and potrf/potri
@@ -213,6 +222,45 @@ class EDLAEBaseline(EASEBaseline):
 
     def _penalty(self, gram_diagonal: np.ndarray) -> np.ndarray:
         return self.l2 + self.dropout / (1.0 - self.dropout) * gram_diagonal
+
+
+class RecentEASEBaseline(EASEBaseline):
+    """EASE that reads a user's history by recency: the same ``B``, scored from ``x_u`` with each
+    rating weighted ``0.5 ** (k / half_life)``, ``k`` = ratings made since (0 for the latest).
+
+    Where popularity and taste move in time, a user's recent ratings say more about the next ones
+    (on ml-latest-small-2016 this scores above plain EASE); without drift it stays close to EASE.
+
+    :param l2: as :class:`EASEBaseline`; default 500.
+    :param half_life: in ratings; default 10 (chosen with ``l2`` from :data:`GRIDS` on validation).
+    :param max_items: as :class:`EASEBaseline`.
+    """
+
+    name = "ease-recent"
+
+    def __init__(self, l2: float = 500.0, half_life: float = 10.0, max_items: int = 20_000) -> None:
+        super().__init__(l2=l2, max_items=max_items)
+        if not float(half_life) > 0:
+            raise ValueError(f"{self.name}: half_life must be > 0, got {half_life}")
+        self.half_life = float(half_life)
+
+    def fit_gram(
+        self,
+        x: sp.csr_matrix,
+        gram: np.ndarray,
+        active: np.ndarray,
+        n_movies: int,
+        train: RatingsDataset | None = None,
+    ) -> RecentEASEBaseline:
+        if train is None:
+            raise ValueError(f"{self.name}: fit_gram needs the train data (its timestamps)")
+        super().fit_gram(x, gram, active, n_movies)
+        owner = np.repeat(np.arange(train.n_users), train.user_counts)
+        since = train.user_counts[owner] - 1 - train.recency_rank
+        weighted = train.ratings.copy().astype(np.float32)
+        weighted.data = (0.5 ** (since / self.half_life)).astype(np.float32)
+        self.x = weighted[:, self.active]
+        return self
 
 
 class ALSBaseline(_Fitted):
@@ -280,6 +328,7 @@ BASELINES: dict[str, type[Any]] = {
     "popularity": PopularityBaseline,
     "ease": EASEBaseline,
     "edlae": EDLAEBaseline,
+    "ease-recent": RecentEASEBaseline,
     "als": ALSBaseline,
 }
 
@@ -289,6 +338,7 @@ BASELINES: dict[str, type[Any]] = {
 GRIDS: dict[str, dict[str, tuple[float, ...]]] = {
     "ease": {"l2": (100.0, 200.0, 500.0, 1000.0, 2000.0)},
     "edlae": {"l2": (200.0, 500.0), "dropout": (0.25, 0.5, 0.67)},
+    "ease-recent": {"l2": (200.0, 500.0, 1000.0), "half_life": (5.0, 10.0, 20.0, 40.0)},
 }
 
 
@@ -331,7 +381,7 @@ def select_on_split(name: str, split: Split, k: int = 10) -> Selection:
     tried: list[tuple[dict[str, float], float]] = []
     for values in itertools.product(*GRIDS[name].values()):
         params = dict(zip(keys, values))
-        model = cls(**params).fit_gram(x, gram, active, split.train.n_movies)
+        model = cls(**params).fit_gram(x, gram, active, split.train.n_movies, split.train)
         tried.append((params, float(evaluate_scores(model.score, split, k=k)[f"ndcg@{k}"])))
     best_params, best_score = max(tried, key=lambda item: item[1])  # max keeps the first of equals
     return Selection(best_params, best_score, tried)

@@ -13,6 +13,7 @@ from rlrec.data.synthetic import (
     _alias_table,
     _cluster_tables,
     _draw_movies,
+    _era_popularity,
     _Favourites,
     _groups,
     _sample_chunk,
@@ -140,7 +141,7 @@ def test_favourite_draws_mix_the_groups_in() -> None:
         groups=np.tile([0, 0, 3], (n_rows, 1)),  # group 0 twice, group 3 once
         share=0.4,
         tables=_cluster_tables(movie_group, popularity, 4),
-        n_groups=4,
+        movie_group=movie_group,
     )
     _, movies = _draw_movies(
         rng, probs, np.ones(n_rows, dtype=np.int64), _cluster_tables(movie_cluster, popularity, 3),
@@ -152,6 +153,54 @@ def test_favourite_draws_mix_the_groups_in() -> None:
     liked = np.array([2, 2, 0, 0, 0, 1]) / 3 * popularity / group_mass[movie_group]
     expected = 0.6 * base + 0.4 * liked
     np.testing.assert_allclose(np.bincount(movies, minlength=6) / n_rows, expected, atol=0.01)
+
+
+def test_exhausted_favourites_are_not_drawn_from() -> None:
+    """A row whose favourite groups are all rated draws from the base stream only."""
+    movie_group = np.array([0, 0, 1, 1, 2])
+    favourites = _Favourites(
+        groups=np.array([[0, 0, 1], [2, 2, 2]]),
+        share=0.9,
+        tables=_cluster_tables(movie_group, np.full(5, 0.2), 3),
+        movie_group=movie_group,
+        open_rows=np.array([True, False]),
+    )
+    assert favourites.capacity().tolist() == [4, 1]  # groups 0 and 1 hold 4 movies; group 2 one
+    assert favourites.n_groups == 3
+    base = _cluster_tables(np.zeros(5, dtype=np.int64), np.array([0.5, 0.5, 0.0, 0.0, 0.0]), 1)
+    rows, movies = _draw_movies(
+        np.random.default_rng(0), np.ones((2, 1)), np.array([2000, 2000]), base, np.zeros(2, dtype=np.int64),
+        favourites,
+    )  # fmt: skip
+    assert set(movies[rows == 1].tolist()) <= {0, 1}  # the closed row: base movies only
+    assert 4 in set(movies[rows == 0].tolist()) or 2 in set(movies[rows == 0].tolist())
+
+
+def test_era_popularity_rises_and_falls_around_the_release() -> None:
+    popularity = np.array([0.75, 0.25])
+    release = np.array([0, 2])
+    got = _era_popularity(popularity, release, n_eras=3, drift=1.0)
+    # era e: movie m weighs popularity[m] * (exp(-|e - release[m]|) + 0.05), then normalised
+    by_hand = np.array([[0.75 * 1.05, 0.25 * (np.exp(-2) + 0.05)],
+                        [0.75 * (np.exp(-1) + 0.05), 0.25 * (np.exp(-1) + 0.05)],
+                        [0.75 * (np.exp(-2) + 0.05), 0.25 * 1.05]])  # fmt: skip
+    np.testing.assert_allclose(got, by_hand / by_hand.sum(axis=1, keepdims=True))
+
+
+def test_release_order_sets_how_much_newer_movies_come_later() -> None:
+    """The Spearman correlation of a movie's era with its place in the user's history."""
+    from scipy.stats import spearmanr
+
+    def correlation(release_order: float) -> float:
+        data = make_synthetic(n_users=60, n_movies=800, n_ratings=4000, seed=5, release_order=release_order)
+        era = truth_of(data).movie_era
+        assert era is not None
+        place = data.recency_rank / np.repeat(np.maximum(data.user_counts - 1, 1), data.user_counts)
+        return float(spearmanr(era[data.ratings.indices], place).statistic)
+
+    assert correlation(1.0) > 0.3
+    assert abs(correlation(0.0)) < 0.1
+    assert make_synthetic(n_users=20, n_movies=100, n_ratings=400, drift=0.0).truth.movie_era is None
 
 
 def test_groups_cut_each_cluster() -> None:
@@ -238,6 +287,8 @@ def test_small_worlds_and_bad_arguments() -> None:
         make_synthetic(n_users=0)
     with pytest.raises(ValueError, match=r"favourite_share in \[0, 1\)"):
         make_synthetic(favourite_share=1.0)
+    with pytest.raises(ValueError, match="release_order must be in"):
+        make_synthetic(release_order=2.0)
     with pytest.raises(ValueError, match="popularity_head must be in"):
         make_synthetic(popularity_head=1.5)
 

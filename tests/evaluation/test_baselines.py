@@ -4,13 +4,17 @@ import numpy as np
 import pytest
 
 from rlrec.evaluation.baselines import (
+    GRIDS,
     ALSBaseline,
     EASEBaseline,
     PopularityBaseline,
     RandomBaseline,
+    RecentEASEBaseline,
     make_baseline,
+    select_on_split,
 )
 from rlrec.evaluation.metrics import top_k
+from rlrec.evaluation.split import temporal_split
 from tests.evaluation.toy import toy_dataset
 
 
@@ -59,6 +63,31 @@ def test_ease_matches_the_closed_form():
     model = EASEBaseline(l2=l2).fit(data)
     users = np.arange(data.n_users)
     np.testing.assert_allclose(model.score(users), x @ b, rtol=1e-4, atol=1e-5)
+
+
+def test_recent_ease_reads_the_history_by_recency():
+    """Same B as EASE; the user's row weighted 0.5 ** (ratings since / half_life), worked out by hand."""
+    rows = [(0, 0, 4.0, 10), (0, 1, 3.0, 30), (0, 2, 5.0, 20)]  # user 0 rated 0, then 2, then 1
+    rows += [(u, m, 4.0, u) for u in range(1, 9) for m in ((0, 1, 3) if u % 2 else (1, 2, 4))]
+    data = toy_dataset(rows, n_movies=6)
+    plain = EASEBaseline(l2=2.0).fit(data)
+    recent = RecentEASEBaseline(l2=2.0, half_life=1.0).fit(data)
+    np.testing.assert_allclose(recent.weights, plain.weights)
+    b = np.zeros((6, 6))
+    b[np.ix_(plain.active, plain.active)] = plain.weights
+    # movie 1 is the latest (0 since), movie 2 one rating before, movie 0 two before
+    by_hand = np.array([0.25, 1.0, 0.5, 0.0, 0.0, 0.0]) @ b
+    np.testing.assert_allclose(recent.score(np.array([0]))[0], by_hand, rtol=1e-5, atol=1e-6)
+    # a very long half-life is plain EASE
+    slow = RecentEASEBaseline(l2=2.0, half_life=1e9).fit(data)
+    np.testing.assert_allclose(slow.score(np.arange(9)), plain.score(np.arange(9)), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="half_life must be > 0"):
+        RecentEASEBaseline(half_life=0)
+    with pytest.raises(ValueError, match="needs the train data"):
+        RecentEASEBaseline().fit_gram(plain.x, np.eye(5, dtype=np.float32), plain.active, 6)
+    # the grid search hands the train data on: every point is scored
+    selection = select_on_split("ease-recent", temporal_split(data))
+    assert len(selection.tried) == len(GRIDS["ease-recent"]["l2"]) * len(GRIDS["ease-recent"]["half_life"])
 
 
 @pytest.mark.parametrize(
