@@ -355,6 +355,7 @@ def make_synthetic(
     popularity_exponent: float = 1.5,
     popularity_offset: float = 50.0,
     popularity_head: float = 0.05,
+    popularity_floor: float = 0.02,
     taste_strength: float = 1.05,
     taste_spread: float = 1.0,
     taste_scale: float = 1.0,
@@ -396,6 +397,8 @@ def make_synthetic(
         larger flattens the head.
     :param popularity_head: share of the popularity on a plain Zipf head ``1 / (rank + 1)``: the
         few movies nearly everyone rates, on top of the Zipf-Mandelbrot body.
+    :param popularity_floor: share of the popularity spread evenly over the catalogue, so that
+        few movies go unrated (GroupLens lists rated movies only).
     :param taste_strength: how much taste, beyond popularity, decides which movies a user rates
         (0: popularity only).
     :param taste_spread: log-normal spread of ``taste_strength`` across users (mean kept): some
@@ -459,8 +462,11 @@ def make_synthetic(
         raise ValueError(f"release_order must be in [0, 1], got {release_order}")
     if group_size < 0 or n_favourites < 0 or not 0.0 <= favourite_share < 1.0:
         raise ValueError("group_size and n_favourites must be >= 0 and favourite_share in [0, 1)")
-    if not 0.0 <= popularity_head <= 1.0:
-        raise ValueError(f"popularity_head must be in [0, 1], got {popularity_head}")
+    if not (0.0 <= popularity_head <= 1.0 and 0.0 <= popularity_floor <= 1.0):
+        raise ValueError(
+            "popularity_head and popularity_floor must be in [0, 1], "
+            f"got {popularity_head} and {popularity_floor}"
+        )
     if not 0.5 <= whole_star_share <= 1.0:
         raise ValueError(f"whole_star_share must be in [0.5, 1], got {whole_star_share}")
     n_eras = max(1, int(n_eras)) if drift > 0 else 1
@@ -482,6 +488,7 @@ def make_synthetic(
     body = 1.0 / (rank + popularity_offset) ** popularity_exponent
     head = 1.0 / (rank + 1.0)
     popularity = (1.0 - popularity_head) * body / body.sum() + popularity_head * head / head.sum()
+    popularity = (1.0 - popularity_floor) * popularity + popularity_floor / n_movies
     log_pop = np.log(popularity)
     # Popular movies are rated a little higher, as in MovieLens.
     movie_bias = world_rng.normal(0.0, 0.4, n_movies) + 0.15 * (log_pop - log_pop.mean()) / log_pop.std()

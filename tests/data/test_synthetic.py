@@ -289,7 +289,7 @@ def test_small_worlds_and_bad_arguments() -> None:
         make_synthetic(favourite_share=1.0)
     with pytest.raises(ValueError, match="release_order must be in"):
         make_synthetic(release_order=2.0)
-    with pytest.raises(ValueError, match="popularity_head must be in"):
+    with pytest.raises(ValueError, match="popularity_head and popularity_floor must be in"):
         make_synthetic(popularity_head=1.5)
 
 
