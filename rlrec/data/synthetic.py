@@ -419,7 +419,9 @@ def make_synthetic(
         and a user rates with the popularity of the era they start in, where a movie ``d`` eras
         from its own (before or after) weighs ``exp(-drift * d)`` times its base popularity plus a
         floor of 5% (the classics). 0: one popularity for everyone, in a random order (no drift).
-        The default gives ml-latest-small-2016's drift statistic (0.32).
+        The default gives ml-latest-small-2016's drift statistic (0.32). In a tiny catalogue (a
+        few dozen movies) the newest era then fills the held-out part of a temporal split, where
+        train's popular movies lose even to random: pass ``drift=0`` there.
     :param n_eras: number of eras (with ``drift``).
     :param release_order: how strictly a user's history follows the movies' eras (with
         ``drift``): a rating's place in the history is ``release_order * era / (n_eras - 1)`` plus
