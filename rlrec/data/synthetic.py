@@ -377,10 +377,10 @@ def make_synthetic(
 
     Defaults mirror ml-latest-small (610 users, ~9,000 movies, 100,000 ratings, at least 20
     ratings per user, mean rating ~3.6) and are calibrated so that popularity, EASE and ALS score
-    as on ml-latest-small-2016 (NDCG@10 0.077 / 0.101 / 0.079 at seed 0, against 0.072 / 0.108 /
+    as on ml-latest-small-2016 (NDCG@10 0.080 / 0.111 / 0.091 at seed 0, against 0.072 / 0.108 /
     0.090; ``benchmarks/bench_twin.py``), with a drift that lets EASE read by recency win. The same
     arguments always give the same arrays. ml-25m size (162,541 users, 62,423 movies, 25,000,095
-    ratings) takes 1.5 GB and about 55 s on 2 cores (``benchmarks/bench_load.py --scale ml-25m``).
+    ratings) takes 1.5 GB and about 50 s on 2 cores (``benchmarks/bench_load.py --scale ml-25m``).
 
     Movie ids are ascending with gaps (not the indices) and user ids run 1..n_users, so code
     that confuses ids with indices fails on synthetic data too.
