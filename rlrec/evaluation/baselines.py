@@ -186,9 +186,13 @@ class EASEBaseline(_Fitted):
         weights[np.diag_indices_from(weights)] = 0.0
         self.active = active
         self.weights = weights.astype(np.float32)
-        self.x = x.astype(np.float32)
+        self.x = self._history(x, active, train)
         self.n_movies = n_movies
         return self
+
+    def _history(self, x: sp.csr_matrix, active: np.ndarray, train: RatingsDataset | None) -> sp.csr_matrix:
+        """The users' rows that scores multiply ``B`` by: the binary train matrix ``x``."""
+        return x.astype(np.float32)
 
     def score(self, user_indices: np.ndarray) -> np.ndarray:
         n_movies = self._require_fit()
@@ -244,23 +248,15 @@ class RecentEASEBaseline(EASEBaseline):
             raise ValueError(f"{self.name}: half_life must be > 0, got {half_life}")
         self.half_life = float(half_life)
 
-    def fit_gram(
-        self,
-        x: sp.csr_matrix,
-        gram: np.ndarray,
-        active: np.ndarray,
-        n_movies: int,
-        train: RatingsDataset | None = None,
-    ) -> RecentEASEBaseline:
+    def _history(self, x: sp.csr_matrix, active: np.ndarray, train: RatingsDataset | None) -> sp.csr_matrix:
+        """The train matrix with each rating weighted by its recency in the user's time line."""
         if train is None:
             raise ValueError(f"{self.name}: fit_gram needs the train data (its timestamps)")
-        super().fit_gram(x, gram, active, n_movies)
         owner = np.repeat(np.arange(train.n_users), train.user_counts)
         since = train.user_counts[owner] - 1 - train.recency_rank
         weighted = train.ratings.copy().astype(np.float32)
         weighted.data = (0.5 ** (since / self.half_life)).astype(np.float32)
-        self.x = weighted[:, self.active]
-        return self
+        return weighted[:, active]
 
 
 class ALSBaseline(_Fitted):
