@@ -29,15 +29,11 @@ import numpy as np
 import scipy.sparse as sp
 
 from rlrec.data.dataset import RatingsDataset
+from rlrec.data.sampling import draw_histories
 from rlrec.data.simulator import RatingSimulator
 from rlrec.data.split import temporal_split
 from rlrec.data.stats import whole_star_share
-from rlrec.data.synthetic import (
-    SyntheticWorld,
-    _draw_histories,
-    _latent,
-    _observed_ratings,
-)
+from rlrec.data.synthetic import SyntheticWorld, _latent, _observed_ratings
 
 __all__ = ["make_twin"]
 
@@ -118,7 +114,7 @@ def make_twin(
     np.minimum.at(first_seen, real.ratings.indices, real.timestamps.astype(np.float64))
     order_by = np.argsort(np.argsort(first_seen, kind="stable"), kind="stable").astype(np.float64)
     order_by /= max(len(order_by) - 1, 1)
-    indptr, indices, ranks = _draw_histories(
+    indptr, indices, ranks = draw_histories(
         rng, counts, user_factors * scale, centroids, cluster, era_popularity, user_era, taste_strength,
         order_by * release_order,
     )  # fmt: skip

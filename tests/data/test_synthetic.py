@@ -9,15 +9,8 @@ import pytest
 
 from rlrec.cli import main
 from rlrec.data import SyntheticWorld, load_movielens, make_synthetic, write_movielens_csv
-from rlrec.data.synthetic import (
-    _alias_table,
-    _cluster_tables,
-    _draw_movies,
-    _era_popularity,
-    _Favourites,
-    _groups,
-    _sample_chunk,
-)
+from rlrec.data.sampling import Favourites, alias_table, cluster_tables, draw_movies, sample_chunk
+from rlrec.data.synthetic import _era_popularity, _groups
 
 
 @pytest.fixture(scope="module")
@@ -118,9 +111,9 @@ def test_draws_follow_cluster_then_popularity() -> None:
     movie_cluster = np.array([0, 0, 0, 1, 1, 2])
     popularity = np.array([0.3, 0.1, 0.1, 0.2, 0.2, 0.1])
     mass = np.bincount(movie_cluster, weights=popularity)
-    tables = _cluster_tables(movie_cluster, popularity, 3)
+    tables = cluster_tables(movie_cluster, popularity, 3)
     probs = np.tile([0.5, 0.3, 0.2], (60_000, 1))
-    _, movies = _draw_movies(
+    _, movies = draw_movies(
         rng, probs, np.ones(60_000, dtype=np.int64), tables, np.zeros(60_000, dtype=np.int64)
     )
     expected = probs[0, movie_cluster] * popularity / mass[movie_cluster]
@@ -137,14 +130,14 @@ def test_favourite_draws_mix_the_groups_in() -> None:
     popularity = np.array([0.3, 0.1, 0.1, 0.2, 0.2, 0.1])
     n_rows = 80_000
     probs = np.tile([0.5, 0.3, 0.2], (n_rows, 1))
-    favourites = _Favourites(
+    favourites = Favourites(
         groups=np.tile([0, 0, 3], (n_rows, 1)),  # group 0 twice, group 3 once
         share=0.4,
-        tables=_cluster_tables(movie_group, popularity, 4),
+        tables=cluster_tables(movie_group, popularity, 4),
         movie_group=movie_group,
     )
-    _, movies = _draw_movies(
-        rng, probs, np.ones(n_rows, dtype=np.int64), _cluster_tables(movie_cluster, popularity, 3),
+    _, movies = draw_movies(
+        rng, probs, np.ones(n_rows, dtype=np.int64), cluster_tables(movie_cluster, popularity, 3),
         np.zeros(n_rows, dtype=np.int64), favourites,
     )  # fmt: skip
     cluster_mass = np.bincount(movie_cluster, weights=popularity)
@@ -158,17 +151,17 @@ def test_favourite_draws_mix_the_groups_in() -> None:
 def test_exhausted_favourites_are_not_drawn_from() -> None:
     """A row whose favourite groups are all rated draws from the base stream only."""
     movie_group = np.array([0, 0, 1, 1, 2])
-    favourites = _Favourites(
+    favourites = Favourites(
         groups=np.array([[0, 0, 1], [2, 2, 2]]),
         share=0.9,
-        tables=_cluster_tables(movie_group, np.full(5, 0.2), 3),
+        tables=cluster_tables(movie_group, np.full(5, 0.2), 3),
         movie_group=movie_group,
         open_rows=np.array([True, False]),
     )
     assert favourites.capacity().tolist() == [4, 1]  # groups 0 and 1 hold 4 movies; group 2 one
     assert favourites.n_groups == 3
-    base = _cluster_tables(np.zeros(5, dtype=np.int64), np.array([0.5, 0.5, 0.0, 0.0, 0.0]), 1)
-    rows, movies = _draw_movies(
+    base = cluster_tables(np.zeros(5, dtype=np.int64), np.array([0.5, 0.5, 0.0, 0.0, 0.0]), 1)
+    rows, movies = draw_movies(
         np.random.default_rng(0), np.ones((2, 1)), np.array([2000, 2000]), base, np.zeros(2, dtype=np.int64),
         favourites,
     )  # fmt: skip
@@ -235,8 +228,8 @@ def test_exact_fallback_never_repeats_a_movie_when_weights_run_out() -> None:
     n_movies = 20
     popularity = np.zeros(n_movies)
     popularity[:5] = 0.2  # only 5 movies can be drawn, 12 are needed
-    tables = _cluster_tables(np.zeros(n_movies, dtype=np.int64), popularity, 1)
-    keys, ranks = _sample_chunk(
+    tables = cluster_tables(np.zeros(n_movies, dtype=np.int64), popularity, 1)
+    keys, ranks = sample_chunk(
         rng, lambda row: popularity.copy(), np.ones((1, 1)), np.array([12]), tables, n_movies,
         np.zeros(1, dtype=np.int64),
     )  # fmt: skip
@@ -247,7 +240,7 @@ def test_exact_fallback_never_repeats_a_movie_when_weights_run_out() -> None:
 
 def test_alias_table_reproduces_the_distribution() -> None:
     probs = np.array([0.5, 0.25, 0.125, 0.125])
-    keep, alias = _alias_table(probs)
+    keep, alias = alias_table(probs)
     # Exact: the chance of outcome i is (keep[i] + sum of (1 - keep[j]) over j aliased to i) / n.
     exact = keep.copy()
     np.add.at(exact, alias, 1.0 - keep)
@@ -261,10 +254,10 @@ def test_sample_chunk_finishes_heavy_rows_exactly() -> None:
     movie_cluster = np.zeros(n_movies, dtype=np.int64)
     popularity = 1.0 / np.arange(1, n_movies + 1) ** 3.0
     popularity /= popularity.sum()
-    tables = _cluster_tables(movie_cluster, popularity, 1)
+    tables = cluster_tables(movie_cluster, popularity, 1)
     needed = np.array([n_movies, 3, n_movies - 1])
     one_era = np.zeros(3, dtype=np.int64)
-    keys, ranks = _sample_chunk(
+    keys, ranks = sample_chunk(
         rng, lambda row: popularity.copy(), np.ones((3, 1)), needed, tables, n_movies, one_era
     )
     rows, movies = keys // n_movies, keys % n_movies
