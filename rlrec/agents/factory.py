@@ -546,12 +546,13 @@ def load_model(algo: str, path: str | os.PathLike[str], env: Any = None, device:
 def _unreadable(exc: BaseException) -> str:
     """Why a model file could not be read, in words of ours: loaders' own messages may advise
     ``weights_only=False`` (running the file's code), which we never want to print."""
-    import pickle
     import zipfile
 
     if isinstance(exc, zipfile.BadZipFile):
         return "not a zip archive: truncated or damaged"
-    if isinstance(exc, EOFError | pickle.UnpicklingError):
+    # torch's weights_only loader raises pickle's UnpicklingError: told by name, as rlrec's own
+    # code never imports pickle.
+    if isinstance(exc, EOFError) or type(exc).__name__ == "UnpicklingError":
         return "truncated, or not written by rlrec"
     if isinstance(exc, KeyError):
         return f"entry {exc} missing: another kind of file"
