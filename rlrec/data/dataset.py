@@ -143,6 +143,14 @@ class RatingsDataset:
         rank[order] = np.arange(self.n_ratings, dtype=np.int64) - self.ratings.indptr[rows[order]]
         return rank
 
+    @cached_property
+    def ratings_since(self) -> np.ndarray:
+        """How many ratings each user gave after each rating (0 = the latest), aligned with
+        ``ratings.data``: what a recency weight (:func:`recency_weight`) decays with."""
+        owner = np.repeat(np.arange(self.n_users, dtype=np.int64), self.user_counts)
+        since: np.ndarray = self.user_counts[owner] - 1 - self.recency_rank
+        return since
+
     def user_row(self, user_index: int) -> tuple[np.ndarray, np.ndarray]:
         """(movie indices, ratings) of one user, as views into the CSR arrays."""
         start, stop = self.ratings.indptr[user_index], self.ratings.indptr[user_index + 1]
@@ -205,6 +213,12 @@ class RatingsDataset:
             "rating_max": high,
             "density": self.density,
         }
+
+
+def recency_weight(ratings_since: np.ndarray, half_life: float) -> np.ndarray:
+    """``0.5 ** (ratings_since / half_life)`` as float32: a rating ``half_life`` ratings old weighs
+    half the latest one. The session env's ``observation="recency"`` and ``ease-recent`` both use it."""
+    return np.exp2(-np.asarray(ratings_since, dtype=np.float32) / np.float32(half_life))
 
 
 def _lookup(sorted_ids: np.ndarray, key: int, label: str) -> int:

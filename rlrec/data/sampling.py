@@ -246,9 +246,9 @@ def draw_histories(
         [np.bincount(movie_cluster, weights=weights, minlength=n_clusters) for weights in era_popularity]
     )
     tables = era_tables(movie_cluster, era_popularity, n_clusters)
-    grouped = movie_group is not None and n_favourites > 0 and favourite_share > 0
-    if grouped:
-        assert movie_group is not None
+    if n_favourites <= 0 or favourite_share <= 0:
+        movie_group = None  # no favourites: the groups play no part
+    if movie_group is not None:
         n_groups = int(movie_group.max()) + 1
         group_mass = np.stack(
             [np.bincount(movie_group, weights=weights, minlength=n_groups) for weights in era_popularity]
@@ -264,8 +264,7 @@ def draw_histories(
         strength = taste_strength[users] if isinstance(taste_strength, np.ndarray) else taste_strength
         probs = cluster_choice(user_factors[users], cluster_factors, cluster_mass[eras], strength)
         favourites = None
-        if grouped:
-            assert movie_group is not None
+        if movie_group is not None:
             _, seeds = draw_movies(rng, probs, np.full(len(users), n_favourites), tables, eras)
             groups = movie_group[seeds].reshape(len(users), n_favourites)
             favourites = Favourites(groups, favourite_share, group_tables, movie_group)
@@ -278,9 +277,9 @@ def draw_histories(
                                out=np.zeros(n_movies))  # fmt: skip
             if favourites is None:
                 return weight
-            assert movie_group is not None
-            chosen = np.bincount(favourites.groups[row], minlength=favourites.n_groups)[movie_group]
-            mass = group_mass[era, movie_group] * favourites.groups.shape[1]
+            group = favourites.movie_group
+            chosen = np.bincount(favourites.groups[row], minlength=favourites.n_groups)[group]
+            mass = group_mass[era, group] * favourites.groups.shape[1]
             liked = np.divide(chosen * era_popularity[era], mass, where=mass > 0, out=np.zeros(n_movies))
             return (1.0 - favourites.share) * weight + favourites.share * liked
 

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from rlrec.data.dataset import LIKED_RATING, RATING_MAX
+from rlrec.data.dataset import LIKED_RATING, RATING_MAX, recency_weight
 from rlrec.data.simulator import RatingSimulator
 from rlrec.envs.vector import Episodes, EpisodesEnv, EpisodesVectorEnv
 from rlrec.envs.world import DataSource, MovieLensWorld, check_choice, check_flag
@@ -121,10 +121,10 @@ class SessionEpisodes(Episodes):
         """How ratings show in an observation: ``r / 5`` (``"ratings"``), 1 (``"binary"``) or
         ``0.5 ** (from_latest / half_life)`` (``"recency"``: ``from_latest`` counts the shown ratings
         given after this one; a movie found in the session is the latest, 1)."""
-        if self.observation == "binary" or (self.observation == "recency" and from_latest is None):
+        if self.observation == "recency" and from_latest is not None:
+            return recency_weight(from_latest, self.half_life)
+        if self.observation in ("binary", "recency"):
             return np.ones(np.shape(ratings), dtype=np.float32)
-        if self.observation == "recency":
-            return np.exp2(-np.asarray(from_latest, dtype=np.float32) / np.float32(self.half_life))
         return np.asarray(ratings, dtype=np.float32) / np.float32(RATING_MAX)
 
     def observations(self, user_indices: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -138,8 +138,7 @@ class SessionEpisodes(Episodes):
         else:
             out[...] = 0.0
         row_of, positions = self.world.histories(users)
-        dataset = self.world.dataset
-        from_latest = dataset.user_counts[users][row_of] - 1 - dataset.recency_rank[positions]
+        from_latest = self.world.dataset.ratings_since[positions]
         out[row_of, self.world.indices[positions]] = self.encode(self.world.ratings[positions], from_latest)
         return out
 

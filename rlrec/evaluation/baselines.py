@@ -25,7 +25,7 @@ import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
 
-from rlrec.data.dataset import RatingsDataset
+from rlrec.data.dataset import RatingsDataset, recency_weight
 
 if TYPE_CHECKING:
     from rlrec.evaluation.split import Split
@@ -252,10 +252,8 @@ class RecentEASEBaseline(EASEBaseline):
         """The train matrix with each rating weighted by its recency in the user's time line."""
         if train is None:
             raise ValueError(f"{self.name}: fit_gram needs the train data (its timestamps)")
-        owner = np.repeat(np.arange(train.n_users), train.user_counts)
-        since = train.user_counts[owner] - 1 - train.recency_rank
         weighted = train.ratings.copy().astype(np.float32)
-        weighted.data = (0.5 ** (since / self.half_life)).astype(np.float32)
+        weighted.data = recency_weight(train.ratings_since, self.half_life)
         return weighted[:, active]
 
 

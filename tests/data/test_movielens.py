@@ -221,3 +221,14 @@ def test_real_release_zipped_equals_folder(real_data_home: Path, tmp_path: Path)
     np.testing.assert_array_equal(a.timestamps, b.timestamps)
     np.testing.assert_array_equal(a.movie_ids, b.movie_ids)
     assert a.titles.tolist() == b.titles.tolist()
+
+
+def test_ratings_since_and_recency_weight_by_hand() -> None:
+    from rlrec.data.dataset import recency_weight
+    from tests.evaluation.toy import toy_dataset
+
+    # user 0 rated movie 0 at t=10, movie 1 at t=30, movie 2 at t=20; user 1 only movie 1
+    data = toy_dataset([(0, 0, 4.0, 10), (0, 1, 3.0, 30), (0, 2, 5.0, 20), (1, 1, 2.0, 5)], n_movies=3)
+    # CSR order: user 0's movies 0, 1, 2, then user 1's movie 1
+    assert data.ratings_since.tolist() == [2, 0, 1, 0]
+    np.testing.assert_allclose(recency_weight(data.ratings_since, 1.0), [0.25, 1.0, 0.5, 1.0])
