@@ -117,7 +117,7 @@ def _cmd_ope(args: argparse.Namespace) -> int:
     target = make_behaviour(kind, model_scores(args.model), epsilon=epsilon, temperature=args.temperature)
     report = evaluate_logged(
         args.dataset, target, truth=args.truth, seeds=args.seeds, gamma=args.gamma,
-        n_bootstrap=args.bootstrap, seed=args.seed,
+        n_bootstrap=args.bootstrap, seed=args.seed, model_path=args.model,
     )  # fmt: skip
     print(
         f"{args.dataset}: {report.n_steps} steps, {report.n_episodes} episodes; {args.policy} of {args.model}"
@@ -363,6 +363,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     import shlex
 
     from rlrec.tuning import tune
+    from rlrec.utils.signals import exit_status
 
     result = tune(
         args.algo,
@@ -377,6 +378,10 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     total = sum(result.counts.values())
     print(f"study {result.study_name!r} in {result.storage}: {total} trials ({states})")
     print(f"this worker ran {result.n_trials_run}")
+    if result.stopped_by is not None:
+        name = signal.Signals(result.stopped_by).name
+        print(f"rlrec tune: stopped by {name}; the trial in flight is marked FAIL", file=sys.stderr)
+        return exit_status(result.stopped_by)
     best = result.best
     if best is None:
         print("best trial: none complete yet")

@@ -13,9 +13,10 @@ import ast
 import dataclasses
 import importlib
 import inspect
+import math
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -81,10 +82,10 @@ ALGOS: dict[str, AlgoSpec] = {
 }
 
 #: Keys of the zoo's YAML format that are not constructor arguments.
-ZOO_KEYS = frozenset({"n_timesteps", "n_envs", "env_kwargs", "policy", "policy_kwargs"})
+ZOO_KEYS = frozenset({"n_timesteps", "n_envs", "env_kwargs", "policy", "policy_kwargs", "callback"})
 #: Zoo keys ``rlrec train`` does not implement (wrappers, normalisation, frame stacking).
 UNSUPPORTED_ZOO_KEYS = frozenset(
-    {"normalize", "frame_stack", "env_wrapper", "vec_env_wrapper", "callback", "monitor_kwargs"}
+    {"normalize", "frame_stack", "env_wrapper", "vec_env_wrapper", "monitor_kwargs"}
 )
 #: Constructor arguments the training run sets itself.
 RESERVED_KEYS = frozenset({"self", "env", "seed", "tensorboard_log", "verbose", "_init_setup_model"})
@@ -184,9 +185,20 @@ def _check_widths(value: Any, key: str) -> None:
             _check_widths(widths, f"{key}.{name}")
         return
     if not isinstance(value, list | tuple) or not all(
-        _is_number(width) and float(width).is_integer() and width >= 1 for width in value
+        _is_number(width) and float(width).is_integer() and 1 <= width <= MAX_WIDTH for width in value
     ):
-        raise ValueError(f"hyperparameter {key}: expected layer widths like [64, 64], got {value!r}")
+        raise ValueError(
+            f"hyperparameter {key}: expected layer widths like [64, 64], each 1 to {MAX_WIDTH:,}; "
+            f"got {value!r}"
+        )
+
+
+def _schedule_start(value: Any) -> float | None:
+    """The number a hyperparameter starts at: itself, or x of ``"lin_<x>"``; None if neither."""
+    if isinstance(value, str):
+        text = value.removeprefix("lin_")
+        return float(text) if _FLOAT.match(text.strip()) else None
+    return float(value) if _is_number(value) else None
 
 
 def _check_device(value: Any) -> None:
@@ -224,7 +236,18 @@ RANGES: dict[str, tuple[float, float, str]] = {
 }
 #: Hyperparameters that are counts: whole numbers, at least the given value.
 COUNTS = {"batch_size": 1, "buffer_size": 0, "learning_starts": 0, "n_steps": 1, "n_epochs": 1,
-          "target_update_interval": 1, "n_envs": 1}  # fmt: skip
+          "target_update_interval": 1, "n_envs": 1, "gradient_steps": -1, "n_quantiles": 1}  # fmt: skip
+#: The largest counts a model of one machine can be built with; past them NumPy or torch would
+#: end in an allocation traceback (or a silent overflow) instead of a message.
+COUNT_LIMITS = {"batch_size": 2**20, "buffer_size": 10**8, "n_steps": 2**20, "n_envs": 2**14,
+                "n_epochs": 10**4, "gradient_steps": 10**4, "n_quantiles": 1024}  # fmt: skip
+#: Widest accepted layer.
+MAX_WIDTH = 2**16
+#: Hyperparameters that must be numbers > 0 (``"lin_<x>"`` schedules: x > 0): a negative
+#: max_grad_norm reverses every gradient, a learning rate of 0 learns nothing.
+POSITIVE = ("learning_rate", "max_grad_norm", "clip_range", "clip_range_vf")
+#: Hyperparameters that must be numbers >= 0.
+NON_NEGATIVE = ("ent_coef", "vf_coef")
 
 
 def validate_hyperparams(algo: str, hyperparams: Mapping[str, Any]) -> None:
@@ -248,19 +271,57 @@ def validate_hyperparams(algo: str, hyperparams: Mapping[str, Any]) -> None:
             raise ValueError(f"hyperparameter {key}: must be a number {words}, got {value!r}")
     for key, least in COUNTS.items():
         value = hyperparams.get(key)
-        if value is not None and not (_is_number(value) and float(value).is_integer() and value >= least):
+        if value is None:
+            continue
+        if not (_is_number(value) and float(value).is_integer() and value >= least):
             raise ValueError(f"hyperparameter {key}: must be a whole number >= {least}, got {value!r}")
+        most = COUNT_LIMITS.get(key, 2**62)
+        if value > most:
+            raise ValueError(f"hyperparameter {key}: at most {most:,} on one machine, got {value!r}")
+    for key in POSITIVE + NON_NEGATIVE:
+        value = hyperparams.get(key)
+        if value is None:
+            continue
+        number = _schedule_start(value)
+        if number is None:
+            continue  # not a number: the schedule parser names what is expected
+        if key in POSITIVE and not (number is not None and 0 < number < math.inf):
+            raise ValueError(
+                f"hyperparameter {key}: must be a number > 0 (or lin_<x> with x > 0), got {value!r}"
+            )
+        if key in NON_NEGATIVE and not (number is not None and 0 <= number < math.inf):
+            raise ValueError(f"hyperparameter {key}: must be a number >= 0, got {value!r}")
     if "net_arch" in hyperparams:
         _check_widths(hyperparams["net_arch"], "net_arch")
     if "device" in hyperparams:
         _check_device(hyperparams["device"])
     if "policy_kwargs" in hyperparams:
-        parse_policy_kwargs(hyperparams["policy_kwargs"])
+        policy_kwargs = parse_policy_kwargs(hyperparams["policy_kwargs"])
+        if "net_arch" in policy_kwargs:
+            _check_widths(policy_kwargs["net_arch"], "policy_kwargs net_arch")
+        extractor = policy_kwargs.get("features_extractor_kwargs")
+        if isinstance(extractor, Mapping) and "features_dim" in extractor:
+            _check_widths([extractor["features_dim"]], "policy_kwargs features_dim")
     for key in CLASS_KEYS & set(hyperparams):
         parse_class(hyperparams[key], key)
     policy = hyperparams.get("policy")
     if isinstance(policy, str) and "." in policy:
         parse_class(policy, "policy")
+    if "callback" in hyperparams:
+        parse_callbacks(hyperparams["callback"])
+
+
+def parse_callbacks(value: Any) -> list[type]:
+    """The zoo's ``callback`` key (one class or a list of them, without arguments) as rlrec
+    callback classes; any other class is refused, as for ``policy``."""
+    names = value if isinstance(value, list) else [value]
+    classes = [parse_class(name, "callback") for name in names if name is not None]
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    for cls in classes:
+        if not issubclass(cls, BaseCallback):
+            raise ValueError(f"hyperparameter callback: {cls.__name__} is not an SB3 callback")
+    return classes
 
 
 @dataclass
@@ -271,12 +332,14 @@ class RunHyperparams:
     :param n_envs: number of environments stepped together (zoo default 1).
     :param env_kwargs: extra keyword arguments of the environment constructor.
     :param model_kwargs: keyword arguments of the learner's constructor, ready to pass.
+    :param callbacks: the zoo's ``callback`` classes, run first in ``learn``.
     """
 
     n_timesteps: int | None
     n_envs: int
     env_kwargs: dict[str, Any]
     model_kwargs: dict[str, Any] = field(default_factory=dict)
+    callbacks: list[type] = field(default_factory=list)
 
 
 def split_hyperparams(algo: str, hyperparams: Mapping[str, Any]) -> RunHyperparams:
@@ -290,6 +353,7 @@ def split_hyperparams(algo: str, hyperparams: Mapping[str, Any]) -> RunHyperpara
     n_envs = _count(values.pop("n_envs", 1), "n_envs")
     if n_envs is None or n_envs < 1:
         raise ValueError(f"hyperparameter n_envs must be >= 1, got {n_envs}")
+    callbacks = parse_callbacks(values.pop("callback")) if "callback" in values else []
     env_kwargs = values.pop("env_kwargs", None) or {}
     if not isinstance(env_kwargs, dict):
         raise ValueError(f"hyperparameter env_kwargs must be a mapping, got {env_kwargs!r}")
@@ -311,6 +375,7 @@ def split_hyperparams(algo: str, hyperparams: Mapping[str, Any]) -> RunHyperpara
         n_envs=n_envs,
         env_kwargs=dict(env_kwargs),
         model_kwargs=values,
+        callbacks=callbacks,
     )
 
 
@@ -519,20 +584,40 @@ def save_model(model: Any, path: str | os.PathLike[str]) -> Path:
     return target
 
 
-def load_model(algo: str, path: str | os.PathLike[str], env: Any = None, device: str = "auto") -> Any:
-    """Load a model saved by :func:`save_model` (SB3's ``load`` or our learners' ``load``).
+def load_model(
+    algo: str,
+    path: str | os.PathLike[str],
+    env: Any = None,
+    device: str = "auto",
+    hyperparams: Mapping[str, Any] | None = None,
+) -> Any:
+    """Load a model saved by :func:`save_model`, running nothing the file holds.
 
+    Our learners read ``state_dict`` (``weights_only=True``) and JSON. An SB3 zip is never given
+    to SB3's ``load`` (which unpickles the zip's ``data``): the model is rebuilt from
+    ``hyperparams`` and its weights read alone (:func:`rlrec.agents.sb3_zip.load_sb3_zip`).
+
+    :param hyperparams: the run's hyperparameters (``run.json``'s ``hyperparameters``): the
+        recipe the SB3 model is rebuilt from; default: those of the ``run.json`` beside the
+        file (a best model's too), else the algo's constructor defaults.
     :raises FileNotFoundError: no such file.
     :raises ValueError: a file ``algo`` cannot read (truncated, damaged, another algo's, not a
-        model at all), in one line naming the file; never a loader's traceback, never a hint to
-        load it unsafely.
+        model at all, weights that do not fit the recipe), in one line naming the file; never a
+        loader's traceback, never a hint to load it unsafely.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such model file")
-    load: Callable[..., Any] = algo_class(algo).load
+    cls = algo_class(algo)
     try:
-        return load(path, env=env, device=device)
+        if algo_spec(algo).family == "sb3":
+            from rlrec.agents.sb3_zip import load_sb3_zip
+
+            if hyperparams is None:
+                hyperparams = _recorded_hyperparams(path)
+            recipe = split_hyperparams(algo, {k: v for k, v in hyperparams.items() if k != "n_timesteps"})
+            return load_sb3_zip(cls, path, recipe.model_kwargs, env=env, device=device)
+        return cls.load(path, env=env, device=device)
     except (FileNotFoundError, PermissionError, IsADirectoryError):
         raise
     except ValueError as exc:
@@ -541,6 +626,20 @@ def load_model(algo: str, path: str | os.PathLike[str], env: Any = None, device:
         raise ValueError(f"{path}: not a {algo} model rlrec can read ({_unreadable(exc)})") from None
     except Exception as exc:
         raise ValueError(f"{path}: not a {algo} model rlrec can read ({_unreadable(exc)})") from None
+
+
+def _recorded_hyperparams(model_path: Path) -> dict[str, Any]:
+    """The hyperparameters of the ``run.json`` beside ``model_path`` ({} when there is none)."""
+    import json
+
+    record = model_path.parent / "run.json"
+    if not record.is_file():
+        return {}
+    try:
+        recorded = json.loads(record.read_text(encoding="utf-8")).get("hyperparameters", {})
+    except (OSError, ValueError, AttributeError):
+        raise ValueError(f"{record}: not a run record rlrec can read") from None
+    return dict(recorded) if isinstance(recorded, dict) else {}
 
 
 def _unreadable(exc: BaseException) -> str:

@@ -1,9 +1,9 @@
 """A run folder and its record: what ``rlrec train`` writes, and the checks that keep them paired.
 
 ``<output>/<algo>/run.json`` records a run (:func:`run_config`); the model file beside it always
-holds the state that record describes: a run's record is written only after its model, a new run
-never writes into a folder holding another one (:func:`refuse_occupied_run_dir`, or
-:func:`move_aside` for ``--force``), and every reader checks the record (:func:`read_run_config`)
+holds the state that record describes: a run's record is written only after its model, one run
+at a time holds a folder and a new run never writes into another one's (:class:`RunFolder`,
+:func:`refuse_occupied_run_dir`), and every reader checks the record (:func:`read_run_config`)
 and the data it is given (:func:`check_data_fingerprint`).
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import fcntl
 import json
 import os
 import platform
@@ -217,32 +218,107 @@ def refuse_occupied_run_dir(run_dir: Path) -> None:
     )
 
 
-def move_aside(run_dir: Path) -> Path | None:
-    """Move an existing run folder out of the way (a forced new run); ``None`` when there is none."""
-    if not run_dir.is_dir() or not any(run_dir.iterdir()):
-        return None
-    aside = run_dir.with_name(f".{run_dir.name}.replaced-{os.getpid()}")
-    shutil.rmtree(aside, ignore_errors=True)
-    run_dir.rename(aside)
-    return aside
+class RunFolder:
+    """Where one run writes, from its start to its end: locked, and never half another run's.
 
+    * **Lock.** ``<output>/.<algo>.lock`` is held (``flock``, exclusive) for the life of the
+      run: a second run into the same folder is refused in one line while the first runs. The
+      kernel drops the lock when its process dies, however it dies, so a stale lock never blocks.
+    * **Leftovers** of a run killed mid-swap are settled on entry, under the lock: a
+      ``.<algo>.replaced-<pid>`` whose folder is missing is put back, any other is deleted, and a
+      ``.<algo>.staging-<pid>`` is deleted (each said in a warning).
+    * **--force** over a folder that holds a run writes into ``.<algo>.staging-<pid>`` beside it;
+      the old run stays in place until the new one has a complete checkpoint, then
+      :meth:`commit` swaps them (two renames) and deletes the old one. A run killed before that,
+      by any signal or a full disk, leaves the old run where it was.
 
-def abandon(
-    run_dir: Path, config: dict[str, Any], replaced: Path | None, created: bool, status: str = "failed"
-) -> None:
-    """A run ended without its final save: leave the folder as it was, or mark the record.
-
-    A run that saved a checkpoint keeps it, with ``status`` in ``run.json``. One that never did
-    removes the folder it created, and the run it was replacing comes back.
+    Use as a context manager; :attr:`path` is the folder to write now.
     """
-    if (run_dir / RUN_FILE).is_file() and config.get("timesteps_done"):
-        with contextlib.suppress(OSError):
-            save_json(run_dir / RUN_FILE, {**config, "status": status, "updated_at": now()})
-        return
-    if created:
-        shutil.rmtree(run_dir, ignore_errors=True)
-    if replaced is not None:
-        replaced.rename(run_dir)
+
+    def __init__(self, run_dir: Path, force: bool = False) -> None:
+        self.final = Path(run_dir)
+        self.force = bool(force)
+        self.staging: Path | None = None
+        self.created = False
+        self._lock_fd: int | None = None
+
+    def _sibling(self, kind: str, pid: int | None = None) -> Path:
+        return self.final.with_name(f".{self.final.name}.{kind}-{os.getpid() if pid is None else pid}")
+
+    def __enter__(self) -> RunFolder:
+        self.final.parent.mkdir(parents=True, exist_ok=True)
+        lock_path = self.final.with_name(f".{self.final.name}.lock")
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise ValueError(
+                f"--output: {self.final} is in use by another rlrec run (pid {holder}); "
+                "wait for it to end or choose another --output"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._lock_fd = fd
+        self._settle_leftovers()
+        occupied = self.final.is_dir() and any(self.final.iterdir())
+        if self.force and occupied:
+            self.staging = self._sibling("staging")
+            self.staging.mkdir()
+        self.created = not self.final.exists()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the flock; the file stays (unlinking it would race)
+            self._lock_fd = None
+
+    def _settle_leftovers(self) -> None:
+        for aside in sorted(self.final.parent.glob(f".{self.final.name}.replaced-*")):
+            if not self.final.exists():
+                aside.rename(self.final)
+                warnings.warn(
+                    f"{self.final}: put back the run a killed --force had moved aside", stacklevel=3
+                )
+            else:
+                shutil.rmtree(aside, ignore_errors=True)
+        for staging in self.final.parent.glob(f".{self.final.name}.staging-*"):
+            shutil.rmtree(staging, ignore_errors=True)
+            warnings.warn(
+                f"{self.final}: removed {staging.name}, the partial work of a killed --force run",
+                stacklevel=3,
+            )
+
+    @property
+    def path(self) -> Path:
+        """The folder the run writes to now: the staging folder until :meth:`commit`, then the run's."""
+        return self.staging if self.staging is not None else self.final
+
+    def commit(self) -> None:
+        """After a complete checkpoint in the staging folder: swap it in, delete the old run."""
+        if self.staging is None:
+            return
+        aside = self._sibling("replaced")
+        shutil.rmtree(aside, ignore_errors=True)
+        self.final.rename(aside)
+        self.staging.rename(self.final)
+        self.staging = None
+        shutil.rmtree(aside, ignore_errors=True)
+
+    def abandon(self, config: dict[str, Any], status: str = "failed") -> None:
+        """A run ended without its final save: keep its checkpoint (marked ``status``), or leave
+        the folder as it was before the run (the old run, under --force, never moved)."""
+        if self.staging is not None:
+            shutil.rmtree(self.staging, ignore_errors=True)
+            self.staging = None
+            return
+        if (self.final / RUN_FILE).is_file() and config.get("timesteps_done"):
+            with contextlib.suppress(OSError):
+                save_json(self.final / RUN_FILE, {**config, "status": status, "updated_at": now()})
+            return
+        if self.created:
+            shutil.rmtree(self.final, ignore_errors=True)
 
 
 @dataclass
@@ -255,8 +331,8 @@ class LoadedRun:
     model_path: Path
 
 
-def load_run(path: str | os.PathLike[str], env: Any = None) -> LoadedRun:
-    """Load a run from its folder or its model file (``run.json`` says which algo it is).
+def load_run_config(path: str | os.PathLike[str]) -> tuple[dict[str, Any], Path]:
+    """(``run.json``'s content, its path) of a run given by its folder or its model file.
 
     :raises FileNotFoundError: no such path, or no ``run.json`` beside the model.
     """
@@ -267,7 +343,17 @@ def load_run(path: str | os.PathLike[str], env: Any = None) -> LoadedRun:
     config_path = run_dir / RUN_FILE
     if not config_path.is_file():
         raise FileNotFoundError(f"{run_dir}: no {RUN_FILE} (not a folder written by rlrec train)")
-    config = read_run_config(config_path)
+    return read_run_config(config_path), config_path
+
+
+def load_run(path: str | os.PathLike[str], env: Any = None) -> LoadedRun:
+    """Load a run from its folder or its model file (``run.json`` says which algo it is).
+
+    :raises FileNotFoundError: no such path, or no ``run.json`` beside the model.
+    """
+    path = Path(path)
+    config, config_path = load_run_config(path)
+    run_dir = config_path.parent
     model_path = path if path.is_file() else run_dir / config["model_file"]
-    model = load_model(config["algo"], model_path, env=env)
+    model = load_model(config["algo"], model_path, env=env, hyperparams=config.get("hyperparameters"))
     return LoadedRun(model=model, config=config, run_dir=run_dir, model_path=model_path)

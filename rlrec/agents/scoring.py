@@ -55,6 +55,8 @@ def _score_sb3(model: Any, observations: np.ndarray) -> np.ndarray:
         score = lambda obs: model.quantile_net(obs).mean(dim=1)  # noqa: E731
     elif hasattr(model, "q_net"):  # SB3 DQN
         score = model.q_net
+    elif hasattr(policy, "movie_scores"):  # rlrec.nn catalogue policies: the head, unmasked
+        score = policy.movie_scores
     elif hasattr(policy, "get_distribution"):  # PPO, A2C, MaskablePPO
         score = lambda obs: policy.get_distribution(obs).distribution.logits  # noqa: E731
     else:

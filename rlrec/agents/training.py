@@ -20,7 +20,6 @@ from __future__ import annotations
 import functools
 import inspect
 import os
-import shutil
 import signal
 import time
 import warnings
@@ -43,11 +42,10 @@ from rlrec.agents.factory import (
 from rlrec.agents.runs import (
     RUN_FILE,
     LoadedRun,
-    abandon,
+    RunFolder,
     check_data_fingerprint,
     data_label,
     load_run,
-    move_aside,
     now,
     read_run_config,
     refuse_occupied_run_dir,
@@ -319,8 +317,9 @@ def train(
     :param torch_threads: torch's intra-op threads for the run. 1 (default) is the fastest for these
         small networks and does not fight other processes for the cores; ``None`` keeps torch's own.
     :param force: replace a run already in ``<output>/<algo>/``. Without it a new run refuses such a
-        folder. The old run is moved aside (``.<algo>.replaced-<pid>``) and deleted only once the
-        new run has saved its first checkpoint; if the new run fails before that, it comes back.
+        folder. The new run writes beside the old one (``.<algo>.staging-<pid>``) and takes its
+        place at its first complete checkpoint; killed or failing before that, it leaves the old
+        run where it was (:class:`rlrec.agents.runs.RunFolder`).
     :raises ValueError: a folder that holds a run (without ``force`` or ``resume``), data that is
         not the run's own on ``resume`` (:func:`check_data_fingerprint`), bad arguments.
     """
@@ -331,140 +330,172 @@ def train(
     if torch_threads is not None:
         set_torch_threads(torch_threads)
     run_dir = run_dir_of(output, algo)
-    env_kwargs = dict(env_kwargs or {})
-    if resume:
-        config = _resume_config(run_dir, algo, data, env_id, env_kwargs, hyperparams, tensorboard_log)
-        data = config["data"] if data is None else data
-        hyperparams_all = dict(config["hyperparameters"])
-        env_id = config["env_id"]
-        merged_env_kwargs = dict(config["env_kwargs"])
-        seed = config["seed"]
-        tensorboard_log = config["tensorboard_log"]
-    else:
-        if data is None:
-            raise ValueError("data: required unless resume=True")
-        if not force:
-            refuse_occupied_run_dir(run_dir)
-        check_env_kwargs(env_id, env_kwargs)
-        hyperparams_all = load_hyperparams(algo, env_id, hyperparams)
-    split = split_hyperparams(algo, hyperparams_all)
-    if not resume:
-        merged_env_kwargs = {**split.env_kwargs, **env_kwargs}
-    target = (
-        timesteps if timesteps is not None else (config["timesteps_target"] if resume else split.n_timesteps)
-    )
-    if target is None:
-        raise ValueError(f"--timesteps: required, the {algo} YAML gives no n_timesteps for {env_id}")
-    if target < 1:
-        raise ValueError(f"--timesteps: must be >= 1, got {target}")
-    if not resume:
-        # Like the zoo's -n: the budget asked for replaces the YAML's in what the run records.
-        hyperparams_all["n_timesteps"] = int(target)
-
-    dataset = load_movielens(data) if _env_takes_data(env_id) else None
-    if resume and dataset is not None:
-        check_data_fingerprint(config, dataset, run_dir / RUN_FILE)
-    env = make_training_env(algo, dataset, env_id, merged_env_kwargs, split.n_envs, seed)
-    tb_log = None if tensorboard_log is None else str(tensorboard_log)
-    model_path = run_dir / algo_spec(algo).model_file
-
-    if resume:
-        model = load_model(algo, model_path, env=env)
-        if tb_log is not None and getattr(model, "tensorboard_log", None) is None:
-            model.tensorboard_log = tb_log
-        done = int(model.num_timesteps)
-        if target <= done:
-            raise ValueError(
-                f"--resume: {run_dir} already has {done} timesteps (target {target}); "
-                "ask for more with --timesteps"
-            )
-        to_learn = target - done
-        config["timesteps_target"] = int(target)
-    else:
-        try:
-            model = make_model(
-                algo, env, split.model_kwargs, seed=seed, tensorboard_log=tb_log, verbose=verbose
-            )
-        except TypeError as exc:
-            raise ValueError(f"--hyperparams: {algo}: {exc}") from None
-        config = run_config(
-            algo, env_id, merged_env_kwargs, data, dataset, hyperparams_all, seed, target, tb_log, run_info
+    # Everything from here on holds the run folder's lock: two runs never write one folder.
+    with RunFolder(run_dir, force=force) as folder:
+        env_kwargs = dict(env_kwargs or {})
+        if resume:
+            config = _resume_config(run_dir, algo, data, env_id, env_kwargs, hyperparams, tensorboard_log)
+            data = config["data"] if data is None else data
+            hyperparams_all = dict(config["hyperparameters"])
+            env_id = config["env_id"]
+            merged_env_kwargs = dict(config["env_kwargs"])
+            seed = config["seed"]
+            tensorboard_log = config["tensorboard_log"]
+        else:
+            if data is None:
+                raise ValueError("data: required unless resume=True")
+            if not force:
+                refuse_occupied_run_dir(run_dir)
+            check_env_kwargs(env_id, env_kwargs)
+            hyperparams_all = load_hyperparams(algo, env_id, hyperparams)
+        split = split_hyperparams(algo, hyperparams_all)
+        if not resume:
+            merged_env_kwargs = {**split.env_kwargs, **env_kwargs}
+        target = (
+            timesteps
+            if timesteps is not None
+            else (config["timesteps_target"] if resume else split.n_timesteps)
         )
-        to_learn = target
+        if target is None:
+            raise ValueError(f"--timesteps: required, the {algo} YAML gives no n_timesteps for {env_id}")
+        if target < 1:
+            raise ValueError(f"--timesteps: must be >= 1, got {target}")
+        if not resume:
+            # Like the zoo's -n: the budget asked for replaces the YAML's in what the run records.
+            hyperparams_all["n_timesteps"] = int(target)
 
-    started = time.perf_counter()
-    seconds_before = float(config.get("train_seconds", 0.0))
-    # A replaced run waits aside until this one has a checkpoint of its own: the folder then never
-    # pairs one run's run.json with another run's model.
-    replaced: Path | None = move_aside(run_dir) if force else None
-    created = not run_dir.exists()
+        dataset = load_movielens(data) if _env_takes_data(env_id) else None
+        if resume and dataset is not None:
+            check_data_fingerprint(config, dataset, run_dir / RUN_FILE)
+        env = make_training_env(algo, dataset, env_id, merged_env_kwargs, split.n_envs, seed)
+        tb_log = None if tensorboard_log is None else str(tensorboard_log)
+        model_path = run_dir / algo_spec(algo).model_file
 
-    def checkpoint(status: str) -> None:
-        nonlocal replaced
-        # The model first, then run.json: a run.json always describes a model that is there.
-        save_model(model, model_path)
-        config["timesteps_done"] = int(model.num_timesteps)
-        config["status"] = status
-        config["updated_at"] = now()
-        config["train_seconds"] = round(seconds_before + time.perf_counter() - started, 3)
-        config["tensorboard_run"] = _tensorboard_run(model)
-        save_json(run_dir / RUN_FILE, config)
-        if replaced is not None:
-            shutil.rmtree(replaced, ignore_errors=True)
-            replaced = None
+        if resume:
+            model = load_model(algo, model_path, env=env, hyperparams=hyperparams_all)
+            if tb_log is not None and getattr(model, "tensorboard_log", None) is None:
+                model.tensorboard_log = tb_log
+            done = int(model.num_timesteps)
+            if target <= done:
+                raise ValueError(
+                    f"--resume: {run_dir} already has {done} timesteps (target {target}); "
+                    "ask for more with --timesteps"
+                )
+            to_learn = target - done
+            config["timesteps_target"] = int(target)
+        else:
+            try:
+                model = make_model(
+                    algo, env, split.model_kwargs, seed=seed, tensorboard_log=tb_log, verbose=verbose
+                )
+            except TypeError as exc:
+                raise ValueError(f"--hyperparams: {algo}: {exc}") from None
+            except (MemoryError, OverflowError, RuntimeError) as exc:
+                # Sizes that pass the range checks can still exceed this machine (a replay buffer
+                # of huge observations): one line, not an allocation traceback.
+                first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+                raise ValueError(f"--hyperparams: {algo}: cannot build the model here ({first})") from None
+            config = run_config(
+                algo,
+                env_id,
+                merged_env_kwargs,
+                data,
+                dataset,
+                hyperparams_all,
+                seed,
+                target,
+                tb_log,
+                run_info,
+            )
+            to_learn = target
 
-    # One logger setup for every learner: SB3's run folders, each tag once per step.
-    model.set_logger(make_logger(tb_log, algo_spec(algo).name, verbose, reset_num_timesteps=not resume))
-    callback_list: list[BaseCallback] = [StopTrainingOnRequest(), *callbacks]
-    if not resume:
-        callback_list.append(HParamsCallback(_hparams_for_tensorboard(config)))
-    if checkpoint_freq is not None:
-        callback_list.append(AtomicCheckpointCallback(checkpoint_freq, lambda: checkpoint("running")))
-    progress_bar: ProgressBarCallback | None = None
-    if progress:
-        # Our own instance rather than learn(progress_bar=True): a stop must be able to close it.
-        progress_bar = ProgressBarCallback()
-        callback_list.append(progress_bar)
+        started = time.perf_counter()
+        seconds_before = float(config.get("train_seconds", 0.0))
+        # Under --force the new run writes beside the old one until its first checkpoint is whole.
+        _follow(callbacks, run_dir, folder.path)
 
-    run_dir.mkdir(parents=True, exist_ok=True)
-    hard_stop = False
-    with stop_signals():
-        try:
-            with warnings.catch_warnings():
-                # SB3's progress bar is tqdm.rich, which warns on every run that it is experimental.
-                warnings.filterwarnings("ignore", message="rich is experimental")
-                if stop_requested() is None:
-                    model.learn(
-                        to_learn,
-                        callback=CallbackList(callback_list),
-                        tb_log_name=algo_spec(algo).name,
-                        reset_num_timesteps=not resume,
-                    )
-        except KeyboardInterrupt:  # a second Ctrl-C, or one outside rlrec's signal handling
-            hard_stop = True
-        except BaseException:
-            abandon(run_dir, config, replaced, created)
-            raise
-        finally:
-            if progress_bar is not None and getattr(progress_bar, "pbar", None) is not None:
-                progress_bar.pbar.close()
-        stopped_by = stop_requested()
-    if stopped_by is None and hard_stop:
-        stopped_by = signal.SIGINT
-    interrupted = stopped_by is not None
-    learned = int(model.num_timesteps) > (config["timesteps_done"] if resume else 0)
-    if interrupted and not learned:
-        abandon(run_dir, config, replaced, created, status="interrupted")
-    else:
-        checkpoint("interrupted" if interrupted else "done")
-    return TrainResult(
-        model=model,
-        run_dir=run_dir,
-        model_path=model_path,
-        config=config,
-        interrupted=interrupted,
-        signal=stopped_by,
-    )
+        def checkpoint(status: str) -> None:
+            # The model first, then run.json: a run.json always describes a model that is there.
+            save_model(model, folder.path / model_path.name)
+            config["timesteps_done"] = int(model.num_timesteps)
+            config["status"] = status
+            config["updated_at"] = now()
+            config["train_seconds"] = round(seconds_before + time.perf_counter() - started, 3)
+            config["tensorboard_run"] = _tensorboard_run(model)
+            save_json(folder.path / RUN_FILE, config)
+            staged = folder.staging
+            if staged is not None:
+                folder.commit()
+                _follow(callbacks, staged, run_dir)
+
+        # One logger setup for every learner: SB3's run folders, each tag once per step.
+        model.set_logger(make_logger(tb_log, algo_spec(algo).name, verbose, reset_num_timesteps=not resume))
+        # The recipe's own callbacks (e.g. rlrec.nn.ActionPriorCallback) come before any that evaluate.
+        recipe_callbacks = [cls() for cls in split.callbacks]
+        callback_list: list[BaseCallback] = [StopTrainingOnRequest(), *recipe_callbacks, *callbacks]
+        if not resume:
+            callback_list.append(HParamsCallback(_hparams_for_tensorboard(config)))
+        if checkpoint_freq is not None:
+            callback_list.append(AtomicCheckpointCallback(checkpoint_freq, lambda: checkpoint("running")))
+        progress_bar: ProgressBarCallback | None = None
+        if progress:
+            # Our own instance rather than learn(progress_bar=True): a stop must be able to close it.
+            progress_bar = ProgressBarCallback()
+            callback_list.append(progress_bar)
+
+        folder.path.mkdir(parents=True, exist_ok=True)
+        hard_stop = False
+        with stop_signals():
+            try:
+                with warnings.catch_warnings():
+                    # SB3's progress bar is tqdm.rich, which warns on every run that it is experimental.
+                    warnings.filterwarnings("ignore", message="rich is experimental")
+                    if stop_requested() is None:
+                        model.learn(
+                            to_learn,
+                            callback=CallbackList(callback_list),
+                            tb_log_name=algo_spec(algo).name,
+                            reset_num_timesteps=not resume,
+                        )
+            except KeyboardInterrupt:  # a second Ctrl-C, or one outside rlrec's signal handling
+                hard_stop = True
+            except BaseException:
+                folder.abandon(config)
+                raise
+            finally:
+                if progress_bar is not None and getattr(progress_bar, "pbar", None) is not None:
+                    progress_bar.pbar.close()
+            stopped_by = stop_requested()
+        if stopped_by is None and hard_stop:
+            stopped_by = signal.SIGINT
+        interrupted = stopped_by is not None
+        learned = int(model.num_timesteps) > (config["timesteps_done"] if resume else 0)
+        if interrupted and not learned:
+            folder.abandon(config, status="interrupted")
+        else:
+            try:
+                checkpoint("interrupted" if interrupted else "done")
+            except BaseException:  # e.g. a full disk: the old run (under --force) stays in place
+                folder.abandon(config)
+                raise
+        return TrainResult(
+            model=model,
+            run_dir=run_dir,
+            model_path=model_path,
+            config=config,
+            interrupted=interrupted,
+            signal=stopped_by,
+        )
+
+
+def _follow(callbacks: Sequence[BaseCallback], old: Path, new: Path) -> None:
+    """Callbacks that keep files in the run folder (a best model) write where the run writes now."""
+    if old == new:
+        return
+    for callback in callbacks:
+        path = getattr(callback, "best_model_path", None)
+        if isinstance(path, Path) and path.parent == old:
+            callback.best_model_path = new / path.name  # type: ignore[attr-defined]
 
 
 def _tensorboard_run(model: Any) -> str | None:

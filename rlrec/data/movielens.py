@@ -153,6 +153,13 @@ def find_layout(root: str | os.PathLike[str]) -> tuple[Layout, Path]:
 
 def _zip_release(path: Path, archive: zipfile.ZipFile) -> _ZipRelease:
     members = [PurePosixPath(name) for name in archive.namelist() if not name.endswith("/")]
+    # As for a folder: a release at the top wins; otherwise exactly one release may be inside,
+    # never the first of several by member order.
+    found = sorted({m.parent for m in members for layout in LAYOUTS if m.name == layout.ratings}, key=str)
+    top = [parent for parent in found if str(parent) == "."]
+    if not top and len(found) > 1:
+        names = ", ".join(f"{parent}/" for parent in found)
+        raise DatasetError(f"{path}: several MovieLens releases inside ({names}); use an archive of one")
     for layout in LAYOUTS:
         ratings = sorted((m for m in members if m.name == layout.ratings), key=lambda m: len(m.parts))
         if not ratings:
@@ -199,6 +206,10 @@ def _first(mask: np.ndarray) -> int:
     return int(np.argmax(mask))
 
 
+#: 2 ** 63: the first float that no longer fits an int64 (floats below it convert exactly enough).
+_INT64_LIMIT = float(2**63)
+
+
 def _integers(
     values: pd.Series, where: str, column: str, header: bool, non_negative: bool = False
 ) -> np.ndarray:
@@ -206,7 +217,7 @@ def _integers(
 
     :param non_negative: also refuse negative values (ids: GroupLens numbers them from 1).
     """
-    if pd.api.types.is_integer_dtype(values.dtype) and not pd.api.types.is_extension_array_dtype(
+    if pd.api.types.is_signed_integer_dtype(values.dtype) and not pd.api.types.is_extension_array_dtype(
         values.dtype
     ):
         integers = values.to_numpy(dtype=np.int64, copy=False)
@@ -216,6 +227,13 @@ def _integers(
         if bad.any():
             row = _first(bad)
             raise _fail(where, row, header, _not_a(column, "an integer", values.iloc[row]))
+        # Past int64 a cast wraps silently (a far-future timestamp would become the oldest one).
+        huge = np.abs(numeric) >= _INT64_LIMIT
+        if huge.any():
+            row = _first(huge)
+            raise _fail(
+                where, row, header, f"{column} {values.iloc[row]} is outside the 64-bit integer range"
+            )
         integers = numeric.astype(np.int64)
     if non_negative and (integers < 0).any():
         row = _first(integers < 0)

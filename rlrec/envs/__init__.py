@@ -14,6 +14,8 @@ import gymnasium
 MOVIELENS_ID = "rlrec/MovieLens-v0"
 SESSION_ID = "rlrec/MovieLensSession-v0"
 SLATE_ID = "rlrec/MovieLensSlate-v0"
+#: Every id rlrec registers.
+ENV_IDS = (MOVIELENS_ID, SESSION_ID, SLATE_ID)
 #: Episodes of the seed env end only when a recommended movie was rated; this cap makes every
 #: episode end. Gymnasium's ``make`` reads ``max_episode_steps=None`` as "the registered default", so
 #: ``gymnasium.make(..., max_episode_steps=-1)`` is the way to remove it (Gymnasium's convention);

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from rlrec.data.dataset import RatingsDataset
+from rlrec.data.dataset import LIKED_RATING, RatingsDataset
 from rlrec.data.errors import DatasetError
 from rlrec.data.simulator import RatingSimulator
 from rlrec.envs.profiles import ProfileStore, user_embeddings
@@ -56,6 +56,12 @@ def as_dataset(data: DataSource) -> RatingsDataset:
     from rlrec.data import load_movielens
 
     return load_movielens(data)
+
+
+def _user_id(value: Any) -> int:
+    if isinstance(value, bool | np.bool_) or not isinstance(value, int | np.integer):
+        raise ValueError(f"users: expected whole-number userIds, got {value!r}")
+    return int(value)
 
 
 class MovieLensWorld:
@@ -106,8 +112,11 @@ class MovieLensWorld:
             if not len(chosen):
                 raise DatasetError(f"{self.dataset.name}: no user with at least {self.min_ratings} ratings")
             return chosen
+        if isinstance(users, str | bytes) or not isinstance(users, Iterable):
+            # A string iterates by character: "12" would serve users 1 and 2.
+            raise ValueError(f"users: expected a list of userIds, got {users!r}")
         try:
-            ids = np.unique(np.fromiter((int(u) for u in users), dtype=np.int64))
+            ids = np.unique(np.fromiter((_user_id(u) for u in users), dtype=np.int64))
         except (TypeError, ValueError):
             raise ValueError(f"users: expected a list of userIds, got {users!r}") from None
         if not len(ids):
@@ -124,6 +133,18 @@ class MovieLensWorld:
                 f"users: userId {self.dataset.user_ids[few[0]]} has fewer than {self.min_ratings} ratings"
             )
         return positions.astype(np.int64)
+
+    @cached_property
+    def liked_share(self) -> np.ndarray:
+        """``(n_movies,)`` float32: the share of served users who rated each movie
+        ``>= LIKED_RATING`` in this world's data (what :meth:`WorldViews.action_prior` hands over)."""
+        served = np.zeros(self.dataset.n_users, dtype=bool)
+        served[self.users] = True
+        matrix = self.dataset.ratings
+        rows = np.repeat(np.arange(self.dataset.n_users), np.diff(matrix.indptr))
+        liked = (matrix.data >= LIKED_RATING) & served[rows]
+        counts = np.bincount(matrix.indices[liked], minlength=self.n_movies)
+        return (counts / len(self.users)).astype(np.float32)
 
     def user_index(self, user_id: Any, key: str = "options['user_id']") -> int:
         """Dataset index of an original userId this world serves; ``ValueError`` naming ``key``."""
@@ -262,3 +283,10 @@ class WorldViews:
     def user_ids(self) -> np.ndarray:
         """userId of each user index."""
         return self.world.user_ids
+
+    def action_prior(self) -> np.ndarray:
+        """``(n_movies,)`` float32 in [0, 1]: the share of this env's users who liked each movie in
+        its data (rating ``>= LIKED_RATING``): a policy's prior, handed over as ``action_masks()``
+        are (``env.env_method("action_prior")``; see :class:`rlrec.nn.ActionPriorCallback`). An
+        env built on a train split never sees validation or test ratings here."""
+        return self.world.liked_share.copy()

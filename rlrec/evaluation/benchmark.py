@@ -264,7 +264,7 @@ def _train_learner(
         row["refit_timesteps"] = refit.timesteps
         row["interrupted"] = refit.interrupted
     else:
-        model = load_model(algo, best_path)
+        model = load_model(algo, best_path, hyperparams=hyperparams)
     metrics = evaluate_model(model, split, env_id=setup.env_id, env_kwargs=eval_env_kwargs, k=k)
     return {
         **metrics,

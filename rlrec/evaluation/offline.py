@@ -19,6 +19,8 @@ Behaviour policies, over the movies the env allows (``action_masks()``):
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -197,23 +199,121 @@ def _write(env: Any, episodes: list[dict[str, Any]], name: str, spec: Mapping[st
         )
         for index, episode in enumerate(episodes)
     ]
-    if name in minari.list_local_datasets():
-        minari.delete_dataset(name)
-    return minari.create_dataset_from_buffers(
-        dataset_id=name,
-        buffer=buffers,
-        env=env.spec,
-        eval_env=env.spec,
-        algorithm_name="rlrec " + json.dumps(dict(spec), sort_keys=True),
-        author="rlrec data log",
-        author_email="rlrec data log (no address)",
-        code_permalink=f"rlrec {_version()}",
-        description=(
-            "Logged by rlrec data log. infos['propensity'][t + 1] is the behaviour policy's "
-            "probability of actions[t]; infos['state'][t] the user index actions[t] was about."
-        ),
-        data_format="arrow",
-    )
+
+    def create() -> Any:
+        return minari.create_dataset_from_buffers(
+            dataset_id=name,
+            buffer=buffers,
+            env=env.spec,
+            eval_env=env.spec,
+            algorithm_name="rlrec " + json.dumps(dict(spec), sort_keys=True),
+            author="rlrec data log",
+            author_email="rlrec data log (no address)",
+            code_permalink=f"rlrec {_version()}",
+            description=(
+                "Logged by rlrec data log. infos['propensity'][t + 1] is the behaviour policy's "
+                "probability of actions[t]; infos['state'][t] the user index actions[t] was about."
+            ),
+            data_format="arrow",
+        )
+
+    return _replace_dataset(name, create)
+
+
+def _replace_dataset(name: str, create: Callable[[], Any]) -> Any:
+    """``create()`` the dataset ``name``, replacing an existing one only once the new one is whole.
+
+    Minari writes where ``MINARI_DATASETS_PATH`` says: a new dataset of a taken id is written
+    under a staging root beside the real one, then swapped in by two renames; the old one is
+    deleted last. A swap cut between its renames is undone by the next write or read
+    (:func:`restore_dataset`).
+    """
+    from minari.storage.datasets_root_dir import get_dataset_path
+
+    target = get_dataset_path(name)
+    restore_dataset(name)
+    if not target.exists():
+        return create()
+    root = get_dataset_path()
+    staging = root / f".rlrec-staging-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    before = os.environ.get("MINARI_DATASETS_PATH")
+    os.environ["MINARI_DATASETS_PATH"] = str(staging)
+    try:
+        create()
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    finally:
+        if before is None:
+            os.environ.pop("MINARI_DATASETS_PATH", None)
+        else:
+            os.environ["MINARI_DATASETS_PATH"] = before
+    aside = target.with_name(f".{target.name}.replaced-{os.getpid()}")
+    target.rename(aside)
+    (staging / name).rename(target)
+    shutil.rmtree(aside, ignore_errors=True)
+    shutil.rmtree(staging, ignore_errors=True)
+    import minari
+
+    return minari.load_dataset(name)
+
+
+def restore_dataset(name: str) -> None:
+    """Put back a dataset whose replacement was cut between its two renames (a killed re-log)."""
+    from minari.storage.datasets_root_dir import get_dataset_path
+
+    target = get_dataset_path(name)
+    leftovers = sorted(target.parent.glob(f".{target.name}.replaced-*"))
+    if leftovers and not target.exists():
+        leftovers.pop().rename(target)
+    for leftover in leftovers:
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
+def recover_env(dataset: Any) -> Any:
+    """The env a Minari dataset of rlrec's was logged in, rebuilt from rlrec's own registry.
+
+    Minari's ``recover_environment()`` imports whatever ``entry_point`` the dataset names: a
+    shared dataset could run any code that way. Here the id must be one of rlrec's and its
+    recorded entry point rlrec's own for that id (else ``ValueError`` in one line); the env is
+    made by id, with the recorded keyword arguments checked against the constructor first.
+    """
+    import gymnasium
+
+    from rlrec.envs import ENV_IDS, register_envs
+
+    register_envs()
+    spec = dataset.spec.env_spec
+    if spec is None:
+        raise ValueError(f"{dataset.spec.dataset_id}: the dataset records no environment")
+    if spec.id not in ENV_IDS:
+        raise ValueError(
+            f"{dataset.spec.dataset_id}: env {spec.id!r} is not one of rlrec's ({', '.join(ENV_IDS)})"
+        )
+    ours = gymnasium.spec(spec.id).entry_point
+    if spec.entry_point != ours:
+        raise ValueError(
+            f"{dataset.spec.dataset_id}: its env entry point {spec.entry_point!r} is not rlrec's "
+            f"{ours!r}; rlrec does not run code a dataset names"
+        )
+    kwargs = dict(spec.kwargs or {})
+    for key, value in kwargs.items():
+        if not isinstance(key, str) or not _plain(value):
+            raise ValueError(f"{dataset.spec.dataset_id}: env argument {key!r} is not plain data")
+    limit = spec.max_episode_steps
+    return gymnasium.make(spec.id, max_episode_steps=-1 if limit is None else int(limit), **kwargs)
+
+
+def _plain(value: Any) -> bool:
+    """JSON-like data only (what an env argument recorded by ``rlrec data log`` is)."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return True
+    if isinstance(value, list | tuple):
+        return all(_plain(item) for item in value)
+    if isinstance(value, dict):
+        return all(isinstance(key, str) and _plain(item) for key, item in value.items())
+    return False
 
 
 def _version() -> str:

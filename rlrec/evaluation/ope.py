@@ -248,8 +248,14 @@ def evaluate_logged(
     gamma: float = 1.0,
     n_bootstrap: int = 1000,
     seed: int = 0,
+    model_path: str | None = None,
 ) -> OPEReport:
     """Estimate ``target``'s value from a Minari dataset of ``rlrec data log``.
+
+    The dataset's env is rebuilt from rlrec's registry (:func:`rlrec.evaluation.offline.recover_env`:
+    a dataset never names code to run); it must be ``rlrec/MovieLens-v0`` without
+    ``mask_recommended`` (the per-step estimators' setting), and a ``model_path`` (the run the
+    target's scores come from) must have been trained on the same data (fingerprint).
 
     :param truth: also compute the exact value (:func:`true_value`) in the recovered env.
     :param seeds: with ``truth``, re-log the recorded behaviour policy this many times (seeds
@@ -261,13 +267,33 @@ def evaluate_logged(
     except ImportError:
         raise ValueError("rlrec ope: needs Minari: pip install 'rlrec[offline]'") from None
 
-    from rlrec.evaluation.offline import log_dataset, logged_steps, make_behaviour
+    from rlrec.agents.runs import check_data_fingerprint, load_run_config
+    from rlrec.envs import MOVIELENS_ID
+    from rlrec.evaluation.offline import (
+        log_dataset,
+        logged_steps,
+        make_behaviour,
+        recover_env,
+        restore_dataset,
+    )
 
-    dataset = minari.load_dataset(dataset_id)
-    env = dataset.recover_environment()
+    restore_dataset(dataset_id)
+    try:
+        dataset = minari.load_dataset(dataset_id)
+    except (FileNotFoundError, ValueError, KeyError) as exc:
+        raise ValueError(f"--dataset: {dataset_id}: not a Minari dataset here ({exc})") from None
+    if dataset.spec.env_spec is not None and dataset.spec.env_spec.id != MOVIELENS_ID:
+        raise ValueError(
+            f"--dataset: {dataset_id} is a log of {dataset.spec.env_spec.id}; per-step OPE reads "
+            f"{MOVIELENS_ID} logs (binary and rating rewards do not mix)"
+        )
+    env = recover_env(dataset)
     base = env.unwrapped
     if getattr(base, "mask_recommended", False) or not hasattr(base, "world"):
         raise ValueError(f"{dataset_id}: per-step OPE needs a MovieLens-v0 log without mask_recommended")
+    if model_path is not None:
+        config, record = load_run_config(model_path)
+        check_data_fingerprint(config, base.world.dataset, record)
     steps = logged_steps(dataset.iterate_episodes())
     estimates = _estimates(steps, target, base.world.dataset, gamma, n_bootstrap, seed)
     report = OPEReport(estimates, len(steps.actions), len(steps.episode_starts))

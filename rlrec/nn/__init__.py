@@ -8,6 +8,10 @@
   score per movie and slates drawn without replacement (:class:`SlateDistribution`);
 * :class:`TargetValues`, :class:`StateTargetValues`: DQN's bootstrap values of a batch, the
   latter cached per state between hard target syncs (exact, for envs that name their states);
+* :class:`CatalogueActorCriticPolicy`, :class:`MaskableCatalogueActorCriticPolicy`,
+  :class:`CatalogueDQNPolicy`, :class:`CatalogueQRDQNPolicy`: the ``policy`` of ``PPO`` / ``A2C``,
+  ``MaskablePPO``, ``DQN``, ``QRDQN`` with a :class:`MovieScoringHead` (a per-movie embedding and
+  bias) that :class:`ActionPriorCallback` starts at the env's ``action_prior()``;
 * :class:`QNetwork`: the Q-network of rlrec's own value learners (``dqn``, ``slateq``), built
   from :class:`SparseInputExtractor`.
 
@@ -15,6 +19,15 @@ They know SB3 and torch, not rlrec's envs: they read observations and nothing el
 """
 
 from rlrec.nn.buffers import CompactReplayBuffer
+from rlrec.nn.catalogue import (
+    ActionPriorCallback,
+    CatalogueActorCriticPolicy,
+    CatalogueDQNPolicy,
+    CatalogueQRDQNPolicy,
+    MaskableCatalogueActorCriticPolicy,
+    MovieScoringHead,
+    prior_logits,
+)
 from rlrec.nn.optim import RowSparseAdam
 from rlrec.nn.policies import (
     QNetwork,
@@ -28,7 +41,13 @@ from rlrec.nn.targets import StateTargetValues, TargetValues
 from rlrec.nn.torch_layers import SparseInputExtractor, sqrt_count_scale
 
 __all__ = [
+    "ActionPriorCallback",
+    "CatalogueActorCriticPolicy",
+    "CatalogueDQNPolicy",
+    "CatalogueQRDQNPolicy",
     "CompactReplayBuffer",
+    "MaskableCatalogueActorCriticPolicy",
+    "MovieScoringHead",
     "QNetwork",
     "RowSparseAdam",
     "SlateDistribution",
@@ -39,5 +58,6 @@ __all__ = [
     "UnseenDQNPolicy",
     "UnseenQRDQNPolicy",
     "mask_seen",
+    "prior_logits",
     "sqrt_count_scale",
 ]

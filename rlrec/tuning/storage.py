@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
 import random
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,6 +30,9 @@ DEFAULT_N_EVALUATIONS = 4
 N_STARTUP_TRIALS = 5
 #: Attempts at opening a fresh RDB storage: workers racing to create Optuna's tables collide.
 _STORAGE_ATTEMPTS = 5
+#: (heartbeat interval, grace period) in seconds of a tuning worker's trials: a trial silent for
+#: the grace period belongs to a killed worker (a trial's heaviest step, a checkpoint, takes ~1 s).
+HEARTBEAT = (30, 120)
 
 
 # ----------------------------------------------------------------------------- storage
@@ -84,8 +89,14 @@ def _sqlite_file(url: str) -> Path | None:
     return Path(path) if path and path != ":memory:" else None
 
 
-def open_storage(url: str | None = None, *, create: bool = True) -> BaseStorage:
+def open_storage(
+    url: str | None = None, *, create: bool = True, heartbeat: tuple[int, int] | None = None
+) -> BaseStorage:
     """Optuna RDB storage for ``url`` (default :data:`DEFAULT_STORAGE`).
+
+    Creating Optuna's tables in a fresh database is retried: workers started together race for
+    it, and the losers see an integrity error (PostgreSQL) or ``table ... already exists``
+    (SQLite).
 
     :param url: SQLAlchemy URL: ``sqlite:///file.db``, ``postgresql://user:pw@host:port/db``,
         ``mysql+pymysql://...``.
@@ -93,6 +104,10 @@ def open_storage(url: str | None = None, *, create: bool = True) -> BaseStorage:
         instead of being created empty.
     :raises ValueError: malformed URL, missing driver, unreachable database (one line, password
         hidden).
+    :param heartbeat: ``(interval, grace)`` seconds: each running trial records a heartbeat
+        every ``interval`` s; one silent for ``grace`` s (its worker was killed) is failed by the
+        next worker and retried once with the same hyperparameters (Optuna's
+        ``RetryFailedTrialCallback``). None: no heartbeat (reading a study).
     :raises FileNotFoundError: ``create=False`` and the SQLite file does not exist.
     """
     import sqlalchemy.exc
@@ -107,12 +122,22 @@ def open_storage(url: str | None = None, *, create: bool = True) -> BaseStorage:
     engine_kwargs: dict[str, Any] = (
         {"connect_args": {"timeout": 60}} if sqlite_file is not None else {"pool_pre_ping": True}
     )
+    errors = sqlalchemy.exc
+    schema_races = (errors.IntegrityError, errors.ProgrammingError, errors.OperationalError)
+    liveness: dict[str, Any] = {}
+    if heartbeat is not None:
+        interval, grace = heartbeat
+        liveness = {"heartbeat_interval": int(interval), "grace_period": int(grace), **_retry_stale_trials()}
     for attempt in range(_STORAGE_ATTEMPTS):
         try:
-            return optuna.storages.RDBStorage(normalized, engine_kwargs=engine_kwargs)
-        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError) as exc:
+            with warnings.catch_warnings():
+                # Heartbeats are "experimental" in Optuna since 2.8; the warning is not the user's.
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(normalized, engine_kwargs=engine_kwargs, **liveness)
+        except schema_races as exc:
             # Two workers creating Optuna's tables in a fresh database at once: one loses the race
-            # (optuna/optuna#1092); the tables exist after a short wait.
+            # (optuna/optuna#1092); the tables exist after a short wait. Any other operational
+            # error (a server that is down) is still refused after the attempts.
             if attempt == _STORAGE_ATTEMPTS - 1:
                 raise ValueError(f"--storage: cannot open {shown}: {_first_line(exc)}") from exc
             time.sleep(0.2 + random.random() * 0.5)
@@ -126,6 +151,16 @@ def open_storage(url: str | None = None, *, create: bool = True) -> BaseStorage:
                 "(PostgreSQL needs psycopg2: pip install 'rlrec[postgres]')"
             ) from exc
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _retry_stale_trials() -> dict[str, Any]:
+    """The storage argument that retries a stale trial once: Optuna 4.9 renamed it."""
+    storages = optuna.storages
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        if "heartbeat_stale_trial_callback" in inspect.signature(storages.RDBStorage).parameters:
+            return {"heartbeat_stale_trial_callback": storages.RetryHeartbeatStaleTrialCallback(max_retry=1)}
+        return {"failed_trial_callback": storages.RetryFailedTrialCallback(max_retry=1)}
 
 
 def _first_line(exc: BaseException) -> str:
@@ -214,6 +249,7 @@ def create_study(
     seed: int = 0,
     n_evaluations: int = DEFAULT_N_EVALUATIONS,
     metric: str = METRIC,
+    heartbeat: tuple[int, int] | None = HEARTBEAT,
 ) -> optuna.Study:
     """Create the study, or join it when another worker already did (``load_if_exists``).
 
@@ -226,11 +262,12 @@ def create_study(
     :param n_evaluations: intermediate evaluations per trial; the pruner waits for a third.
     :param metric: what the study maximises (``ndcg@<k>``); recorded, and a study that maximises
         another metric cannot be joined.
+    :param heartbeat: see :func:`open_storage`; default :data:`HEARTBEAT`.
     :raises ValueError: bad storage, or the study exists for another algo or metric.
     """
     name = study_name or default_study_name(algo, data)
     study = optuna.create_study(
-        storage=open_storage(storage),
+        storage=open_storage(storage, heartbeat=heartbeat),
         study_name=name,
         direction="maximize",
         load_if_exists=True,

@@ -13,6 +13,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from rlrec.data.dataset import RatingsDataset
 from rlrec.utils.io import jsonable
+from rlrec.utils.signals import stop_requested, stop_signals
 
 if TYPE_CHECKING:
     from rlrec.evaluation.split import Split
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 from rlrec.tuning.spaces import SEARCH_SPACES, suggest_hyperparams
 from rlrec.tuning.storage import (
     DEFAULT_N_EVALUATIONS,
+    HEARTBEAT,
     METRIC,
     create_study,
     normalize_storage_url,
@@ -177,6 +179,7 @@ class TuneResult:
     :param n_trials_run: trials this worker ran.
     :param counts: trials of the whole study per state name, all workers together.
     :param best: the study's best complete trial, ``None`` when none completed.
+    :param stopped_by: the signal (SIGINT / SIGTERM) that stopped the worker, else None.
     """
 
     study_name: str
@@ -184,9 +187,12 @@ class TuneResult:
     n_trials_run: int
     counts: dict[str, int]
     best: TrialRecord | None
+    stopped_by: int | None = None
 
 
-def summarize(study: optuna.Study, n_trials_run: int, storage: str | None) -> TuneResult:
+def summarize(
+    study: optuna.Study, n_trials_run: int, storage: str | None, stopped_by: int | None = None
+) -> TuneResult:
     trials = study.get_trials(deepcopy=False)
     counts: dict[str, int] = {}
     for trial in trials:
@@ -199,6 +205,7 @@ def summarize(study: optuna.Study, n_trials_run: int, storage: str | None) -> Tu
         n_trials_run=n_trials_run,
         counts=counts,
         best=best,
+        stopped_by=stopped_by,
     )
 
 
@@ -234,6 +241,7 @@ def tune(
     n_evaluations: int = DEFAULT_N_EVALUATIONS,
     k: int = 10,
     env_id: str | None = None,
+    heartbeat: tuple[int, int] | None = HEARTBEAT,
 ) -> TuneResult:
     """Run ``n_trials`` trials of ``algo``'s search space in the shared study; return the study's state.
 
@@ -254,7 +262,12 @@ def tune(
     :param n_evaluations: evaluations per trial (pruning points); default 4.
     :param k: the NDCG cut-off; default 10.
     :param env_id: Gymnasium id; default ``rlrec/MovieLens-v0``.
+    :param heartbeat: ``(interval, grace)`` seconds of the trials' heartbeat: a trial of a killed
+        worker is failed and retried by the next worker (:func:`rlrec.tuning.storage.open_storage`).
     :raises ValueError: bad arguments or storage (before any data is loaded).
+
+    SIGINT / SIGTERM fail the trial in flight (never COMPLETE with a value of a cut training) and
+    end the worker; the result's ``stopped_by`` says which signal.
     """
     from rlrec.agents.factory import DEFAULT_ENV_ID, load_hyperparams, split_hyperparams
     from rlrec.data import load_movielens
@@ -273,22 +286,38 @@ def tune(
     if budget is None:
         raise ValueError(f"--timesteps: required, the {algo} YAML gives no n_timesteps for {env_id}")
     data_label = data.name if isinstance(data, RatingsDataset) else os.fspath(data)
-    study = create_study(algo, data_label, storage, study_name, seed, n_evaluations, metric=f"ndcg@{k}")
+    study = create_study(
+        algo, data_label, storage, study_name, seed, n_evaluations, metric=f"ndcg@{k}", heartbeat=heartbeat
+    )
     dataset = load_movielens(data)
     _, inner = holdout_splits(dataset)
     if not study.user_attrs.get("holdout"):
         study.set_user_attr("holdout", "validation: last 20% of each user's train ratings (test untouched)")
 
+    started = 0
+
     def objective(trial: optuna.Trial) -> float:
+        nonlocal started
+        started += 1
         hyperparams = suggest_hyperparams(trial, algo, base)
         record = {"algo": algo, "data": data_label, "seed": seed, "timesteps": budget, "worker": worker_id()}
         for key, value in {**record, "hyperparams": jsonable(hyperparams)}.items():
             trial.set_user_attr(key, value)
         return _run_trial(trial, algo, inner, hyperparams, int(budget), seed, n_evaluations, k, env_id)
 
+    def stop_when_asked(study: optuna.Study, trial: FrozenTrial) -> None:
+        if stop_requested() is not None:
+            study.stop()
+
+    # SIGINT / SIGTERM end the trial in flight (FAIL, see _run_trial) and the worker, like a train.
     # FloatingPointError: a diverging learner fails its trial and the worker moves on to the next.
-    study.optimize(objective, n_trials=n_trials, gc_after_trial=True, catch=(FloatingPointError,))
-    return summarize(study, n_trials, storage)
+    with stop_signals():
+        study.optimize(
+            objective, n_trials=n_trials, gc_after_trial=True, catch=(FloatingPointError,),
+            callbacks=[stop_when_asked],
+        )  # fmt: skip
+        stopped_by = stop_requested()
+    return summarize(study, started, storage, stopped_by)
 
 
 def _run_trial(
@@ -312,7 +341,7 @@ def _run_trial(
     eval_freq = max(1, budget // n_evaluations)
     evaluation = RankingEvalCallback(inner, eval_freq=eval_freq, k=k, on_result=reporter)
     with tempfile.TemporaryDirectory(prefix="rlrec-trial-") as output:
-        train(
+        result = train(
             algo,
             inner.train,
             env_id=env_id,
@@ -323,6 +352,10 @@ def _run_trial(
             checkpoint_freq=None,
             callbacks=[evaluation],
         )
+    if result.interrupted:
+        # A value of a cut-short training must never count: Optuna stores a NaN value as FAIL
+        # (in one log line, where a raised exception would print its traceback).
+        return math.nan
     if reporter.pruned:
         raise optuna.TrialPruned(f"{metric} = {reporter.last_value} at evaluation {reporter.n_evaluations}")
     if evaluation.last_result is None:  # pragma: no cover - the callback evaluates at the end

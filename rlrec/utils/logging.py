@@ -12,7 +12,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.logger import HParam, Logger, TensorBoardOutputFormat, configure
+from stable_baselines3.common.logger import (
+    HParam,
+    Logger,
+    TensorBoardOutputFormat,
+    configure,
+    make_output_format,
+)
 from stable_baselines3.common.utils import get_latest_run_id
 
 __all__ = [
@@ -57,7 +63,8 @@ def make_logger(
     free id, the last one when continuing) and :class:`OncePerStepTensorBoardFormat`."""
     stdout = ["stdout"] if verbose >= 1 else []
     if tensorboard_log is None:
-        return configure(None, stdout)
+        # SB3's configure(None) makes an empty SB3-<timestamp> folder in the temp dir each time.
+        return Logger(folder=None, output_formats=[make_output_format("stdout", "")] if stdout else [])
     run_id = get_latest_run_id(str(tensorboard_log), tb_log_name)
     if reset_num_timesteps or run_id == 0:
         run_id += 1
