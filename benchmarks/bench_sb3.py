@@ -34,14 +34,73 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 
-def _worker(args: argparse.Namespace) -> None:
-    from rlrec.evaluation.benchmark import run_benchmark
+#: The five SB3 / sb3-contrib session entries (``--agents all``).
+ALL_AGENTS = ("sb3-dqn-session", "qrdqn-session", "ppo-session", "a2c-session", "maskable-ppo-session")
+#: Ablations (``--ablation``): the same entry with the action prior off, and with SB3's own policy
+#: (no movie-scoring head, hence no prior and, for PPO, no masking from the observation).
+SB3_POLICY = {"ppo": "MlpPolicy", "a2c": "MlpPolicy", "maskable-ppo": "MlpPolicy",
+              "sb3-dqn": "rlrec.nn.UnseenDQNPolicy", "qrdqn": "rlrec.nn.UnseenQRDQNPolicy"}  # fmt: skip
 
-    report = run_benchmark(
-        args.data, out=args.out, timesteps=args.timesteps, seed=args.seed, algos=[args.agent], baselines=()
+
+def ablations(agent: str) -> dict[str, Any]:
+    """``{name: LearnerSetup}`` of ``agent`` without its prior, and without its head."""
+    from rlrec.agents.factory import load_hyperparams, parse_policy_kwargs
+    from rlrec.evaluation.benchmark import BENCHMARK_SETUPS, LearnerSetup
+
+    setup = BENCHMARK_SETUPS[agent]
+    algo = setup.algo or agent
+    recipe = load_hyperparams(algo, setup.env_id)
+    kwargs_text = str(recipe.get("policy_kwargs", ""))
+    for option in ("mask_observed=True, ", "mask_observed=True,", "tie_embeddings=True, "):
+        kwargs_text = kwargs_text.replace(option, "")
+    parse_policy_kwargs(kwargs_text)  # still valid for SB3's own policies
+    return {
+        f"{agent}:no-prior": LearnerSetup(setup.env_id, algo=algo, hyperparams={"callback": None}),
+        f"{agent}:no-head": LearnerSetup(
+            setup.env_id,
+            algo=algo,
+            hyperparams={"callback": None, "policy": SB3_POLICY[algo], "policy_kwargs": kwargs_text},
+        ),
+    }
+
+
+def step0_ndcg(agent: str, data: str, seed: int, setups: dict[str, Any]) -> float | None:
+    """Test NDCG@10 of ``agent``'s untrained policy with its prior set from the env it trains on
+    (the fit part of train): what learning has to beat. None for a recipe without a prior."""
+    from rlrec.agents.factory import load_hyperparams, make_model, split_hyperparams
+    from rlrec.agents.training import make_training_env
+    from rlrec.data import load_movielens
+    from rlrec.evaluation.protocol import evaluate_model
+    from rlrec.evaluation.split import temporal_split, validation_split
+
+    setup = setups[agent]
+    algo = setup.algo or agent
+    recipe = split_hyperparams(algo, load_hyperparams(algo, setup.env_id, setup.hyperparams))
+    if not any(cls.__name__ == "ActionPriorCallback" for cls in recipe.callbacks):
+        return None
+    split = temporal_split(load_movielens(data))
+    env_kwargs = {**recipe.env_kwargs, **setup.env_kwargs}
+    env = make_training_env(
+        algo, validation_split(split.train).train, setup.env_id, env_kwargs, recipe.n_envs, seed
     )
+    model = make_model(algo, env, recipe.model_kwargs, seed=seed)
+    model.policy.set_action_prior(env.env_method("action_prior", indices=[0])[0])
+    return evaluate_model(model, split, env_id=setup.env_id, env_kwargs=env_kwargs, k=10)["ndcg@10"]
+
+
+def _worker(args: argparse.Namespace) -> None:
+    from rlrec.evaluation.benchmark import BENCHMARK_SETUPS, run_benchmark
+
+    setups = dict(BENCHMARK_SETUPS)
+    base = args.agent.split(":")[0]
+    setups.update(ablations(base) if ":" in args.agent else {})
+    report = run_benchmark(
+        args.data, out=args.out, timesteps=args.timesteps, seed=args.seed, algos=[args.agent], baselines=(),
+        setups=setups,
+    )  # fmt: skip
     row = report["results"][args.agent]
     row["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    row["step0_ndcg@10"] = step0_ndcg(args.agent, args.data, args.seed, setups)
     Path(args.out, "row.json").write_text(json.dumps(row))
 
 
@@ -85,7 +144,8 @@ def _time_to(curve: list[dict[str, Any]], mark: float) -> float | None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="ml-latest-small-2016")
-    parser.add_argument("--agents", nargs="*", default=["sb3-dqn-session", "maskable-ppo-session"])
+    parser.add_argument("--agents", nargs="*", default=["all"], help="entries, or 'all' (the five)")
+    parser.add_argument("--ablation", nargs="*", default=[], help="entries to ablate at the first seed")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--timesteps", type=int, default=None)
     parser.add_argument("--out", default=None, help="keep each run's benchmark folder here")
@@ -113,29 +173,35 @@ def main() -> None:
     print(f"{args.data}: test NDCG@10 popularity {baselines['popularity']:.4f}, EASE {baselines['ease']:.4f}")
     root = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="bench_sb3_"))
     header = (
-        "| agent | seed | NDCG@10 | x popularity | x EASE | best at step | s to 1.2x pop (val) "
-        "| train s | peak RSS MB |"
+        "| agent | seed | NDCG@10 | x popularity | x EASE | step 0 (prior only) | x step 0 | best at step "
+        "| s to 1.2x pop (val) | train s | peak RSS MB |"
     )
     print(header)
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     summary = {}
-    for agent in args.agents:
+    agents = list(ALL_AGENTS) if args.agents == ["all"] else list(args.agents)
+    runs = [(agent, seed) for agent in agents for seed in args.seeds]
+    for agent in args.ablation:
+        runs += [(f"{agent}:no-prior", args.seeds[0]), (f"{agent}:no-head", args.seeds[0])]
+    for agent in dict.fromkeys(name for name, _ in runs):
         scores = []
-        for seed in args.seeds:
+        for seed in [seed for name, seed in runs if name == agent]:
             out = root / f"{agent}-seed{seed}"
             command = [sys.executable, __file__, "--worker", "--data", args.data, "--agent", agent,
                        "--seed", str(seed), "--out", str(out)]  # fmt: skip
             if args.timesteps is not None:
                 command += ["--timesteps", str(args.timesteps)]
-            subprocess.run(command, check=True)
+            subprocess.run(command, check=True)  # one process per run: its peak RSS is its own
             row = json.loads((out / "row.json").read_text())
             ndcg = row["ndcg@10"]
             scores.append(ndcg)
             mark = 1.2 * row["validation_references"]["popularity"]
             reached = _time_to(row["validation_curve"], mark)
+            step0 = row.get("step0_ndcg@10")
+            prior = "- | -" if step0 is None else f"{step0:.4f} | {ndcg / step0:.3f}"
             print(
                 f"| {agent} | {seed} | {ndcg:.4f} | {ndcg / baselines['popularity']:.3f} | "
-                f"{ndcg / baselines['ease']:.3f} | {row['best_timesteps']} | "
+                f"{ndcg / baselines['ease']:.3f} | {prior} | {row['best_timesteps']} | "
                 f"{'not reached' if reached is None else f'{reached:.0f}'} | {row['train_seconds']:.0f} | "
                 f"{row['peak_rss_mb']:.0f} |",
                 flush=True,

@@ -68,15 +68,17 @@ def test_rl_zoo3_trains_the_session_env_with_the_components(tmp_path: Path, zoo_
     (saved,) = (tmp_path / zoo_algo).glob("rlrec-MovieLensSession-v0_*/rlrec-MovieLensSession-v0.zip")
     from stable_baselines3 import DQN, PPO
 
-    from rlrec.nn import RowSparseAdam, SparseInputExtractor, UnseenDQNPolicy
+    from rlrec.nn import CatalogueActorCriticPolicy, CatalogueDQNPolicy, RowSparseAdam, SparseInputExtractor
 
     model = (DQN if zoo_algo == "dqn" else PPO).load(saved, device="cpu")
     # The zoo eval()ed the YAML's class names into rlrec's components.
     assert model.policy_kwargs["features_extractor_class"] is SparseInputExtractor
     assert model.policy_kwargs["optimizer_class"] is RowSparseAdam
     assert model.gamma == 0.0
+    if zoo_algo == "ppo":
+        assert isinstance(model.policy, CatalogueActorCriticPolicy) and model.policy.mask_observed
     if zoo_algo == "dqn":
         from rlrec.nn import CompactReplayBuffer
 
-        assert isinstance(model.policy, UnseenDQNPolicy)
+        assert isinstance(model.policy, CatalogueDQNPolicy)
         assert model.replay_buffer_class is CompactReplayBuffer

@@ -240,27 +240,18 @@ class RunFolder:
         self.force = bool(force)
         self.staging: Path | None = None
         self.created = False
+        self._made_parent = False
+        self._lock_path = self.final.with_name(f".{self.final.name}.lock")
         self._lock_fd: int | None = None
 
     def _sibling(self, kind: str, pid: int | None = None) -> Path:
         return self.final.with_name(f".{self.final.name}.{kind}-{os.getpid() if pid is None else pid}")
 
     def __enter__(self) -> RunFolder:
+        self._made_parent = not self.final.parent.exists()
         self.final.parent.mkdir(parents=True, exist_ok=True)
-        lock_path = self.final.with_name(f".{self.final.name}.lock")
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
-            os.close(fd)
-            raise ValueError(
-                f"--output: {self.final} is in use by another rlrec run (pid {holder}); "
-                "wait for it to end or choose another --output"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        self._lock_fd = fd
+        self._lock_path = self.final.with_name(f".{self.final.name}.lock")
+        self._lock_fd = self._lock()
         self._settle_leftovers()
         occupied = self.final.is_dir() and any(self.final.iterdir())
         if self.force and occupied:
@@ -269,10 +260,46 @@ class RunFolder:
         self.created = not self.final.exists()
         return self
 
+    def _lock(self) -> int | None:
+        while True:
+            fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+                os.close(fd)
+                raise ValueError(
+                    f"--output: {self.final} is in use by another rlrec run (pid {holder}); "
+                    "wait for it to end or choose another --output"
+                ) from None
+            except OSError as exc:  # a filesystem without locks (some NFS mounts): go on unlocked
+                os.close(fd)
+                warnings.warn(
+                    f"{self._lock_path}: cannot lock ({exc.strerror}); two runs here would mix", stacklevel=4
+                )
+                return None
+            # The file may have been unlinked by a run that just ended: lock the one on disk.
+            try:
+                if os.fstat(fd).st_ino == os.stat(self._lock_path).st_ino:
+                    break
+            except FileNotFoundError:
+                pass
+            os.close(fd)
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        return fd
+
     def __exit__(self, *exc: object) -> None:
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)  # releases the flock; the file stays (unlinking it would race)
-            self._lock_fd = None
+        if self._lock_fd is None:
+            return
+        if not self.final.exists():  # nothing written: leave no lock file, no empty --output
+            with contextlib.suppress(OSError):
+                self._lock_path.unlink()
+            if self._made_parent:
+                with contextlib.suppress(OSError):
+                    self.final.parent.rmdir()
+        os.close(self._lock_fd)  # releases the flock
+        self._lock_fd = None
 
     def _settle_leftovers(self) -> None:
         for aside in sorted(self.final.parent.glob(f".{self.final.name}.replaced-*")):
@@ -338,6 +365,12 @@ def load_run_config(path: str | os.PathLike[str]) -> tuple[dict[str, Any], Path]
     """
     path = Path(path)
     if not path.exists():
+        aside = sorted(path.parent.glob(f".{path.name}.replaced-*")) if path.name else []
+        if aside:
+            raise FileNotFoundError(
+                f"{path}: missing; a killed --force left the run in {aside[-1]} "
+                "(the next rlrec train into this folder puts it back)"
+            )
         raise FileNotFoundError(f"{path}: no such model file or folder")
     run_dir = path if path.is_dir() else path.parent
     config_path = run_dir / RUN_FILE

@@ -330,6 +330,9 @@ def train(
     if torch_threads is not None:
         set_torch_threads(torch_threads)
     run_dir = run_dir_of(output, algo)
+    if not resume:  # refuse bad arguments before the folder is touched
+        check_env_kwargs(env_id, env_kwargs or {})
+        split_hyperparams(algo, load_hyperparams(algo, env_id, hyperparams))
     # Everything from here on holds the run folder's lock: two runs never write one folder.
     with RunFolder(run_dir, force=force) as folder:
         env_kwargs = dict(env_kwargs or {})

@@ -508,3 +508,23 @@ def test_training_leaves_no_stray_folder_in_the_temp_dir(
     monkeypatch.setattr(tempfile, "tempdir", str(temp))
     train("sb3-dqn", data=TINY, timesteps=40, output=tmp_path / "runs")
     assert [p.name for p in temp.iterdir()] == []
+
+
+def test_a_refused_train_leaves_no_folder_and_no_lock_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    output = tmp_path / "runs"
+    assert main(["train", "--algo", "dqn", "--data", str(tmp_path / "nope"), "--output", str(output)]) == 2
+    assert (
+        main(["train", "--algo", "dqn", "--data", TINY, "--output", str(output), "--hyperparams", "gamma=2"])
+        == 2
+    )
+    capsys.readouterr()
+    assert not output.exists()
+
+
+def test_a_run_a_killed_swap_left_aside_is_reported_by_readers(tmp_path: Path) -> None:
+    run = train("qlearning", data=TINY, timesteps=50, output=tmp_path)
+    run.run_dir.rename(tmp_path / ".qlearning.replaced-999999")
+    with pytest.raises(FileNotFoundError, match=r"a killed --force left the run in .*replaced-999999"):
+        load_run(run.run_dir)
