@@ -342,9 +342,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 def _cmd_benchmark(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from rlrec.evaluation.benchmark import format_table, run_benchmark
+    from rlrec.evaluation.benchmark import DEFAULT_BASELINES, format_table, run_benchmark
 
-    report = run_benchmark(args.data, args.out, timesteps=args.timesteps, seed=args.seed, algos=args.algos)
+    baselines = DEFAULT_BASELINES if args.baselines is None else tuple(args.baselines)
+    report = run_benchmark(
+        args.data, args.out, timesteps=args.timesteps, seed=args.seed, algos=args.algos, baselines=baselines
+    )
     k = report["protocol"]["k"]
     print(f"benchmark on {report['dataset']['name']} (seed {args.seed}):")
     print(format_table(report["results"], k))
@@ -405,11 +408,21 @@ def _policy_flags(parser: argparse.ArgumentParser, choices: tuple[str, ...], def
     parser.add_argument("--temperature", type=float, default=1.0, help="of the softmax policies (1.0)")
 
 
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("rlrec")
+    except metadata.PackageNotFoundError:  # a source tree that was not installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     from rlrec.agents.factory import ALGOS, DEFAULT_ENV_ID
     from rlrec.evaluation.baselines import BASELINES
 
     parser = argparse.ArgumentParser(prog="rlrec", description="MovieLens as an RL recommendation benchmark.")
+    parser.add_argument("--version", action="version", version=f"rlrec {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     data = sub.add_parser("data", help="inspect or download MovieLens data")
@@ -518,7 +531,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--data", default="synthetic")
     bench.add_argument("--timesteps", type=int, default=None)
     bench.add_argument("--seed", type=int, default=0)
-    bench.add_argument("--algos", nargs="*", default=None)
+    bench.add_argument("--algos", nargs="*", default=None, help="benchmark entries (default: all)")
+    bench.add_argument(
+        "--baselines", nargs="*", default=None,
+        help="baselines to evaluate (default: random popularity ease edlae als; none: --baselines)",
+    )  # fmt: skip
     bench.add_argument("--out", default="benchmark_out")
     bench.set_defaults(func=_cmd_benchmark)
 

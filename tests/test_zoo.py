@@ -24,9 +24,10 @@ TINY = "synthetic:n_users=10,n_movies=40,n_ratings=120,seed=3"
 def _zoo_train(
     folder: Path, zoo_algo: str, env_id: str, algo: str, steps: int, hyperparams: list[str]
 ) -> None:
-    """``python -m rl_zoo3.train`` with rlrec's shipped YAML of ``algo`` on the tiny world."""
+    """``python -m rlrec.zoo`` (the zoo's train, the recipe's env_kwargs kept) with rlrec's shipped
+    YAML of ``algo`` on the tiny world."""
     command = [
-        sys.executable, "-m", "rl_zoo3.train",
+        sys.executable, "-m", "rlrec.zoo",
         "--algo", zoo_algo,
         "--env", env_id,
         "--gym-packages", "rlrec",
@@ -59,6 +60,19 @@ def test_rl_zoo3_trains_movielens_with_the_shipped_yaml(tmp_path: Path) -> None:
     assert model.learning_starts == 100
 
 
+def test_the_wrapper_lays_env_kwargs_over_the_recipe() -> None:
+    from rlrec.zoo import merged_argv
+
+    conf = str(hyperparams_file("ppo"))
+    argv = ["--algo", "ppo", "--env", "rlrec/MovieLensSession-v0", "-conf", conf,
+            "--env-kwargs", "data:'x'", "hidden_fraction:0.5", "-n", "10"]  # fmt: skip
+    merged = merged_argv(argv)
+    kwargs = merged[merged.index("--env-kwargs") + 1 :]
+    assert "hidden_fraction:0.5" in kwargs and "data:'x'" in kwargs  # given ones win
+    assert "observation:'binary'" in kwargs and "show_misses:True" in kwargs  # the recipe's stay
+    assert merged[:4] == ["--algo", "ppo", "-n", "10"]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("zoo_algo, algo", [("dqn", "sb3-dqn"), ("ppo", "ppo")])
 def test_rl_zoo3_trains_the_session_env_with_the_components(tmp_path: Path, zoo_algo: str, algo: str) -> None:
@@ -75,6 +89,15 @@ def test_rl_zoo3_trains_the_session_env_with_the_components(tmp_path: Path, zoo_
     assert model.policy_kwargs["features_extractor_class"] is SparseInputExtractor
     assert model.policy_kwargs["optimizer_class"] is RowSparseAdam
     assert model.gamma == 0.0
+    # The env the zoo trained is the recipe's, not the env's defaults: --env-kwargs data:... was
+    # laid over the YAML's env_kwargs instead of replacing them.
+    import yaml
+
+    (config,) = (tmp_path / zoo_algo).glob("rlrec-MovieLensSession-v0_*/rlrec-MovieLensSession-v0/config.yml")
+    trained = dict(dict(yaml.unsafe_load(config.read_text()))["env_kwargs"])
+    recipe = yaml.safe_load(hyperparams_file(algo).read_text())["rlrec/MovieLensSession-v0"]["env_kwargs"]
+    assert trained == {**recipe, "data": TINY}
+    assert trained["hidden_fraction"] == 0.8 and trained["observation"] == "binary"
     if zoo_algo == "ppo":
         assert isinstance(model.policy, CatalogueActorCriticPolicy) and model.policy.mask_observed
     if zoo_algo == "dqn":

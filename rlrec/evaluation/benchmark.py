@@ -184,7 +184,7 @@ def _train_learner(
     seed: int,
     k: int,
     progress: bool,
-    references: dict[str, float] | None = None,
+    references: Mapping[str, float] | Sequence[str] | None = None,
     n_evaluations: int = N_EVALUATIONS,
 ) -> dict[str, Any]:
     from rlrec.agents.factory import algo_spec, load_hyperparams, load_model, split_hyperparams
@@ -311,6 +311,7 @@ def run_benchmark(
     progress: bool = False,
     setups: Mapping[str, LearnerSetup] | None = None,
     n_evaluations: int = N_EVALUATIONS,
+    references: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Train ``algos`` on the train split, evaluate them and ``baselines``, write the report.
 
@@ -333,6 +334,8 @@ def run_benchmark(
     :param setups: env / hyperparameter choices per algo; default :data:`BENCHMARK_SETUPS`.
     :param n_evaluations: validation evaluations per learner (the points of its curve, where its
         stopping step is chosen); default 10.
+    :param references: baselines drawn beside each validation curve, fitted once on the
+        validation split; default popularity and EASE (``RankingEvalCallback``'s).
     :return: the content of ``benchmark.json``.
     """
     from rlrec.data import load_movielens
@@ -359,20 +362,21 @@ def run_benchmark(
     dataset = load_movielens(data)
     split = temporal_split(dataset, test_fraction, min_ratings)
     results: dict[str, dict[str, Any]] = {}
-    references: dict[str, float] | None = None  # validation baselines, fitted once for all learners
+    # Validation baselines: fitted by the first learner's callback, then handed to the others.
+    fitted: dict[str, float] | Sequence[str] | None = references
     steps_done: dict[str, dict[str, int]] = {}
     with stop_signals():
         # A stop (Ctrl-C, SIGTERM) ends the benchmark after the piece of work it interrupted: the
         # report says so and holds only what was measured.
         for algo in algos:
             row = _train_learner(
-                algo, setups[algo], data, split, out, budgets.get(algo), seed, k, progress, references,
+                algo, setups[algo], data, split, out, budgets.get(algo), seed, k, progress, fitted,
                 n_evaluations,
             )  # fmt: skip
             steps_done[algo] = {"timesteps": row["timesteps"], "timesteps_target": row["timesteps_target"]}
             if f"ndcg@{k}" in row:
                 results[algo] = row
-                references = row["validation_references"]
+                fitted = row["validation_references"]
             if stop_requested() is not None:
                 break
         for name in baselines:

@@ -128,3 +128,19 @@ def test_baselines_only(tmp_path, capsys):
     report = json.loads((out / "benchmark.json").read_text())
     assert set(report["results"]) == set(BASELINES) and report["learners"] == {}
     assert not (out / "curves.png").exists()
+
+
+def test_benchmark_baselines_flag_chooses_the_baselines(tmp_path, capsys) -> None:
+    out = tmp_path / "bench"
+    data = "synthetic:n_users=30,n_movies=50,n_ratings=500,seed=4"
+    argv = ["benchmark", "--data", data, "--algos", "--out", str(out)]
+    assert main([*argv, "--baselines", "random", "popularity"]) == 0
+    assert set(json.loads((out / "benchmark.json").read_text())["results"]) == {"random", "popularity"}
+    assert main([*argv, "--baselines", "nope"]) == 2
+    assert "unknown baseline 'nope'" in capsys.readouterr().err
+
+
+def test_version_flag(capsys) -> None:
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0 and capsys.readouterr().out.startswith("rlrec ")
