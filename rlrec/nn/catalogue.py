@@ -27,7 +27,7 @@ scores the evaluation ranks mean the same thing for every algorithm.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -157,9 +157,24 @@ class _HeadOptions:
         self.mask_observed = bool(mask_observed)
         super().__init__(*args, **kwargs)
 
+    #: Whether the head's scores are logits of a softmax (the prior enters as ``log p``) or
+    #: Q-values (the prior enters as ``p``).
+    _scores_are_logits = False
+
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()  # type: ignore[misc]
         return {**data, **{name: getattr(self, name) for name in self._options}}
+
+    def _heads(self) -> list[MovieScoringHead]:
+        return [module for module in cast(nn.Module, self).modules() if isinstance(module, MovieScoringHead)]
+
+    def set_action_prior(self, prior: np.ndarray) -> None:
+        """Start every head (a DQN's target network's too) at the prior: ``log prior`` for a
+        softmax (:func:`prior_logits`: a policy proportional to it), ``prior`` for a Q-value."""
+        heads = self._heads()
+        values = _check_prior(prior, heads[0].n_movies)
+        for head in heads:
+            head.set_bias(prior_logits(values) if self._scores_are_logits else values)
 
 
 class _CatalogueActorCritic(_HeadOptions):
@@ -170,6 +185,7 @@ class _CatalogueActorCritic(_HeadOptions):
     optimizer: torch.optim.Optimizer
     mask_observed: bool = False
     _observation: torch.Tensor | None = None
+    _scores_are_logits = True
 
     def _get_action_dist_from_latent(self, latent_pi: torch.Tensor) -> Any:
         if not self.mask_observed or self._observation is None:
@@ -207,18 +223,14 @@ class _CatalogueActorCritic(_HeadOptions):
             self.head_init_std,  # type: ignore[attr-defined]
         )
         # SB3 built the optimizer over the replaced Linear: build it again over the head, as SB3 does.
-        self.optimizer = self.optimizer_class(  # type: ignore[attr-defined]
-            self.parameters(),
-            lr=lr_schedule(1),
-            **self.optimizer_kwargs,  # type: ignore[attr-defined]
+        policy: Any = self
+        self.optimizer = policy.optimizer_class(
+            policy.parameters(), lr=lr_schedule(1), **policy.optimizer_kwargs
         )
 
-    def set_action_prior(self, prior: np.ndarray) -> None:
-        """Start the logits at ``log prior`` (:func:`prior_logits`): a softmax proportional to it."""
-        self.action_net.set_bias(prior_logits(_check_prior(prior, self.action_net.n_movies)))  # type: ignore[operator]
 
-
-class CatalogueActorCriticPolicy(_CatalogueActorCritic, ActorCriticPolicy):
+# The mixin's forward / evaluate_actions / get_distribution take SB3's arguments through *args.
+class CatalogueActorCriticPolicy(_CatalogueActorCritic, ActorCriticPolicy):  # type: ignore[misc]
     """SB3's ``ActorCriticPolicy`` (PPO, A2C) whose actor is a :class:`MovieScoringHead`.
 
     ``PPO(CatalogueActorCriticPolicy, env, policy_kwargs=dict(features_extractor_class=
@@ -240,7 +252,7 @@ class CatalogueActorCriticPolicy(_CatalogueActorCritic, ActorCriticPolicy):
         self._replace_action_net(lr_schedule)
 
 
-class MaskableCatalogueActorCriticPolicy(_CatalogueActorCritic, MaskableActorCriticPolicy):
+class MaskableCatalogueActorCriticPolicy(_CatalogueActorCritic, MaskableActorCriticPolicy):  # type: ignore[misc]
     """sb3-contrib's ``MaskableActorCriticPolicy`` (MaskablePPO) with the head of
     :class:`CatalogueActorCriticPolicy` (same arguments); ``action_masks()`` still decide what
     may be drawn."""
@@ -250,15 +262,15 @@ class MaskableCatalogueActorCriticPolicy(_CatalogueActorCritic, MaskableActorCri
         self._replace_action_net(lr_schedule)
 
 
-def _replace_q_head(net: nn.Module, sequential: str, n_outputs: int, tie: bool, init_std: float) -> None:
+def _replace_q_head(net: Any, sequential: str, n_outputs: int, tie: bool, init_std: float) -> None:
     """Swap the last ``Linear`` of ``net.<sequential>`` (SB3's Q / quantile MLP) for the head."""
     layers = list(getattr(net, sequential))
     last = layers[-1]
     assert isinstance(last, nn.Linear)
-    n_movies = int(net.action_space.n)  # type: ignore[union-attr]
-    if tie and last.in_features != net.features_dim:  # type: ignore[union-attr]
+    n_movies = int(net.action_space.n)
+    if tie and last.in_features != net.features_dim:
         raise ValueError("tie_embeddings: needs net_arch=[] (the head reads the features)")
-    head = _head(net.features_extractor, last.in_features, n_movies, n_outputs, tie, init_std)  # type: ignore[arg-type]
+    head = _head(net.features_extractor, last.in_features, n_movies, n_outputs, tie, init_std)
     setattr(net, sequential, nn.Sequential(*layers[:-1], head))
 
 
@@ -277,12 +289,6 @@ class CatalogueDQNPolicy(_HeadOptions, UnseenDQNPolicy):
         _replace_q_head(net, "q_net", 1, self.tie_embeddings, self.head_init_std)
         return net.to(self.device)
 
-    def set_action_prior(self, prior: np.ndarray) -> None:
-        """Start ``Q(s, a)`` at ``prior[a]``, in the online and the target network."""
-        values = _check_prior(prior, int(self.action_space.n))  # type: ignore[attr-defined]
-        for net in (self.q_net, self.q_net_target):
-            net.q_net[-1].set_bias(values)
-
 
 class CatalogueQRDQNPolicy(_HeadOptions, UnseenQRDQNPolicy):
     """:class:`rlrec.nn.UnseenQRDQNPolicy` (QR-DQN) whose quantile head is a
@@ -293,11 +299,6 @@ class CatalogueQRDQNPolicy(_HeadOptions, UnseenQRDQNPolicy):
         net = super().make_quantile_net()
         _replace_q_head(net, "quantile_net", net.n_quantiles, self.tie_embeddings, self.head_init_std)
         return net.to(self.device)
-
-    def set_action_prior(self, prior: np.ndarray) -> None:
-        values = _check_prior(prior, int(self.action_space.n))  # type: ignore[attr-defined]
-        for net in (self.quantile_net, self.quantile_net_target):
-            net.quantile_net[-1].set_bias(values)
 
 
 class ActionPriorCallback(BaseCallback):
@@ -311,7 +312,7 @@ class ActionPriorCallback(BaseCallback):
     def _on_training_start(self) -> None:
         if self.model.num_timesteps > 0:
             return
-        policy = self.model.policy
+        policy: Any = self.model.policy
         if not hasattr(policy, "set_action_prior"):
             raise ValueError(
                 f"ActionPriorCallback: {type(policy).__name__} has no movie-scoring head "
