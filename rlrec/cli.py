@@ -420,6 +420,7 @@ def _version() -> str:
 def build_parser() -> argparse.ArgumentParser:
     from rlrec.agents.factory import ALGOS, DEFAULT_ENV_ID
     from rlrec.evaluation.baselines import BASELINES
+    from rlrec.evaluation.entries import ALIASES, BENCHMARK_SETUPS, DEFAULT_BASELINES
 
     parser = argparse.ArgumentParser(prog="rlrec", description="MovieLens as an RL recommendation benchmark.")
     parser.add_argument("--version", action="version", version=f"rlrec {_version()}")
@@ -441,11 +442,15 @@ def build_parser() -> argparse.ArgumentParser:
     log.add_argument(
         "--data", default="synthetic", help="a source text (recorded, so the env can be rebuilt)"
     )
-    log.add_argument("--env-kwargs", nargs="*", default=[], metavar="K=V")
+    log.add_argument(
+        "--env-kwargs", nargs="*", default=[], metavar="K=V", help="env arguments, e.g. reward_mode=rating"
+    )
     _policy_flags(log, ("uniform", "popularity", "epsilon-greedy", "softmax"), "uniform", "behaviour")
     log.add_argument("--steps", type=int, default=10_000, help="logged steps, whole episodes (10000)")
-    log.add_argument("--seed", type=int, default=0)
-    log.add_argument("--dataset-id", default=None, help="default rlrec/<env>/<policy>-v0")
+    log.add_argument(
+        "--seed", type=int, default=0, help="seed of the episodes and the policy's draws (default 0)"
+    )
+    log.add_argument("--dataset-id", default=None, help="Minari dataset id (default rlrec/<env>/<policy>-v0)")
     log.set_defaults(func=_cmd_data_log)
     fetch = data_sub.add_parser("fetch", help="download an official GroupLens release into the data home")
     fetch.add_argument(
@@ -456,7 +461,7 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.set_defaults(func=_cmd_data_fetch)
 
     train = sub.add_parser("train", help="train a learner")
-    train.add_argument("--algo", required=True, choices=list(ALGOS))
+    train.add_argument("--algo", required=True, choices=list(ALGOS), help="the learner: %(choices)s")
     train.add_argument("--data", default=None, help="folder, .zip, dataset name or 'synthetic' (default)")
     train.add_argument(
         "--split",
@@ -466,12 +471,25 @@ def build_parser() -> argparse.ArgumentParser:
         "or on every rating",
     )
     train.add_argument("--env", default=None, help=f"Gymnasium id (default {DEFAULT_ENV_ID})")
-    train.add_argument("--env-kwargs", nargs="*", default=[], metavar="K=V")
-    train.add_argument("--hyperparams", nargs="*", default=[], metavar="K=V")
-    train.add_argument("--timesteps", "-n", type=int, default=None)
-    train.add_argument("--seed", type=int, default=None, help="default 0")
-    train.add_argument("--tensorboard-log", "-tb", default=None)
-    train.add_argument("--output", "-o", default="runs/models")
+    train.add_argument(
+        "--env-kwargs", nargs="*", default=[], metavar="K=V",
+        help="env arguments on top of the YAML's env_kwargs, e.g. hidden_fraction=0.5",
+    )  # fmt: skip
+    train.add_argument(
+        "--hyperparams", nargs="*", default=[], metavar="K=V",
+        help="values replacing the YAML's (rlrec/hyperparams/<algo>.yml), e.g. learning_rate=1e-3",
+    )  # fmt: skip
+    train.add_argument(
+        "--timesteps", "-n", type=int, default=None, help="training budget (default: the YAML's n_timesteps)"
+    )
+    train.add_argument("--seed", type=int, default=None, help="seed of the learner and the env (default 0)")
+    train.add_argument(
+        "--tensorboard-log", "-tb", default=None, help="folder of TensorBoard runs (default: none written)"
+    )
+    train.add_argument(
+        "--output", "-o", default="runs/models",
+        help="PARENT folder of the run: the run is <output>/<algo>/ (default runs/models)",
+    )  # fmt: skip
     train.add_argument("--progress", action="store_true", help="show a progress bar")
     train.add_argument(
         "--resume",
@@ -506,37 +524,47 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(func=_cmd_train)
 
     rec = sub.add_parser("recommend", help="top-k movies a trained model recommends to a user")
-    rec.add_argument("--model", required=True)
+    rec.add_argument("--model", required=True, help="a run folder or its model file (written by rlrec train)")
     rec.add_argument("--data", default=None, help="default: the data the model was trained on")
     rec.add_argument("--user", type=int, required=True, help="original userId")
-    rec.add_argument("-k", type=int, default=10)
+    rec.add_argument("-k", type=int, default=10, help="how many movies (default 10)")
     rec.set_defaults(func=_cmd_recommend)
 
     plot = sub.add_parser("plot", help="learning curves of every run under a folder")
-    plot.add_argument("runs_dir")
-    plot.add_argument("-o", "--output", default="curves.png")
+    plot.add_argument("runs_dir", help="a folder of TensorBoard runs (e.g. a --tensorboard-log folder)")
+    plot.add_argument("-o", "--output", default="curves.png", help="the PNG to write (default curves.png)")
     plot.set_defaults(func=_cmd_plot)
 
     evaluate = sub.add_parser("evaluate", help="held-out ranking metrics of a model or a baseline")
     who = evaluate.add_mutually_exclusive_group(required=True)
-    who.add_argument("--model")
-    who.add_argument("--baseline", choices=list(BASELINES))
+    who.add_argument("--model", help="a run folder or its model file (written by rlrec train)")
+    who.add_argument("--baseline", choices=list(BASELINES), help="a non-RL baseline: %(choices)s")
     evaluate.add_argument("--data", default=None, help="default: the run's own data (--model) or 'synthetic'")
-    evaluate.add_argument("-k", type=int, default=10)
-    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("-k", type=int, default=10, help="the metrics' cut-off (default 10)")
+    evaluate.add_argument("--seed", type=int, default=0, help="seed of the random baseline (default 0)")
     evaluate.add_argument("--json", default=None, help="also write the metrics to this JSON file")
     evaluate.set_defaults(func=_cmd_evaluate)
 
     bench = sub.add_parser("benchmark", help="train learners, evaluate them and the baselines")
-    bench.add_argument("--data", default="synthetic")
-    bench.add_argument("--timesteps", type=int, default=None)
-    bench.add_argument("--seed", type=int, default=0)
-    bench.add_argument("--algos", nargs="*", default=None, help="benchmark entries (default: all)")
     bench.add_argument(
-        "--baselines", nargs="*", default=None,
-        help="baselines to evaluate (default: random popularity ease edlae als; none: --baselines)",
+        "--data", default="synthetic", help="folder, .zip, dataset name or 'synthetic' (default)"
+    )
+    bench.add_argument(
+        "--timesteps", type=int, default=None, help="budget of every entry (default: each YAML's n_timesteps)"
+    )
+    bench.add_argument(
+        "--seed", type=int, default=0, help="seed of the learners, envs and baselines (default 0)"
+    )
+    bench.add_argument(
+        "--algos", nargs="*", default=None, metavar="ENTRY",
+        help=f"benchmark entries (default: all): {', '.join([*BENCHMARK_SETUPS, *ALIASES])}",
     )  # fmt: skip
-    bench.add_argument("--out", default="benchmark_out")
+    bench.add_argument(
+        "--baselines", nargs="*", default=None, metavar="BASELINE",
+        help=f"baselines (default: {' '.join(DEFAULT_BASELINES)}; --baselines alone: none); "
+        f"known: {', '.join(BASELINES)}",
+    )  # fmt: skip
+    bench.add_argument("--out", default="benchmark_out", help="the report's folder (default benchmark_out)")
     bench.set_defaults(func=_cmd_benchmark)
 
     ope = sub.add_parser("ope", help="off-policy evaluation of a trained model on a logged Minari dataset")
@@ -546,17 +574,25 @@ def build_parser() -> argparse.ArgumentParser:
     ope.add_argument("--seeds", type=int, default=0, help="with --truth: re-log N times for bias and RMSE")
     ope.add_argument("--gamma", type=float, default=1.0, help="discount of the per-decision estimators")
     ope.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples of the intervals")
-    ope.add_argument("--seed", type=int, default=0)
+    ope.add_argument("--seed", type=int, default=0, help="seed of the reward model and bootstrap (default 0)")
     ope.set_defaults(func=_cmd_ope)
 
     tune = sub.add_parser("tune", help="Optuna hyperparameter search on held-out NDCG@10")
-    tune.add_argument("--algo", required=True, choices=list(ALGOS))
-    tune.add_argument("--data", default="synthetic")
-    tune.add_argument("--n-trials", type=int, default=10)
-    tune.add_argument("--storage", default=None)
-    tune.add_argument("--study-name", default=None)
-    tune.add_argument("--timesteps", type=int, default=None)
-    tune.add_argument("--seed", type=int, default=0)
+    tune.add_argument("--algo", required=True, choices=list(ALGOS), help="the learner: %(choices)s")
+    tune.add_argument(
+        "--data", default="synthetic", help="folder, .zip, dataset name or 'synthetic' (default)"
+    )
+    tune.add_argument("--n-trials", type=int, default=10, help="trials THIS worker runs (default 10)")
+    tune.add_argument(
+        "--storage", default=None, help="Optuna storage URL (default sqlite:///rlrec-tune.db in the cwd)"
+    )
+    tune.add_argument("--study-name", default=None, help="default <algo>-<data folder name>")
+    tune.add_argument(
+        "--timesteps", type=int, default=None, help="budget per trial (default: the YAML's n_timesteps)"
+    )
+    tune.add_argument(
+        "--seed", type=int, default=0, help="seed of every trial's training and the sampler (default 0)"
+    )
     tune.set_defaults(func=_cmd_tune)
     return parser
 

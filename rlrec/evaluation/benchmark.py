@@ -69,13 +69,18 @@ import functools
 import os
 import signal
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from stable_baselines3.common.callbacks import BaseCallback
 
-from rlrec.envs import MOVIELENS_ID, SESSION_ID, SLATE_ID
+from rlrec.evaluation.entries import (
+    ALIASES,
+    BENCHMARK_SETUPS,
+    DEFAULT_BASELINES,
+    LearnerSetup,
+    resolve_algos,
+)
 from rlrec.evaluation.metrics import METRIC_NAMES
 from rlrec.evaluation.protocol import evaluate_baseline, protocol_description
 from rlrec.evaluation.split import DEFAULT_MIN_RATINGS, DEFAULT_TEST_FRACTION, temporal_split
@@ -90,41 +95,8 @@ __all__ = [
     "run_benchmark",
 ]
 
-DEFAULT_BASELINES = ("random", "popularity", "ease", "edlae", "als")
 #: Evaluations per learner during training (the points of the ``eval/ndcg@K`` curve).
 N_EVALUATIONS = 10
-
-
-@dataclass(frozen=True)
-class LearnerSetup:
-    """How the benchmark trains one learner (on top of its shipped YAML).
-
-    :param env_id: Gymnasium id of the training env.
-    :param env_kwargs: env arguments.
-    :param hyperparams: hyperparameters replacing the YAML's.
-    :param algo: the ``rlrec.agents.factory`` algo to train; None: the setup's name in
-        :data:`BENCHMARK_SETUPS` (so that one algo can appear under several names).
-    :param refit: after the stopping step is chosen on validation, train again from scratch on
-        the whole train part (same seed and schedule) up to that step, and rank test with that
-        model: what EASE's and EDLAE's protocol does (hyperparameters chosen on validation, the
-        model fitted on train). False: rank test with the validation run's best model.
-    """
-
-    env_id: str
-    env_kwargs: dict[str, Any] = field(default_factory=dict)
-    hyperparams: dict[str, Any] = field(default_factory=dict)
-    algo: str | None = None
-    refit: bool = False
-
-    def describe(self) -> dict[str, Any]:
-        described: dict[str, Any] = {
-            "env_id": self.env_id,
-            "env_kwargs": dict(self.env_kwargs),
-            "hyperparams": dict(self.hyperparams),
-        }
-        if self.refit:
-            described["refit"] = "retrained on all of train up to the step chosen on validation"
-        return described if self.algo is None else {"algo": self.algo, **described}
 
 
 class StopAtTimesteps(BaseCallback):
@@ -136,42 +108,6 @@ class StopAtTimesteps(BaseCallback):
 
     def _on_step(self) -> bool:
         return self.num_timesteps < self.timesteps
-
-
-#: The benchmark's env for every learner: a rated movie pays its rating (then the episode ends), any
-#: other movie pays 0; the next user is drawn at random (with "sequential", every reset would
-#: restart at the first user, and an episode lasts ~1 / density steps: most users would never be seen).
-_ENV_KWARGS = {"reward_mode": "rating", "user_order": "random"}
-_GAMMA = {"gamma": 0.0}
-
-#: Per algo: the env, reward and discount of the benchmark (see the module docstring for why).
-BENCHMARK_SETUPS: dict[str, LearnerSetup] = {
-    algo: LearnerSetup(MOVIELENS_ID, dict(_ENV_KWARGS), dict(_GAMMA))
-    for algo in ("qlearning", "dqn", "sb3-dqn", "qrdqn", "ppo", "a2c", "maskable-ppo")
-}
-#: The session recipes: each algo with its YAML's rlrec/MovieLensSession-v0 section as it is.
-#: ``dqn-session`` is our DQN (the first round's bar agent); the others are SB3 / sb3-contrib.
-SESSION_SETUPS = {
-    "dqn-session": "dqn",
-    "sb3-dqn-session": "sb3-dqn",
-    "qrdqn-session": "qrdqn",
-    "ppo-session": "ppo",
-    "a2c-session": "a2c",
-    "maskable-ppo-session": "maskable-ppo",
-}
-BENCHMARK_SETUPS.update({name: LearnerSetup(SESSION_ID, algo=algo) for name, algo in SESSION_SETUPS.items()})
-#: SlateQ on slates of 10 with its YAML's rlrec/MovieLensSlate-v0 section as it is.
-BENCHMARK_SETUPS["slateq-slate"] = LearnerSetup(SLATE_ID, algo="slateq", refit=True)
-#: PPO on slates of 10 with ``rlrec.nn.SlatePolicy`` (ppo.yml's rlrec/MovieLensSlate-v0 section).
-BENCHMARK_SETUPS["ppo-slate"] = LearnerSetup(SLATE_ID, algo="ppo")
-#: ``--algos best``: the entry that holds rlrec's headline RL result (kept current).
-BEST = "slateq-slate"
-ALIASES = {"best": BEST}
-
-
-def resolve_algos(names: Sequence[str]) -> list[str]:
-    """Benchmark entry names with :data:`ALIASES` (``best``) replaced by what they stand for."""
-    return [ALIASES.get(name, name) for name in names]
 
 
 def _train_learner(

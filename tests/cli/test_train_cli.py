@@ -126,3 +126,40 @@ def test_bad_arguments_give_one_line_and_exit_2(
     line = one_error_line(capsys)
     assert line.startswith("rlrec train: error: ") and message in line
     assert not (tmp_path / "sb3-dqn" / "model.zip").exists()
+
+
+def _every_parser(parser):
+    import argparse
+
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                yield from _every_parser(child)
+
+
+def test_every_option_of_every_subcommand_has_help() -> None:
+    import argparse
+
+    from rlrec.cli import build_parser
+
+    missing = [
+        f"{parser.prog} {'/'.join(action.option_strings) or action.dest}"
+        for parser in _every_parser(build_parser())
+        for action in parser._actions
+        if not isinstance(action, argparse._SubParsersAction | argparse._HelpAction)
+        and action.help != argparse.SUPPRESS
+        and not (action.help or "").strip()
+    ]
+    assert missing == []
+
+
+def test_benchmark_help_names_every_entry_and_baseline(capsys) -> None:
+    from rlrec.evaluation.baselines import BASELINES
+    from rlrec.evaluation.benchmark import BENCHMARK_SETUPS
+
+    with pytest.raises(SystemExit):
+        main(["benchmark", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for name in [*BENCHMARK_SETUPS, *BASELINES]:
+        assert name in text.replace("- ", "-"), name
