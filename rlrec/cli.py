@@ -290,6 +290,7 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
 
     run, picks = recommend(args.model, args.user, k=args.k, data=args.data)
     print(f"top {len(picks)} for user {args.user} ({run.config['algo']}, {run.model_path}):")
+    print(f"{'rank':>4} {'score':>10}  {'movieId':>7}  title")
     for pick in picks:
         print(f"{pick.rank:>3}. {pick.score:>10.4f}  {pick.movie_id:>7}  {pick.title}")
     return 0

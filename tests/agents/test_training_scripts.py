@@ -33,3 +33,18 @@ def test_train_all_trains_the_three_learners_on_the_same_data_and_seed(
         assert (tmp_path / "tb" / f"{algo}_1").is_dir()
     assert (tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG"
     assert f"tensorboard --logdir {tmp_path / 'tb'}" in out
+
+
+def test_train_all_runs_again_with_force_and_says_so_without(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    train_all = load_script("train_all")
+    argv = ["--data", "synthetic:n_users=10,n_movies=40,n_ratings=120,seed=3", "--timesteps", "60",
+            "--algos", "qlearning", "--out", str(tmp_path)]  # fmt: skip
+    assert train_all.main(argv) == 0
+    capsys.readouterr()
+    assert train_all.main(argv) == 2  # the folder holds the first call's run: one line naming --force
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--force" in err[0] and "Traceback" not in err[0]
+    assert train_all.main([*argv, "--force"]) == 0
+    assert sorted(p.name for p in (tmp_path / "tb").iterdir()) == ["qlearning_1"]  # curves not mixed

@@ -51,8 +51,10 @@ def hand_folder(tmp_path: Path) -> Path:
 
 
 def parse(out: str) -> list[tuple[int, float, int, str]]:
+    lines = out.strip().splitlines()
+    assert lines[1].split() == ["rank", "score", "movieId", "title"]  # the columns are labelled
     rows = []
-    for line in out.strip().splitlines()[1:]:
+    for line in lines[2:]:
         match = LINE.match(line)
         assert match, line
         rows.append((int(match[1]), float(match[2]), int(match[3]), match[4]))
