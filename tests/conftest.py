@@ -30,3 +30,28 @@ def real_data_home() -> Path:
 def _isolated_data_home(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
     """Tests never write to the user's cache: the per-user cache folder points into a temp dir."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that read the real releases carry the ``real_data`` marker (counted at the end)."""
+    for item in items:
+        if "real_data_home" in getattr(item, "fixturenames", ()):
+            item.add_marker("real_data")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """One line: how many real-data tests ran, and how to include them when they were skipped."""
+    counts = {"passed": 0, "failed": 0, "skipped": 0}
+    for outcome in counts:
+        for report in terminalreporter.stats.get(outcome, []):
+            if "real_data" in getattr(report, "keywords", {}) and getattr(report, "when", "call") in (
+                "call",
+                "setup",
+            ):
+                counts[outcome] += 1
+    ran = counts["passed"] + counts["failed"]
+    line = f"real-data tests: {ran} ran, {counts['skipped']} skipped"
+    if counts["skipped"]:
+        home = _candidate_data_home()
+        line += f" (no releases in {home}; set RLREC_DATA to the folder holding ml-latest-small-2016/)"
+    terminalreporter.write_line(line)
