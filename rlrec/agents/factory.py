@@ -144,7 +144,7 @@ def load_hyperparams(
     if section is None:
         raise ValueError(f"{source}: no section for {env_id!r} and no 'default' section")
     hyperparams = {key: _coerce(value) for key, value in dict(section).items()}
-    defaults = _constructor_defaults(algo)
+    defaults = constructor_defaults(algo)
     for key, value in (overrides or {}).items():
         value = _coerce(value)
         reference = hyperparams.get(key, defaults.get(key))
@@ -156,7 +156,7 @@ def load_hyperparams(
     return hyperparams
 
 
-def _constructor_defaults(algo: str) -> dict[str, Any]:
+def constructor_defaults(algo: str) -> dict[str, Any]:
     cls = algo_class(algo)
     config = getattr(cls, "config_class", None)
     if config is not None:  # our learners: a config dataclass holds the hyperparameters
@@ -193,7 +193,7 @@ def _check_widths(value: Any, key: str) -> None:
         )
 
 
-def _schedule_start(value: Any) -> float | None:
+def schedule_start(value: Any) -> float | None:
     """The number a hyperparameter starts at: itself, or x of ``"lin_<x>"``; None if neither."""
     if isinstance(value, str):
         text = value.removeprefix("lin_")
@@ -282,7 +282,7 @@ def validate_hyperparams(algo: str, hyperparams: Mapping[str, Any]) -> None:
         value = hyperparams.get(key)
         if value is None:
             continue
-        number = _schedule_start(value)
+        number = schedule_start(value)
         if number is None:
             continue  # not a number: the schedule parser names what is expected
         if key in POSITIVE and not (number is not None and 0 < number < math.inf):

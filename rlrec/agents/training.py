@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 import os
 import signal
 import time
@@ -31,12 +32,17 @@ from typing import TYPE_CHECKING, Any
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList, ProgressBarCallback
 
 from rlrec.agents.factory import (
+    ALGOS,
     DEFAULT_ENV_ID,
+    ZOO_KEYS,
+    accepted_keys,
     algo_spec,
+    constructor_defaults,
     load_hyperparams,
     load_model,
     make_model,
     save_model,
+    schedule_start,
     split_hyperparams,
 )
 from rlrec.agents.runs import (
@@ -511,15 +517,56 @@ def _tensorboard_run(model: Any) -> str | None:
     return None
 
 
+@functools.cache
+def hparam_types() -> dict[str, type]:
+    """Every HParams key a run writes, with its type: the same set for every learner and env.
+
+    The run's facts (algo, env id, data, seed), every hyperparameter any algo's constructor or the
+    zoo format takes, and every env argument as ``env/<name>``; a number's type is ``float``,
+    anything else ``str``. TensorBoard's HParams view builds its columns from the runs it reads:
+    with one key set for all, every column can be chosen whatever the learner.
+    """
+    import gymnasium
+
+    from rlrec.envs import ENV_IDS
+
+    def kind(value: Any) -> type:
+        return float if isinstance(value, int | float) and not isinstance(value, bool) else str
+
+    types: dict[str, type] = {"algo": str, "env_id": str, "data": str, "seed": float}
+    zoo = {"n_timesteps": float, "n_envs": float, "policy": str, "policy_kwargs": str, "callback": str}
+    types.update(zoo)
+    for algo in ALGOS:
+        defaults = constructor_defaults(algo)
+        for key in sorted(accepted_keys(algo) - ZOO_KEYS):
+            types.setdefault(key, kind(defaults.get(key)))
+    for env_id in ENV_IDS:
+        params = _constructor_params(gymnasium.spec(env_id).entry_point) or {}
+        for name, param in params.items():
+            if name != "data" and param.kind is not inspect.Parameter.VAR_KEYWORD:
+                types.setdefault(f"env/{name}", kind(param.default))
+    types.setdefault("env/max_episode_steps", float)
+    return dict(sorted(types.items()))
+
+
 def _hparams_for_tensorboard(config: Mapping[str, Any]) -> dict[str, Any]:
-    hparams = {
+    """The run's HParams on :func:`hparam_types`' keys: a missing number is NaN, a missing text
+    "-", never a missing key. A number key keeps its type: a ``lin_<x>`` schedule is written as
+    ``x``, its start, and any other text as NaN (the full value is in ``run.json``)."""
+    given: dict[str, Any] = {
         "algo": config["algo"],
         "env_id": config["env_id"],
         "data": config["data"],
         "seed": config["seed"],
+        **dict(config["hyperparameters"]),
+        **{f"env/{key}": value for key, value in config["env_kwargs"].items()},
     }
-    for key, value in config["hyperparameters"].items():
-        hparams[key] = value if isinstance(value, bool | int | float | str) else str(value)
-    for key, value in config["env_kwargs"].items():
-        hparams[f"env/{key}"] = value if isinstance(value, bool | int | float | str) else str(value)
+    hparams: dict[str, Any] = {}
+    for key, kind in hparam_types().items():
+        value = given.get(key)
+        if kind is float:
+            start = schedule_start(value) if value is not None else None
+            hparams[key] = math.nan if start is None else start
+        else:
+            hparams[key] = "-" if value is None else str(value)
     return hparams

@@ -22,6 +22,7 @@ from stable_baselines3.common.logger import (
 from stable_baselines3.common.utils import get_latest_run_id
 
 __all__ = [
+    "CUSTOM_SCALARS",
     "HPARAMS_METRICS",
     "HParamsCallback",
     "OncePerStepTensorBoardFormat",
@@ -29,6 +30,16 @@ __all__ = [
     "record_hparams",
 ]
 
+#: TensorBoard's Custom Scalars layout every run writes: ``eval/ndcg@10`` drawn on one chart with
+#: the popularity and EASE references (``rlrec.evaluation.callbacks.RankingEvalCallback``).
+CUSTOM_SCALARS = {
+    "ranking (validation)": {
+        "ndcg@10 against popularity and EASE": [
+            "Multiline",
+            [r"^eval/ndcg@10$", r"^eval/popularity_ndcg@10$", r"^eval/ease_ndcg@10$"],
+        ],
+    },
+}
 #: The metrics TensorBoard's HParams tab shows for every run (empty for a run that never logs one).
 HPARAMS_METRICS = ("eval/ndcg@10", "rollout/ep_rew_mean", "train/loss")
 
@@ -70,7 +81,10 @@ def make_logger(
         run_id += 1
     folder = os.path.join(str(tensorboard_log), f"{tb_log_name}_{run_id}")
     logger = configure(folder, stdout)
-    logger.output_formats.append(OncePerStepTensorBoardFormat(folder))
+    tensorboard = OncePerStepTensorBoardFormat(folder)
+    # TensorBoard's Custom Scalars tab: the ranking metric with its reference baselines on one chart.
+    tensorboard.writer.add_custom_scalars(CUSTOM_SCALARS)
+    logger.output_formats.append(tensorboard)
     return logger
 
 
