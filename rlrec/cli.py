@@ -161,12 +161,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from rlrec.agents.factory import DEFAULT_ENV_ID
+    from rlrec.agents.runs import default_output
     from rlrec.agents.training import train
     from rlrec.evaluation.split import training_data
     from rlrec.utils.signals import exit_status
 
     if args.checkpoint_freq is not None and args.checkpoint_freq < 1:
         raise CLIError(f"--checkpoint-freq: must be >= 1, got {args.checkpoint_freq}")
+    if args.output is None:
+        args.output = str(default_output(args.env or DEFAULT_ENV_ID))
     hyperparams = parse_key_values(args.hyperparams, "--hyperparams")
     if args.from_trial is not None:
         if args.resume:
@@ -488,8 +491,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--tensorboard-log", "-tb", default=None, help="folder of TensorBoard runs (default: none written)"
     )
     train.add_argument(
-        "--output", "-o", default="runs/models",
-        help="PARENT folder of the run: the run is <output>/<algo>/ (default runs/models)",
+        "--output", "-o", default=None,
+        help="PARENT folder of the run: the run is <output>/<algo>/ (default runs/<env name>, e.g. "
+        "runs/MovieLens-v0/dqn)",
     )  # fmt: skip
     train.add_argument("--progress", action="store_true", help="show a progress bar")
     train.add_argument(

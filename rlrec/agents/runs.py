@@ -33,6 +33,12 @@ RUN_FILE = "run.json"
 _VERSIONED = ("rlrec", "stable-baselines3", "sb3-contrib", "gymnasium", "torch", "numpy", "scipy")
 
 
+def default_output(env_id: str) -> Path:
+    """``runs/<env name>`` (``runs/MovieLensSession-v0``): the parent folder ``rlrec train`` puts a
+    run in when ``--output`` is not given, so runs of one algo on two envs never share a folder."""
+    return Path("runs") / env_id.rsplit("/", 1)[-1]
+
+
 def run_dir_of(output: str | os.PathLike[str], algo: str) -> Path:
     """The folder of ``algo``'s run under ``output``: ``<output>/<algo>``."""
     return Path(output) / algo_spec(algo).name

@@ -163,3 +163,13 @@ def test_benchmark_help_names_every_entry_and_baseline(capsys) -> None:
     text = " ".join(capsys.readouterr().out.split())
     for name in [*BENCHMARK_SETUPS, *BASELINES]:
         assert name in text.replace("- ", "-"), name
+
+
+def test_the_default_output_is_per_env(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    data = "synthetic:n_users=10,n_movies=40,n_ratings=120,seed=3"
+    common = ["train", "--algo", "dqn", "--data", data, "--timesteps", "30"]
+    assert main(common) == 0
+    assert main([*common, "--env", "rlrec/MovieLensSession-v0"]) == 0  # no clash with the first run
+    assert (tmp_path / "runs" / "MovieLens-v0" / "dqn" / "run.json").is_file()
+    assert (tmp_path / "runs" / "MovieLensSession-v0" / "dqn" / "run.json").is_file()
