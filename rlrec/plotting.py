@@ -19,7 +19,14 @@ import numpy as np
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["DEFAULT_TAGS", "draw_learning_curves", "find_runs", "plot_learning_curves", "read_scalars"]
+__all__ = [
+    "DEFAULT_TAGS",
+    "draw_learning_curves",
+    "find_runs",
+    "plot_learning_curves",
+    "read_scalars",
+    "run_identity",
+]
 
 #: The curves ``rlrec plot`` draws: the episode return, the training loss (SB3's tag names) and the
 #: ranking metric of ``rlrec train --eval-freq``.
@@ -70,33 +77,61 @@ def read_scalars(run_dir: str | os.PathLike[str], tags: Sequence[str] | None = N
 
 
 def draw_learning_curves(
-    curves: Mapping[str, Mapping[str, np.ndarray]], tags: Sequence[str] = DEFAULT_TAGS, title: str = ""
+    curves: Mapping[str, Mapping[str, np.ndarray]],
+    tags: Sequence[str] = DEFAULT_TAGS,
+    title: str = "",
+    envs: Mapping[str, str] | None = None,
 ) -> Figure:
     """A figure with one panel per tag and one line per run (no file written).
 
+    A run keeps one colour in every panel. A tag no run logged gets no panel. The episode return
+    (``rollout/*``) of runs on different envs is on different scales (a session's few hits
+    against MovieLens-v0's summed ratings): given ``envs``, it gets one panel per env.
+
     :param curves: ``{run label: {tag: (n, 2) array of (step, value)}}`` as :func:`read_scalars` gives.
-    :param tags: one panel per tag, in this order.
+    :param tags: the panels' tags, in this order.
     :param title: the figure's title.
+    :param envs: ``{run label: env id}``, for the per-env reward panels; default: one panel per tag.
     """
+    from matplotlib import colormaps
     from matplotlib.figure import Figure
 
+    palette = colormaps["tab10"].colors
+    colours = {label: palette[number % len(palette)] for number, label in enumerate(sorted(curves))}
+    panels = _panels(curves, tags, envs or {})
     # A bare Figure (not pyplot): no global state, no GUI backend, nothing to close.
-    fig = Figure(figsize=(6.0 * len(tags), 4.2), layout="tight")
-    axes = fig.subplots(1, len(tags), squeeze=False)[0]
-    for ax, tag in zip(axes, tags):
-        for label, scalars in curves.items():
-            if tag in scalars:
-                ax.plot(scalars[tag][:, 0], scalars[tag][:, 1], label=label, linewidth=1.4)
-        _draw_references(ax, tag, curves)
-        ax.set_title(tag)
+    fig = Figure(figsize=(6.0 * max(1, len(panels)), 4.2), layout="tight")
+    axes = fig.subplots(1, max(1, len(panels)), squeeze=False)[0]
+    for ax, (panel_title, tag, labels) in zip(axes, panels):
+        for label in labels:
+            points = curves[label][tag]
+            ax.plot(points[:, 0], points[:, 1], label=label, linewidth=1.4, color=colours[label])
+        _draw_references(ax, tag, {label: curves[label] for label in labels})
+        ax.set_title(panel_title)
         ax.set_xlabel("timesteps")
         ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize="small")
-        else:
-            ax.text(0.5, 0.5, "not logged", ha="center", va="center", transform=ax.transAxes, color="grey")
+        ax.legend(fontsize="small")
     fig.suptitle(title)
     return fig
+
+
+def _panels(
+    curves: Mapping[str, Mapping[str, np.ndarray]], tags: Sequence[str], envs: Mapping[str, str]
+) -> list[tuple[str, str, list[str]]]:
+    """(title, tag, runs drawn) per panel: none for a tag nobody logged, one per env for returns."""
+    panels = []
+    for tag in tags:
+        labels = [label for label in curves if tag in curves[label]]
+        if not labels:
+            continue
+        families = sorted({envs.get(label, "") for label in labels})
+        if tag.startswith("rollout/") and len(families) > 1:
+            for env in families:
+                chosen = [label for label in labels if envs.get(label, "") == env]
+                panels.append((f"{tag} ({env.rsplit('/', 1)[-1] or 'env not recorded'})", tag, chosen))
+        else:
+            panels.append((tag, tag, labels))
+    return panels
 
 
 def _reference_tags(tag: str) -> dict[str, str]:
@@ -126,7 +161,7 @@ def plot_learning_curves(
     """Draw the curves of every run under ``runs_dir`` into a PNG written atomically.
 
     :param runs_dir: root folder searched for runs (see :func:`find_runs`); each line is labelled
-        with the run's path relative to it (``sb3-dqn_1``, ``dqn_1`` ...).
+        with the run's algo, env and folder (``dqn on MovieLens-v0 (dqn_1)``).
     :param output: the PNG to write.
     :param tags: one panel per tag, default :data:`DEFAULT_TAGS`.
     :param title: figure title; default: the folder name.
@@ -140,14 +175,37 @@ def plot_learning_curves(
     runs = find_runs(root)
     if not runs:
         raise ValueError(f"{root}: no TensorBoard event files found (train with --tensorboard-log {root})")
-    curves = {_label(run, root): read_scalars(run, tags) for run in runs}
+    identities = {run: run_identity(run) for run in runs}
+    labels = {run: _label(run, root, identities[run]) for run in runs}
+    curves = {labels[run]: read_scalars(run, tags) for run in runs}
     if not any(curves.values()):
         raise ValueError(f"{root}: no run logged any of {', '.join(tags)}")
-    fig = draw_learning_curves(curves, tags, title if title is not None else root.resolve().name)
+    envs = {labels[run]: identities[run].get("env_id", "") for run in runs}
+    fig = draw_learning_curves(curves, tags, title if title is not None else root.resolve().name, envs)
     with atomic_path(output, suffix=".png") as tmp:
         fig.savefig(tmp, format="png", dpi=110)
     return Path(output)
 
 
-def _label(run: Path, root: Path) -> str:
-    return root.resolve().name if run == root else run.relative_to(root).as_posix()
+def run_identity(run_dir: str | os.PathLike[str]) -> dict[str, str]:
+    """``{"algo": ..., "env_id": ...}`` of a run, from the HParams record every rlrec run writes
+    at its start ({} for a run without one)."""
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    for path in sorted(Path(run_dir).glob(f"{_EVENT_PREFIX}*")):
+        for event in EventFileLoader(str(path)).Load():
+            for value in event.summary.value:
+                if value.tag == "_hparams_/session_start_info":
+                    data = plugin_data_pb2.HParamsPluginData.FromString(value.metadata.plugin_data.content)
+                    hparams = data.session_start_info.hparams
+                    return {key: hparams[key].string_value for key in ("algo", "env_id") if key in hparams}
+    return {}
+
+
+def _label(run: Path, root: Path, identity: Mapping[str, str]) -> str:
+    """``dqn on MovieLensSession-v0 (dqn_1)``; the folder alone for a run that recorded neither."""
+    folder = root.resolve().name if run == root else run.relative_to(root).as_posix()
+    if "algo" in identity and "env_id" in identity:
+        return f"{identity['algo']} on {identity['env_id'].rsplit('/', 1)[-1]} ({folder})"
+    return folder

@@ -101,3 +101,37 @@ def test_plot_without_runs_is_one_line_exit_2(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"rlrec plot: error: {folder}")
     assert not (tmp_path / "c.png").exists()
+
+
+def test_a_run_keeps_its_colour_and_returns_get_a_panel_per_env(tmp_path: Path) -> None:
+    root = tmp_path / "tb"
+    for name, reward in (("a", 700.0), ("b", 2.0)):
+        write_run(root, name, {"rollout/ep_rew_mean": [(10, reward)], "train/loss": [(10, 0.1)]})
+    curves = {run.name: read_scalars(run) for run in find_runs(root)}
+    envs = {"a_1": "rlrec/MovieLens-v0", "b_1": "rlrec/MovieLensSession-v0"}
+    fig = draw_learning_curves(curves, ("rollout/ep_rew_mean", "train/loss", "eval/ndcg@10"), envs=envs)
+    titles = [ax.get_title() for ax in fig.axes]
+    # Rewards on two scales get two panels; eval/ndcg@10, logged by no run, gets none.
+    assert titles == [
+        "rollout/ep_rew_mean (MovieLens-v0)",
+        "rollout/ep_rew_mean (MovieLensSession-v0)",
+        "train/loss",
+    ]
+    colour = {
+        (ax.get_title(), line.get_label()): line.get_color() for ax in fig.axes for line in ax.get_lines()
+    }
+    assert colour[(titles[0], "a_1")] == colour[("train/loss", "a_1")]
+    assert colour[(titles[1], "b_1")] == colour[("train/loss", "b_1")]
+    assert colour[("train/loss", "a_1")] != colour[("train/loss", "b_1")]
+
+
+def test_run_names_say_algo_and_env(tmp_path: Path) -> None:
+    from rlrec.agents.training import train
+    from rlrec.plotting import _label, run_identity
+
+    data = "synthetic:n_users=10,n_movies=40,n_ratings=120,seed=3"
+    train("qlearning", data=data, timesteps=50, output=tmp_path / "m", tensorboard_log=tmp_path / "tb")
+    (run,) = find_runs(tmp_path / "tb")
+    identity = run_identity(run)
+    assert identity == {"algo": "qlearning", "env_id": "rlrec/MovieLens-v0"}
+    assert _label(run, tmp_path / "tb", identity) == "qlearning on MovieLens-v0 (qlearning_1)"
