@@ -96,8 +96,8 @@ def draw_learning_curves(
     from matplotlib import colormaps
     from matplotlib.figure import Figure
 
-    palette = colormaps["tab10"].colors
-    colours = {label: palette[number % len(palette)] for number, label in enumerate(sorted(curves))}
+    palette = colormaps["tab10"]  # 10 distinct colours, sampled at 0, 0.1, ..., 0.9
+    colours = {label: palette((number % 10) / 10 + 0.05) for number, label in enumerate(sorted(curves))}
     panels = _panels(curves, tags, envs or {})
     # A bare Figure (not pyplot): no global state, no GUI backend, nothing to close.
     fig = Figure(figsize=(6.0 * max(1, len(panels)), 4.2), layout="tight")
