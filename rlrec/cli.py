@@ -15,6 +15,8 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
+from rlrec.utils.progress import progress_shown, show_progress, status
+
 EXIT_USAGE = 2
 
 
@@ -187,11 +189,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
         env_id = args.env or DEFAULT_ENV_ID
     source = args.data if args.data is not None else ("synthetic" if recorded is None else None)
     split = (args.split or "temporal") == "temporal"
-    data, run_info = (
-        (None, None)
-        if source is None and recorded is None
-        else training_data(source, holdout=split, recorded=recorded)
-    )
+    with status(f"loading {source if source is not None else 'the run data'}"):
+        data, run_info = (
+            (None, None)
+            if source is None and recorded is None
+            else training_data(source, holdout=split, recorded=recorded)
+        )
     callbacks, data, run_info = _validation_callbacks(args, env_id, data, run_info, recorded)
     result = train(
         args.algo,
@@ -206,7 +209,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         seed=0 if args.seed is None else args.seed,
         tensorboard_log=args.tensorboard_log,
         output=args.output,
-        progress=args.progress,
+        progress=args.progress or progress_shown(),
         resume=args.resume,
         force=args.force,
     )
@@ -315,7 +318,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if args.k < 1:
         raise CLIError(f"-k: must be >= 1, got {args.k}")
     if args.model is not None:
-        metrics, info = evaluate_run(args.model, data=args.data, k=args.k)
+        with status(f"ranking the held-out ratings with {args.model}"):
+            metrics, info = evaluate_run(args.model, data=args.data, k=args.k)
         who = f"{info['algo']} ({args.model})"
         if not info["trained_on_split"]:
             print(
@@ -324,9 +328,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
     else:
-        metrics, info = evaluate_baseline_on(
-            args.data or "synthetic", args.baseline, k=args.k, seed=args.seed
-        )
+        with status(f"fitting {args.baseline} (hyperparameters chosen on validation) and ranking test"):
+            metrics, info = evaluate_baseline_on(
+                args.data or "synthetic", args.baseline, k=args.k, seed=args.seed
+            )
         who = args.baseline
     protocol = info["protocol"]
     print(f"{who} on {info['data']}: per-user temporal split, last {protocol['test_fraction']:g} held out")
@@ -350,8 +355,9 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
 
     baselines = DEFAULT_BASELINES if args.baselines is None else tuple(args.baselines)
     report = run_benchmark(
-        args.data, args.out, timesteps=args.timesteps, seed=args.seed, algos=args.algos, baselines=baselines
-    )
+        args.data, args.out, timesteps=args.timesteps, seed=args.seed, algos=args.algos, baselines=baselines,
+        progress=progress_shown(),
+    )  # fmt: skip
     k = report["protocol"]["k"]
     print(f"benchmark on {report['dataset']['name']} (seed {args.seed}):")
     print(format_table(report["results"], k))
@@ -455,6 +461,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--seed", type=int, default=0, help="seed of the episodes and the policy's draws (default 0)"
     )
     log.add_argument("--dataset-id", default=None, help="Minari dataset id (default rlrec/<env>/<policy>-v0)")
+    log.add_argument("--quiet", "-q", action="store_true", help="no progress (default: shown on a terminal)")
     log.set_defaults(func=_cmd_data_log)
     fetch = data_sub.add_parser("fetch", help="download an official GroupLens release into the data home")
     fetch.add_argument(
@@ -495,7 +502,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="PARENT folder of the run: the run is <output>/<algo>/ (default runs/<env name>, e.g. "
         "runs/MovieLens-v0/dqn)",
     )  # fmt: skip
-    train.add_argument("--progress", action="store_true", help="show a progress bar")
+    train.add_argument(
+        "--progress", action="store_true", help="show the progress bar even when stdout is not a terminal"
+    )
     train.add_argument(
         "--resume",
         action="store_true",
@@ -526,6 +535,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--from-trial", default=None, metavar="STUDY:TRIAL_ID", help="hyperparameters of an Optuna trial"
     )
     train.add_argument("--storage", default=None, help="Optuna storage URL for --from-trial")
+    train.add_argument(
+        "--quiet", "-q", action="store_true", help="no progress (default: shown on a terminal)"
+    )
     train.set_defaults(func=_cmd_train)
 
     rec = sub.add_parser("recommend", help="top-k movies a trained model recommends to a user")
@@ -548,6 +560,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("-k", type=int, default=10, help="the metrics' cut-off (default 10)")
     evaluate.add_argument("--seed", type=int, default=0, help="seed of the random baseline (default 0)")
     evaluate.add_argument("--json", default=None, help="also write the metrics to this JSON file")
+    evaluate.add_argument(
+        "--quiet", "-q", action="store_true", help="no progress (default: shown on a terminal)"
+    )
     evaluate.set_defaults(func=_cmd_evaluate)
 
     bench = sub.add_parser("benchmark", help="train learners, evaluate them and the baselines")
@@ -570,6 +585,9 @@ def build_parser() -> argparse.ArgumentParser:
         f"known: {', '.join(BASELINES)}",
     )  # fmt: skip
     bench.add_argument("--out", default="benchmark_out", help="the report's folder (default benchmark_out)")
+    bench.add_argument(
+        "--quiet", "-q", action="store_true", help="no progress (default: shown on a terminal)"
+    )
     bench.set_defaults(func=_cmd_benchmark)
 
     ope = sub.add_parser("ope", help="off-policy evaluation of a trained model on a logged Minari dataset")
@@ -580,6 +598,7 @@ def build_parser() -> argparse.ArgumentParser:
     ope.add_argument("--gamma", type=float, default=1.0, help="discount of the per-decision estimators")
     ope.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples of the intervals")
     ope.add_argument("--seed", type=int, default=0, help="seed of the reward model and bootstrap (default 0)")
+    ope.add_argument("--quiet", "-q", action="store_true", help="no progress (default: shown on a terminal)")
     ope.set_defaults(func=_cmd_ope)
 
     tune = sub.add_parser("tune", help="Optuna hyperparameter search on held-out NDCG@10")
@@ -598,6 +617,7 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument(
         "--seed", type=int, default=0, help="seed of every trial's training and the sampler (default 0)"
     )
+    tune.add_argument("--quiet", "-q", action="store_true", help="no progress (default: shown on a terminal)")
     tune.set_defaults(func=_cmd_tune)
     return parser
 
@@ -628,6 +648,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from rlrec.data.errors import DatasetError
 
+    # Progress where a person waits: a terminal, unless --quiet (a pipe or a file gets none).
+    show_progress(sys.stdout.isatty() and not getattr(args, "quiet", False))
     with warnings.catch_warnings():
         _one_line_warnings(args.command)
         try:

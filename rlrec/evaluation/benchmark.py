@@ -84,6 +84,7 @@ from rlrec.evaluation.entries import (
 from rlrec.evaluation.metrics import METRIC_NAMES
 from rlrec.evaluation.protocol import evaluate_baseline, protocol_description
 from rlrec.evaluation.split import DEFAULT_MIN_RATINGS, DEFAULT_TEST_FRACTION, temporal_split
+from rlrec.utils.progress import announce, status
 from rlrec.utils.signals import exit_status, stop_requested, stop_signals
 
 __all__ = [
@@ -304,7 +305,8 @@ def run_benchmark(
     with stop_signals():
         # A stop (Ctrl-C, SIGTERM) ends the benchmark after the piece of work it interrupted: the
         # report says so and holds only what was measured.
-        for algo in algos:
+        for number, algo in enumerate(algos, start=1):
+            announce(f"benchmark [{number}/{len(algos) + len(baselines)}] {algo}: training")
             row = _train_learner(
                 algo, setups[algo], data, split, out, budgets.get(algo), seed, k, progress, fitted,
                 n_evaluations,
@@ -315,10 +317,11 @@ def run_benchmark(
                 fitted = row["validation_references"]
             if stop_requested() is not None:
                 break
-        for name in baselines:
+        for number, name in enumerate(baselines, start=len(algos) + 1):
             if stop_requested() is not None:
                 break
-            results[name] = evaluate_baseline(name, split, k=k, seed=seed)
+            with status(f"benchmark [{number}/{len(algos) + len(baselines)}] baseline {name}"):
+                results[name] = evaluate_baseline(name, split, k=k, seed=seed)
         signum = stop_requested()
     for row in results.values():
         row.pop("n_users", None)

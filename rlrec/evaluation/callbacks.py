@@ -14,6 +14,7 @@ from rlrec.envs import SESSION_ID
 from rlrec.evaluation.metrics import RELEVANCE_THRESHOLD
 from rlrec.evaluation.protocol import check_env_on_train, make_eval_env, model_score_fn
 from rlrec.evaluation.split import Split
+from rlrec.utils.progress import status
 
 __all__ = ["DEFAULT_EVAL_FREQ", "EVALUATIONS_FILE", "REFERENCE_BASELINES", "RankingEvalCallback"]
 
@@ -127,7 +128,9 @@ class RankingEvalCallback(BaseCallback):
         check_env_on_train(self.eval_env, self.split)
         if self.references is None:
             started = time.perf_counter()
-            self.references = self._fit_references()
+            names = ", ".join(self._reference_names)
+            with status(f"fitting the reference baselines ({names}) on the validation part"):
+                self.references = self._fit_references()
             self.reference_seconds = time.perf_counter() - started
 
     def _fit_references(self) -> dict[str, float]:

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from rlrec.evaluation.offline import Behaviour, LoggedSteps
+from rlrec.utils.progress import status
 
 __all__ = [
     "PER_DECISION",
@@ -298,7 +299,8 @@ def evaluate_logged(
     estimates = _estimates(steps, target, base.world.dataset, gamma, n_bootstrap, seed)
     report = OPEReport(estimates, len(steps.actions), len(steps.episode_starts))
     if truth:
-        report.truth = true_value(target, env)
+        with status("computing the target's exact value in the recovered env"):
+            report.truth = true_value(target, env)
         if seeds > 0:
             spec = behaviour_spec(dataset)
             scores = model_scores(spec["model"]) if spec.get("model") else None

@@ -13,6 +13,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from rlrec.data.dataset import RatingsDataset
 from rlrec.utils.io import jsonable
+from rlrec.utils.progress import progress_shown
 from rlrec.utils.signals import stop_requested, stop_signals
 
 if TYPE_CHECKING:
@@ -314,7 +315,7 @@ def tune(
     with stop_signals():
         study.optimize(
             objective, n_trials=n_trials, gc_after_trial=True, catch=(FloatingPointError,),
-            callbacks=[stop_when_asked],
+            callbacks=[stop_when_asked], show_progress_bar=progress_shown(),
         )  # fmt: skip
         stopped_by = stop_requested()
     return summarize(study, started, storage, stopped_by)
