@@ -48,8 +48,15 @@ MARKER = ".rlrec-demo"
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default="demo_out")
+    parser.add_argument("--seed", type=int, default=0, help="seed of every learner (default 0)")
+    parser.add_argument("--out", default="demo_out", help="the demo's own folder, replaced by each run")
+    parser.add_argument("--data", default=DATA, help="the data (default: the embedded synthetic world)")
+    parser.add_argument(
+        "--budget-scale",
+        type=float,
+        default=1.0,
+        help="multiply every training budget (default 1; a quick check: 0.05)",
+    )
     args = parser.parse_args(argv)
     out = Path(args.out)
     if out.exists() and not (out / MARKER).exists() and any(out.iterdir()):
@@ -64,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     (out / MARKER).write_text("written by scripts/demo.py; replaced by the next run\n")
     tensorboard_log = out / "tb"
 
-    info = load_movielens(DATA).summary()
+    scale = args.budget_scale
+    info = load_movielens(args.data).summary()
     print(f"data: {info['name']} (generated offline, seed-stable)")
     counts = f"users {info['users']:,}  movies {info['movies']:,}  ratings {info['ratings']:,}"
     print(f"  {counts}  density {info['density']:.2%}")
@@ -73,9 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     for algo, (timesteps, overrides) in BUDGETS.items():
         result = train(
             algo,
-            data=DATA,
+            data=args.data,
             hyperparams=overrides,
-            timesteps=timesteps,
+            timesteps=max(1, int(timesteps * scale)),
             seed=args.seed,
             tensorboard_log=tensorboard_log,
             output=out / "models",
@@ -95,9 +103,12 @@ def main(argv: list[str] | None = None) -> int:
     # reward, gamma 0), evaluated with the baselines under the ranking protocol.
     print("benchmark (per-user temporal split, NDCG@10 and friends on held-out ratings):")
     report = run_benchmark(
-        DATA,
+        args.data,
         out / "benchmark",
-        timesteps={**dict.fromkeys(BUDGETS, BENCHMARK_TIMESTEPS), SESSION_AGENT: SESSION_TIMESTEPS},
+        timesteps={
+            **dict.fromkeys(BUDGETS, max(1, int(BENCHMARK_TIMESTEPS * scale))),
+            SESSION_AGENT: max(1, int(SESSION_TIMESTEPS * scale)),
+        },
         seed=args.seed,
         algos=[*BUDGETS, SESSION_AGENT],
         baselines=BASELINES,
@@ -108,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     print(format_table(results, k=10))
     print(f"benchmark files:  {out / 'benchmark'} (benchmark.json, benchmark.md, curves.png)")
 
-    untrained = prior_only_ndcg(args.seed)
+    untrained = prior_only_ndcg(args.data, args.seed)
     print(f"demo done in {time.perf_counter() - started:.0f} s")
     agent, popularity = results[SESSION_AGENT]["ndcg@10"], results["popularity"]["ndcg@10"]
     verdict = "above" if agent > popularity else "not above"
@@ -119,11 +130,11 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def prior_only_ndcg(seed: int) -> float:
+def prior_only_ndcg(data: str, seed: int) -> float:
     """Held-out NDCG@10 of the session agent's untrained policy, its action prior set from train."""
     setup = SESSION_SETUP
     recipe = split_hyperparams(setup.algo, load_hyperparams(setup.algo, setup.env_id))
-    split = temporal_split(load_movielens(DATA))
+    split = temporal_split(load_movielens(data))
     env = make_training_env(setup.algo, split.train, setup.env_id, recipe.env_kwargs, recipe.n_envs, seed)
     model = make_model(setup.algo, env, recipe.model_kwargs, seed=seed)
     model.policy.set_action_prior(env.env_method("action_prior", indices=[0])[0])

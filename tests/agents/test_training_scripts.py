@@ -48,3 +48,20 @@ def test_train_all_runs_again_with_force_and_says_so_without(
     assert len(err) == 1 and "--force" in err[0] and "Traceback" not in err[0]
     assert train_all.main([*argv, "--force"]) == 0
     assert sorted(p.name for p in (tmp_path / "tb").iterdir()) == ["qlearning_1"]  # curves not mixed
+
+
+def test_the_demo_runs_twice_in_a_row_and_ends_with_its_verdict(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    demo = load_script("demo")
+    argv = ["--data", "synthetic:n_users=60,n_movies=120,n_ratings=2000,seed=2", "--budget-scale", "0.02",
+            "--out", str(tmp_path / "demo_out")]  # fmt: skip
+    for _ in range(2):  # its own folder, replaced each time
+        assert demo.main(argv) == 0
+        last = capsys.readouterr().out.strip().splitlines()[-1]
+        assert last.startswith("ppo-session (SB3 PPO, session recipe): held-out NDCG@10 ")
+        assert "popularity's" in last and "its prior alone scores" in last
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("not the demo's")
+    assert demo.main([*argv[:-1], str(tmp_path / "mine")]) == 2  # a folder it did not write is kept
+    assert (tmp_path / "mine" / "notes.txt").exists()
