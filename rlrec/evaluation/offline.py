@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from rlrec.envs import ENV_IDS, register_envs
+
 __all__ = [
     "BEHAVIOURS",
     "Behaviour",
@@ -130,7 +132,7 @@ def log_dataset(
     """
     import gymnasium
 
-    import rlrec  # noqa: F401  (registers the ids)
+    register_envs()
 
     if n_steps < 1:
         raise ValueError(f"--steps: must be >= 1, got {n_steps}")
@@ -280,8 +282,6 @@ def recover_env(dataset: Any) -> Any:
     made by id, with the recorded keyword arguments checked against the constructor first.
     """
     import gymnasium
-
-    from rlrec.envs import ENV_IDS, register_envs
 
     register_envs()
     spec = dataset.spec.env_spec

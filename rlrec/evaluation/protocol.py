@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from rlrec.data.dataset import RatingsDataset
-from rlrec.envs import MOVIELENS_ID
+from rlrec.envs import MOVIELENS_ID, register_envs
 from rlrec.evaluation.metrics import RELEVANCE_THRESHOLD, ScoreFn, evaluate_scores
 from rlrec.evaluation.split import DEFAULT_MIN_RATINGS, DEFAULT_TEST_FRACTION, Split, temporal_split
 
@@ -66,7 +66,7 @@ def make_eval_env(
     """
     import gymnasium
 
-    import rlrec  # noqa: F401  (registers the env ids)
+    register_envs()
 
     kwargs = dict(env_kwargs or {})
     kwargs.pop("max_episode_steps", None)

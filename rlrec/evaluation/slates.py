@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from rlrec.envs import register_envs
+
 __all__ = ["SlatePolicyFn", "expected_clicks_per_step", "model_slates", "popularity_slates"]
 
 #: ``policy(observations, episodes) -> (n_envs, slate_size)`` movie indices.
@@ -58,7 +60,7 @@ def expected_clicks_per_step(
     """
     import gymnasium
 
-    import rlrec  # noqa: F401  (registers the ids)
+    register_envs()
     from rlrec.envs import SLATE_ID
 
     env = gymnasium.make_vec(
