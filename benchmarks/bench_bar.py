@@ -39,11 +39,11 @@ sys.path.insert(0, str(REPO))
 
 from rlrec.agents.dqn import DQNAgent  # noqa: E402
 from rlrec.agents.factory import load_hyperparams, make_model, split_hyperparams  # noqa: E402
-from rlrec.agents.training import make_training_env  # noqa: E402
 from rlrec.data import load_movielens  # noqa: E402
+from rlrec.data.split import Split, temporal_split  # noqa: E402
 from rlrec.evaluation.metrics import evaluate_scores  # noqa: E402
 from rlrec.evaluation.protocol import evaluate_baseline, protocol_description  # noqa: E402
-from rlrec.evaluation.split import Split, temporal_split  # noqa: E402
+from rlrec.experiments.training import make_training_env  # noqa: E402
 from rlrec.utils.seeding import set_torch_threads  # noqa: E402
 
 ENV_ID = "rlrec/MovieLensSession-v0"

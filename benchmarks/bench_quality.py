@@ -42,7 +42,7 @@ def run_one(source: str, entry: str, seed: int, out: Path, evaluations: int, tim
     report = out / "benchmark.json"
     if not report.is_file():
         code = (
-            "import sys, json; from rlrec.evaluation.benchmark import run_benchmark; "
+            "import sys, json; from rlrec.experiments.benchmark import run_benchmark; "
             f"run_benchmark({source!r}, {str(out)!r}, timesteps={timesteps!r}, seed={seed}, "
             f"algos=[{entry!r}], baselines=(), n_evaluations={evaluations})"
         )
@@ -60,8 +60,8 @@ def run_one(source: str, entry: str, seed: int, out: Path, evaluations: int, tim
 def baselines_of(source: str) -> dict[str, dict]:
     """Test metrics of the baselines (EASE and EDLAE chosen on the validation split)."""
     from rlrec.data import load_movielens
+    from rlrec.data.split import temporal_split
     from rlrec.evaluation.protocol import evaluate_baseline
-    from rlrec.evaluation.split import temporal_split
 
     split = temporal_split(load_movielens(source))
     return {name: evaluate_baseline(name, split) for name in BASELINES}
@@ -120,7 +120,7 @@ def main() -> int:
     parser.add_argument("--out", default="benchmark_out/quality", help="one folder per run, reused if done")
     args = parser.parse_args()
 
-    from rlrec.evaluation.benchmark import resolve_algos
+    from rlrec.experiments.benchmark import resolve_algos
 
     (entry,) = resolve_algos([args.agent])
     out = Path(args.out)

@@ -45,7 +45,7 @@ SB3_POLICY = {"ppo": "MlpPolicy", "a2c": "MlpPolicy", "maskable-ppo": "MlpPolicy
 def ablations(agent: str) -> dict[str, Any]:
     """``{name: LearnerSetup}`` of ``agent`` without its prior, and without its head."""
     from rlrec.agents.factory import load_hyperparams, parse_policy_kwargs
-    from rlrec.evaluation.benchmark import BENCHMARK_SETUPS, LearnerSetup
+    from rlrec.experiments.benchmark import BENCHMARK_SETUPS, LearnerSetup
 
     setup = BENCHMARK_SETUPS[agent]
     algo = setup.algo or agent
@@ -68,10 +68,10 @@ def step0_ndcg(agent: str, data: str, seed: int, setups: dict[str, Any]) -> floa
     """Test NDCG@10 of ``agent``'s untrained policy with its prior set from the env it trains on
     (the fit part of train): what learning has to beat. None for a recipe without a prior."""
     from rlrec.agents.factory import load_hyperparams, make_model, split_hyperparams
-    from rlrec.agents.training import make_training_env
     from rlrec.data import load_movielens
+    from rlrec.data.split import temporal_split, validation_split
     from rlrec.evaluation.protocol import evaluate_model
-    from rlrec.evaluation.split import temporal_split, validation_split
+    from rlrec.experiments.training import make_training_env
 
     setup = setups[agent]
     algo = setup.algo or agent
@@ -89,7 +89,7 @@ def step0_ndcg(agent: str, data: str, seed: int, setups: dict[str, Any]) -> floa
 
 
 def _worker(args: argparse.Namespace) -> None:
-    from rlrec.evaluation.benchmark import BENCHMARK_SETUPS, run_benchmark
+    from rlrec.experiments.benchmark import BENCHMARK_SETUPS, run_benchmark
 
     setups = dict(BENCHMARK_SETUPS)
     base = args.agent.split(":")[0]
@@ -110,8 +110,8 @@ def replay_megabytes(data: str, transitions: int = 1_000_000) -> tuple[float, fl
     from stable_baselines3.common.buffers import ReplayBuffer
 
     from rlrec.agents.factory import load_hyperparams, split_hyperparams
-    from rlrec.agents.training import make_training_env
     from rlrec.data import load_movielens
+    from rlrec.experiments.training import make_training_env
     from rlrec.nn import CompactReplayBuffer
 
     recipe = split_hyperparams("sb3-dqn", load_hyperparams("sb3-dqn", "rlrec/MovieLensSession-v0"))
@@ -165,8 +165,8 @@ def main() -> None:
             f"SB3's layout {theirs:,.0f} MB"
         )
     from rlrec.data import load_movielens
+    from rlrec.data.split import temporal_split
     from rlrec.evaluation.protocol import evaluate_baseline
-    from rlrec.evaluation.split import temporal_split
 
     split = temporal_split(load_movielens(args.data))
     baselines = {name: evaluate_baseline(name, split, k=10)["ndcg@10"] for name in ("popularity", "ease")}

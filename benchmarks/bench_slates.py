@@ -33,12 +33,12 @@ def main() -> int:
     args = parser.parse_args()
 
     from rlrec.agents.factory import load_hyperparams, split_hyperparams
-    from rlrec.agents.training import train
     from rlrec.data import load_movielens
+    from rlrec.data.split import temporal_split
     from rlrec.envs import SLATE_ID
     from rlrec.evaluation.protocol import evaluate_model
     from rlrec.evaluation.slates import expected_clicks_per_step, model_slates, popularity_slates
-    from rlrec.evaluation.split import temporal_split
+    from rlrec.experiments.training import train
 
     env_kwargs = split_hyperparams("ppo", load_hyperparams("ppo", SLATE_ID)).env_kwargs
     print("| source | PPO expected clicks / step | popularity slate | ratio | PPO NDCG@10 | train s |")

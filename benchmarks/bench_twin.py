@@ -31,9 +31,9 @@ def main() -> int:
     args = parser.parse_args()
 
     from rlrec.data import load_movielens
+    from rlrec.data.split import temporal_split
     from rlrec.data.stats import SCALAR_STATISTICS
     from rlrec.evaluation.protocol import evaluate_baseline
-    from rlrec.evaluation.split import temporal_split
 
     home = Path(os.environ.get("RLREC_DATA") or REPO.parent / "shared" / "data")
     real = str(home / args.release)

@@ -16,11 +16,11 @@ import time
 from pathlib import Path
 
 from rlrec.agents.factory import load_hyperparams, make_model, split_hyperparams
-from rlrec.agents.training import make_training_env, train
 from rlrec.data import load_movielens
-from rlrec.evaluation.benchmark import BENCHMARK_SETUPS, LearnerSetup, format_table, run_benchmark
+from rlrec.data.split import temporal_split
 from rlrec.evaluation.protocol import evaluate_model
-from rlrec.evaluation.split import temporal_split
+from rlrec.experiments.benchmark import BENCHMARK_SETUPS, LearnerSetup, format_table, run_benchmark
+from rlrec.experiments.training import make_training_env, train
 from rlrec.plotting import plot_learning_curves
 
 DATA = "synthetic"

@@ -6,7 +6,7 @@ Same data, same seed, one TensorBoard folder, one PNG of learning curves::
 
 Run again into the same ``--out`` with ``--force`` (each run then replaces its predecessor).
 
-Everything here is a call into the library (``rlrec.agents.training.train``,
+Everything here is a call into the library (``rlrec.experiments.training.train``,
 ``rlrec.plotting.plot_learning_curves``); copy the script and change what you need.
 """
 
@@ -17,7 +17,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from rlrec.agents.training import train
+from rlrec.experiments.training import train
 from rlrec.plotting import plot_learning_curves
 
 MISSION_ALGOS = ("qlearning", "dqn", "sb3-dqn")

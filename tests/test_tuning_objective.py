@@ -9,9 +9,9 @@ import pytest
 from optuna.trial import TrialState
 
 from rlrec.agents.factory import parse_policy_kwargs
-from rlrec.agents.training import train
 from rlrec.data import load_movielens
 from rlrec.evaluation.protocol import evaluate_model
+from rlrec.experiments.training import train
 from rlrec.tuning import SEARCH_SPACES, hyperparams_from_trial, load_trial, suggest_hyperparams, tune
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -68,7 +68,7 @@ def test_trial_value_is_validation_ndcg_and_retraining_reproduces_it(tuned: tupl
     trial = complete[0]
     algo, hyperparams = hyperparams_from_trial(f"{study.study_name}:{trial.number}", url)
     # Independent route: the fit/validation split by hand (two temporal splits), train, evaluate.
-    from rlrec.evaluation.split import temporal_split
+    from rlrec.data.split import temporal_split
 
     inner = temporal_split(temporal_split(load_movielens(DATA)).train)
     result = train(

@@ -1,44 +1,12 @@
-"""Learners and the training run.
+"""Learners and what every learner shares; import from the modules.
 
-* ``QLearningAgent`` (``rlrec.agents.tabular_q``), ``DQNAgent`` (``rlrec.agents.dqn``) and
-  ``SlateQAgent`` (``rlrec.agents.slateq``): our hand-written learners, with SB3's API;
-* ``score_movies`` (``rlrec.agents.scoring``): a score per movie from any learner;
-* ``ALGOS``, ``load_hyperparams``, ``make_model``, ``load_model`` (``rlrec.agents.factory``): what each
-  ``--algo`` names, its zoo-format YAML defaults;
-* ``train``, ``load_run`` (``rlrec.agents.training``): one training run end to end.
+* ``tabular_q.QLearningAgent``, ``dqn.DQNAgent`` and ``slateq.SlateQAgent``: our hand-written
+  learners, with SB3's API, over ``base.py`` (SB3 plumbing they share);
+* ``scoring.score_movies``: a score per movie from any learner;
+* ``factory``: what each ``--algo`` names (``ALGOS``), its zoo-format YAML defaults
+  (``load_hyperparams``), ``make_model`` and ``load_model`` (``sb3_zip.py`` for SB3 zips);
+* ``runs``: a run's folder and record (``RunFolder``, ``load_run``).
 
-Names are imported on first use, so that ``import rlrec.agents.factory`` does not pull in torch.
+The package itself imports nothing, so that ``import rlrec.agents.factory`` (``rlrec --help``)
+does not pull in torch. A training run is :mod:`rlrec.experiments`.
 """
-
-from __future__ import annotations
-
-import importlib
-from typing import Any
-
-_EXPORTS = {
-    "QLearningAgent": "rlrec.agents.tabular_q",
-    "DQNAgent": "rlrec.agents.dqn",
-    "SlateQAgent": "rlrec.agents.slateq",
-    "score_movies": "rlrec.agents.scoring",
-    "ALGOS": "rlrec.agents.factory",
-    "algo_class": "rlrec.agents.factory",
-    "load_hyperparams": "rlrec.agents.factory",
-    "load_model": "rlrec.agents.factory",
-    "make_model": "rlrec.agents.factory",
-    "LoadedRun": "rlrec.agents.training",
-    "TrainResult": "rlrec.agents.training",
-    "load_run": "rlrec.agents.training",
-    "train": "rlrec.agents.training",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'rlrec.agents' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))

@@ -25,7 +25,7 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import gymnasium as gym
 import numpy as np
@@ -35,16 +35,36 @@ from stable_baselines3.common.type_aliases import ReplayBufferSamples
 from stable_baselines3.common.utils import get_device, polyak_update
 from torch import nn
 from torch.nn import functional as F
+from typing_extensions import Self
 
 from rlrec.agents.base import BaseLearner, EnvRunner, MaybeCallback
 from rlrec.nn import CompactReplayBuffer, QNetwork, RowSparseAdam, StateTargetValues, TargetValues
 from rlrec.utils.io import atomic_open, save_json
 from rlrec.utils.schedules import Schedule, schedule_from, schedule_json
 
-__all__ = ["DQNAgent", "DQNConfig"]
+__all__ = ["DQNAgent", "DQNConfig", "ReplayMemory"]
 
 #: Rows per forward pass when scoring many observations.
 _CHUNK = 1024
+
+
+class ReplayMemory(Protocol):
+    """What the loop asks of its memory: :class:`CompactReplayBuffer`'s interface."""
+
+    def add_transitions(
+        self,
+        obs: np.ndarray,
+        next_obs: np.ndarray,
+        actions: np.ndarray,
+        rewards: np.ndarray,
+        dones: np.ndarray,
+        states: np.ndarray | None = None,
+        next_states: np.ndarray | None = None,
+    ) -> None: ...
+
+    def latest(self) -> ReplayBufferSamples: ...
+
+    def sample(self, batch_size: int) -> ReplayBufferSamples: ...
 
 
 # ------------------------------------------------------------------------------ config
@@ -175,7 +195,7 @@ class DQNAgent(BaseLearner):
             if config.optimizer == "sparse_adam"
             else torch.optim.Adam(parameters, lr=lr, fused=self.device.type in ("cpu", "cuda"))
         )
-        self.replay_buffer: CompactReplayBuffer | None = None
+        self.replay_buffer: ReplayMemory | None = None
         self.target_values = TargetValues(self.q_net_target)  # learn picks the cached kind when it can
         self._n_calls = 0
         self._n_updates = 0
@@ -245,22 +265,24 @@ class DQNAgent(BaseLearner):
 
     # ------------------------------------------------------------------------ training
     def td_targets(self, batch: ReplayBufferSamples) -> torch.Tensor:
-        """``r + γ max_a' Q_target(s', a')``; no future after a terminal state (a truncated one
-        keeps its bootstrap: ``dones`` holds terminations only)."""
-        rewards = batch.rewards.reshape(-1)
+        """``r + γ max_a' Q_target(s', a')`` per label, flat; no future after a terminal state (a
+        truncated one keeps its bootstrap: ``dones`` holds terminations only). A row of several
+        labels (SlateQ's slots) shares its row's future."""
         if self.config.gamma == 0.0:
-            return rewards  # nothing to bootstrap: skip the target network's forward pass
-        next_values = self.target_values(batch)
-        return rewards + (1.0 - batch.dones.reshape(-1)) * self.config.gamma * next_values
+            return batch.rewards.reshape(-1)  # nothing to bootstrap: skip the target network's pass
+        future = (1.0 - batch.dones.reshape(-1)) * self.config.gamma * self.target_values(batch)
+        return (batch.rewards.reshape(len(future), -1) + future[:, None]).reshape(-1)
 
-    def _update_learning_rate(self) -> None:
-        """SB3's ``_update_learning_rate``: the schedule at the current progress."""
-        lr = float(self.lr_schedule(1.0 - self.num_timesteps / max(self._total_timesteps, 1)))
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
+    def q_taken(self, batch: ReplayBufferSamples) -> torch.Tensor:
+        """``Q(s, a)`` of the batch's actions, flat: only the head rows of those actions."""
+        return self.q_net.q_of(batch.observations, batch.actions.reshape(-1).long())
 
-    def _minimize(self, q: torch.Tensor, targets: torch.Tensor) -> None:
-        """One Huber-loss step of ``q`` towards ``targets``, clipped as SB3 clips."""
+    def _gradient_step(self, batch: ReplayBufferSamples) -> None:
+        """One Huber-loss step of ``Q(s, a)`` towards the TD targets, clipped as SB3 clips."""
+        targets = self.td_targets(batch)
+        self.q_net.train(True)  # dropout on for this forward only
+        q = self.q_taken(batch)
+        self.q_net.train(False)
         loss = F.smooth_l1_loss(q, targets)
         self.optimizer.zero_grad()
         loss.backward()
@@ -269,16 +291,36 @@ class DQNAgent(BaseLearner):
         self._n_updates += 1
         self._record_loss(float(loss.item()))
 
-    def _gradient_step(self, batch: ReplayBufferSamples) -> None:
-        targets = self.td_targets(batch)
-        self.q_net.train(True)  # dropout on for this forward only
-        q = self.q_net.q_of(batch.observations, batch.actions.reshape(-1).long())
-        self.q_net.train(False)
-        self._minimize(q, targets)
+    def _update_learning_rate(self) -> None:
+        """SB3's ``_update_learning_rate``: the schedule at the current progress."""
+        lr = float(self.lr_schedule(1.0 - self.num_timesteps / max(self._total_timesteps, 1)))
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
 
     def _record_train_extras(self) -> None:
         self.logger.record("train/n_updates", self._n_updates)
         self.logger.record("train/learning_rate", self.optimizer.param_groups[0]["lr"])
+
+    # ---------------------------------------------- built before the loop (a subclass may replace)
+    def _make_replay_buffer(self, runner: EnvRunner) -> ReplayMemory:
+        """A :class:`CompactReplayBuffer`; an env that names its states (MovieLens-v0: the user)
+        is replayed from state indices."""
+        replayed = runner.observations if runner.compact else None
+        return CompactReplayBuffer(
+            self.config.buffer_size or runner.n_envs, self.observation_space, self.action_space,
+            device=self.device, observations_fn=replayed,
+        )  # fmt: skip
+
+    def _make_target_values(self, runner: EnvRunner) -> TargetValues:
+        """``max_a' Q_target(s', a')``; looked up per state while the target network is frozen
+        when the env names its states and target updates are hard."""
+        if runner.compact and runner.n_states is not None and self.config.tau == 1.0:
+            return StateTargetValues(self.q_net_target, runner.observations, runner.n_states)
+        return TargetValues(self.q_net_target)
+
+    def _labels(self, step: Any) -> np.ndarray:
+        """What each transition of a step is taught: the env's reward."""
+        return np.asarray(step.rewards)
 
     # --------------------------------------------------------------------------- learn
     def learn(
@@ -286,29 +328,19 @@ class DQNAgent(BaseLearner):
         total_timesteps: int,
         callback: MaybeCallback = None,
         log_interval: int | None = 4,
-        tb_log_name: str = "dqn",
+        tb_log_name: str | None = None,
         reset_num_timesteps: bool = True,
         progress_bar: bool = False,
-    ) -> DQNAgent:
+    ) -> Self:
         """Collect ``total_timesteps`` env steps, training every ``train_freq`` steps (SB3's loop)."""
         cfg = self.config
         runner = self._runner_for_learning(reset_num_timesteps, cfg.use_masking)
         if self.replay_buffer is None:
-            # An env that names its states (MovieLens-v0: the user) is replayed from state indices.
-            replayed = runner.observations if runner.compact else None
-            self.replay_buffer = CompactReplayBuffer(
-                cfg.buffer_size or runner.n_envs, self.observation_space, self.action_space,
-                device=self.device, observations_fn=replayed,
-            )  # fmt: skip
+            self.replay_buffer = self._make_replay_buffer(runner)
         buffer = self.replay_buffer
-        # ... and its targets looked up per state while the target network is frozen.
-        self.target_values = (
-            StateTargetValues(self.q_net_target, buffer, runner.observations, runner.n_states)
-            if runner.compact and runner.n_states is not None and cfg.tau == 1.0
-            else TargetValues(self.q_net_target)
-        )
+        self.target_values = self._make_target_values(runner)
         total_timesteps, callback = self._setup_learn(
-            total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar
+            total_timesteps, callback, reset_num_timesteps, tb_log_name or self.algo_name, progress_bar
         )
         fresh = cfg.buffer_size == 0  # no replay: one step on each batch just collected
         gradient_steps = 1 if fresh else cfg.gradient_steps if cfg.gradient_steps >= 0 else cfg.train_freq
@@ -332,7 +364,7 @@ class DQNAgent(BaseLearner):
             keep, next_states = step.valid, step.next_states
             if states is not None and next_states is not None:
                 states, next_states = states[keep], next_states[keep]
-            buffer.add_transitions(obs[keep], step.next_obs[keep], actions[keep], step.rewards[keep],
+            buffer.add_transitions(obs[keep], step.next_obs[keep], actions[keep], self._labels(step)[keep],
                                    step.terminated[keep], states, next_states)  # fmt: skip
             self._n_calls += 1
             if self._n_calls % target_every == 0:

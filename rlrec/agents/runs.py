@@ -173,33 +173,6 @@ def check_data_fingerprint(config: Mapping[str, Any], dataset: RatingsDataset, r
     )
 
 
-def resume_conflicts(config: Mapping[str, Any], given: Mapping[str, Any]) -> list[str]:
-    """The flags in ``given`` (flag name without ``--`` -> value) that contradict a run's record."""
-    run_info = config.get("run_info") or {}
-    recorded = {
-        "data": run_info.get("data_source", config.get("data")),
-        "split": "temporal" if run_info.get("split") else "none",
-        "env": config.get("env_id"),
-        "seed": config.get("seed"),
-        "eval_freq": int(run_info.get("eval_freq") or 0),
-        "tensorboard_log": config.get("tensorboard_log"),
-    }
-    conflicts = []
-    for name, value in given.items():
-        if value is None or name not in recorded:
-            continue
-        mine = recorded[name]
-        if name == "data":
-            same = data_label(value) == data_label(mine) or str(value) == str(mine)
-        elif name == "tensorboard_log":
-            same = mine is not None and Path(value).resolve() == Path(str(mine))
-        else:
-            same = value == mine
-        if not same:
-            conflicts.append(f"--{name.replace('_', '-')} {value} (the run's: {mine})")
-    return conflicts
-
-
 #: What a run folder may hold besides run.json: a folder with any of these holds (part of) a run.
 _RUN_ARTIFACTS = ("model.*", "best_model.*", "evaluations.json")
 

@@ -7,11 +7,13 @@ pair ``(s, i) -> r_i`` from ``info["slot_rewards"]``: a step of 64 sessions with
 teaches 640 pairs where a single-movie step teaches 64. With ``gamma > 0`` each movie's target
 adds its share of the next greedy slate's value, ``gamma * mean_{j in A*(s')} Qbar_target(s', j)``.
 
-Everything else is :class:`~rlrec.agents.dqn.DQNAgent`'s: the network (a
-:class:`~rlrec.nn.QNetwork` over a :class:`~rlrec.nn.SparseInputExtractor`), the optimizer, the
-schedules, SB3's interface and the file format. SlateQ learns from each fresh batch of slates
-(no replay): with ``gamma = 0`` (the shipped recipe) a label never goes stale and the freshest
-are the policy's own. Env: ``rlrec/MovieLensSlate-v0`` (``MultiDiscrete`` slates), single or
+SlateQ replaces what differs from :class:`~rlrec.agents.dqn.DQNAgent`: acting over slates, the
+labels (one per slot), ``Q`` of the shown movies and the target's share of the next slate. The
+loop, the target sync, the network (a :class:`~rlrec.nn.QNetwork` over a
+:class:`~rlrec.nn.SparseInputExtractor`), the optimizer, the schedules, SB3's interface and the
+file format are DQN's. SlateQ learns from each fresh batch of slates (no replay, ``FreshBatch``):
+with ``gamma = 0`` (the shipped recipe) a label never goes stale and the freshest are the
+policy's own. Env: ``rlrec/MovieLensSlate-v0`` (``MultiDiscrete`` slates), single or
 vector; evaluation ranks the catalogue by ``Qbar``.
 """
 
@@ -23,10 +25,11 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 import torch
-from stable_baselines3.common.utils import polyak_update
+from stable_baselines3.common.type_aliases import ReplayBufferSamples
 
-from rlrec.agents.base import MaybeCallback
-from rlrec.agents.dqn import DQNAgent, DQNConfig
+from rlrec.agents.base import EnvRunner
+from rlrec.agents.dqn import DQNAgent, DQNConfig, ReplayMemory
+from rlrec.nn import TargetValues
 
 __all__ = ["SlateQAgent", "SlateQConfig"]
 
@@ -40,6 +43,7 @@ class SlateQConfig(DQNConfig):
     learning_starts: int = 0
     gamma: float = 0.0
     train_freq: int = 1
+    use_masking: bool = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -106,80 +110,65 @@ class SlateQAgent(DQNAgent):
         return slates
 
     # ------------------------------------------------------------------------ training
-    def _slate_step(self, obs: np.ndarray, slates: np.ndarray, slot_rewards: np.ndarray,
-                    next_obs: np.ndarray, terminated: np.ndarray) -> None:  # fmt: skip
-        """One Huber step of every shown movie's ``Qbar(s, i)`` towards its target."""
-        device = self.device
-        targets = torch.as_tensor(slot_rewards, dtype=torch.float32, device=device)
-        if self.config.gamma > 0.0:
-            with torch.no_grad():
-                next_q = self.q_net_target(torch.as_tensor(next_obs, device=device))
-                share = next_q.topk(self.slate_size, dim=1).values.mean(dim=1)
-                alive = 1.0 - torch.as_tensor(terminated, dtype=torch.float32, device=device)
-                targets = targets + (self.config.gamma * alive * share)[:, None]
-        self.q_net.train(True)  # dropout on for this forward only
-        features = self.q_net.hidden(self.q_net.features(torch.as_tensor(obs, device=device)))
-        movies = torch.as_tensor(slates, dtype=torch.long, device=device)
-        # q_of for K movies per row: one feature pass per session, K head rows each.
+    def q_taken(self, batch: ReplayBufferSamples) -> torch.Tensor:
+        """``Qbar(s, i)`` of every shown movie, flat ``(B * K,)``: one feature pass per session,
+        ``K`` head rows each (``q_of`` for K movies per row)."""
+        features = self.q_net.hidden(self.q_net.features(batch.observations))
+        movies = batch.actions.long()
         head = self.q_net.head
-        q = torch.einsum("bh,bkh->bk", features, head.weight[movies]) + head.bias[movies]
-        self.q_net.train(False)
-        self._minimize(q.reshape(-1), targets.reshape(-1))
+        return (torch.einsum("bh,bkh->bk", features, head.weight[movies]) + head.bias[movies]).reshape(-1)
 
-    # --------------------------------------------------------------------------- learn
-    def learn(
+    def _make_replay_buffer(self, runner: EnvRunner) -> ReplayMemory:
+        return FreshBatch(self.device)
+
+    def _make_target_values(self, runner: EnvRunner) -> TargetValues:
+        return SlateTargetValues(self.q_net_target, self.slate_size)
+
+    def _labels(self, step: Any) -> np.ndarray:
+        """Every shown movie is one labelled pair: the slot rewards, ``(n_envs, K)``."""
+        return np.stack([np.asarray(info["slot_rewards"], np.float32) for info in step.infos])
+
+
+class FreshBatch:
+    """SlateQ's memory: the batch of slates just collected, nothing older (``buffer_size=0``)."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self._batch: ReplayBufferSamples | None = None
+
+    def add_transitions(
         self,
-        total_timesteps: int,
-        callback: MaybeCallback = None,
-        log_interval: int | None = 4,
-        tb_log_name: str = "slateq",
-        reset_num_timesteps: bool = True,
-        progress_bar: bool = False,
-    ) -> SlateQAgent:
-        """Collect ``total_timesteps`` env steps (one slate per session per step), learning from each."""
-        cfg = self.config
-        runner = self._runner_for_learning(reset_num_timesteps, use_masking=True)
-        total_timesteps, callback = self._setup_learn(
-            total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar
-        )
-        target_every = max(cfg.target_update_interval // runner.n_envs, 1)
-        callback.on_training_start(locals(), globals())
+        obs: np.ndarray,
+        next_obs: np.ndarray,
+        actions: np.ndarray,
+        rewards: np.ndarray,
+        dones: np.ndarray,
+        states: np.ndarray | None = None,
+        next_states: np.ndarray | None = None,
+    ) -> None:
+        arrays = (obs, actions, next_obs, np.asarray(dones, np.float32).reshape(-1, 1), rewards)
+        self._batch = ReplayBufferSamples(*(torch.as_tensor(array, device=self.device) for array in arrays))
 
-        while self.num_timesteps < total_timesteps:
-            # 1. act: the greedy slate of the allowed movies, slots explored at rate ε
-            epsilon = self._update_exploration_rate()
-            masks, obs = runner.action_masks(), runner.obs
-            if self.num_timesteps < cfg.learning_starts:
-                slates = self._random_actions(runner.n_envs, masks)
-            else:
-                slates = self._epsilon_greedy(obs, epsilon, masks)
+    def latest(self) -> ReplayBufferSamples:
+        if self._batch is None:
+            raise ValueError("latest: nothing added yet")
+        return self._batch
 
-            # 2. step: every shown movie gets its own reward
-            step = runner.step(slates)
-            self.num_timesteps += runner.n_envs
-            self._n_calls += 1
-            new_obs, rewards, infos = runner.obs, step.rewards, step.infos
-            dones = step.terminated | step.truncated
-            callback.update_locals(locals())
-            if not callback.on_step():
-                break
-            self._record_episodes(step.episodes, log_interval)
+    def sample(self, batch_size: int) -> ReplayBufferSamples:
+        raise ValueError("SlateQ learns from each fresh batch (buffer_size=0): nothing to sample")
 
-            # 3. learn from this batch of slates, then sync the target
-            keep = step.valid
-            learning = self.num_timesteps > cfg.learning_starts and self._n_calls % cfg.train_freq == 0
-            if learning and keep.any():
-                slot_rewards = np.stack([np.asarray(info["slot_rewards"], np.float32) for info in infos])
-                self._update_learning_rate()
-                for _ in range(max(cfg.gradient_steps, 1)):
-                    self._slate_step(obs[keep], slates[keep], slot_rewards[keep], step.next_obs[keep],
-                                     step.terminated[keep])  # fmt: skip
-            if self._n_calls % target_every == 0:
-                polyak_update(self.q_net.parameters(), self.q_net_target.parameters(), cfg.tau)
 
-        self.dump_logs()
-        callback.on_training_end()
-        return self
+class SlateTargetValues(TargetValues):
+    """A slate's share of the next greedy slate's value: ``mean_{j in A*(s')} Qbar_target(s', j)``."""
+
+    def __init__(self, q_net_target: torch.nn.Module, slate_size: int) -> None:
+        super().__init__(q_net_target)
+        self.slate_size = slate_size
+
+    def __call__(self, batch: ReplayBufferSamples) -> torch.Tensor:
+        with torch.no_grad():
+            next_q = self.q_net_target(batch.next_observations)
+            return next_q.topk(self.slate_size, dim=1).values.mean(dim=1)
 
 
 def _top(scores: np.ndarray, k: int) -> np.ndarray:

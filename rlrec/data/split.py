@@ -15,7 +15,14 @@ import numpy as np
 
 from rlrec.data.dataset import RatingsDataset
 
-__all__ = ["DEFAULT_MIN_RATINGS", "DEFAULT_TEST_FRACTION", "Split", "held_out_counts", "temporal_split"]
+__all__ = [
+    "DEFAULT_MIN_RATINGS",
+    "DEFAULT_TEST_FRACTION",
+    "Split",
+    "held_out_counts",
+    "temporal_split",
+    "validation_split",
+]
 
 #: Share of each user's ratings held out for test (the issue's default).
 DEFAULT_TEST_FRACTION = 0.2
@@ -95,3 +102,12 @@ def temporal_split(
         test_fraction=float(test_fraction),
         min_ratings=int(min_ratings),
     )
+
+
+def validation_split(train: RatingsDataset) -> Split:
+    """The fit/validation split inside a train part: the same temporal split, one level down.
+
+    What ``rlrec tune`` scores trials on and ``rlrec train --eval-freq`` evaluates on: the last
+    20% of each user's train ratings, so that choosing a model never reads the test part.
+    """
+    return temporal_split(train)

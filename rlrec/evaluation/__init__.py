@@ -1,13 +1,13 @@
-"""Held-out ranking evaluation: temporal split, top-K metrics, baselines, protocol, benchmark.
+"""The honest judge: top-K metrics, non-RL baselines, the protocol that ranks any model, and OPE.
 
-``RankingEvalCallback`` and ``run_benchmark`` are imported on first use: they pull in
-Stable-Baselines3 and torch, which the split, the metrics and the baselines do not need.
+``RankingEvalCallback`` (``callbacks.py``, SB3 and torch) and the off-policy modules
+(``offline.py``, ``ope.py``) are imported from their modules; this package re-exports what needs
+neither.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
+from rlrec.data.split import Split, temporal_split
 from rlrec.evaluation.baselines import (
     BASELINES,
     ALSBaseline,
@@ -31,11 +31,6 @@ from rlrec.evaluation.protocol import (
     evaluate_model,
     evaluate_run,
 )
-from rlrec.evaluation.split import Split, temporal_split
-
-if TYPE_CHECKING:
-    from rlrec.evaluation.benchmark import run_benchmark
-    from rlrec.evaluation.callbacks import RankingEvalCallback
 
 __all__ = [
     "BASELINES",
@@ -44,7 +39,6 @@ __all__ = [
     "EASEBaseline",
     "PopularityBaseline",
     "RandomBaseline",
-    "RankingEvalCallback",
     "Split",
     "evaluate_baseline",
     "evaluate_baseline_on",
@@ -57,18 +51,5 @@ __all__ = [
     "ndcg_at_k",
     "precision_at_k",
     "recall_at_k",
-    "run_benchmark",
     "temporal_split",
 ]
-
-
-def __getattr__(name: str) -> Any:
-    if name == "RankingEvalCallback":
-        from rlrec.evaluation.callbacks import RankingEvalCallback
-
-        return RankingEvalCallback
-    if name == "run_benchmark":
-        from rlrec.evaluation.benchmark import run_benchmark
-
-        return run_benchmark
-    raise AttributeError(f"module 'rlrec.evaluation' has no attribute {name!r}")

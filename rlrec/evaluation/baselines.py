@@ -28,7 +28,7 @@ import scipy.sparse as sp
 from rlrec.data.dataset import RatingsDataset, recency_weight
 
 if TYPE_CHECKING:
-    from rlrec.evaluation.split import Split
+    from rlrec.data.split import Split
 
 __all__ = [
     "BASELINES",
@@ -353,11 +353,11 @@ class Selection:
 def select_on_validation(name: str, train: RatingsDataset, k: int = 10) -> Selection:
     """Choose a baseline's hyperparameters from :data:`GRIDS` on a validation split of ``train``.
 
-    The validation split is :func:`rlrec.evaluation.split.validation_split` (``train``'s per-user
+    The validation split is :func:`rlrec.data.split.validation_split` (``train``'s per-user
     temporal split, one level down), so the test part of the split ``train`` came from is never
     read; see :func:`select_on_split`.
     """
-    from rlrec.evaluation.split import validation_split
+    from rlrec.data.split import validation_split
 
     return select_on_split(name, validation_split(train), k)
 

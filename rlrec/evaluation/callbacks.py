@@ -10,17 +10,13 @@ from typing import Any
 
 from stable_baselines3.common.callbacks import BaseCallback
 
-from rlrec.envs import SESSION_ID
+from rlrec.data.split import Split
 from rlrec.evaluation.metrics import RELEVANCE_THRESHOLD
 from rlrec.evaluation.protocol import check_env_on_train, make_eval_env, model_score_fn
-from rlrec.evaluation.split import Split
 from rlrec.utils.progress import status
 
-__all__ = ["DEFAULT_EVAL_FREQ", "EVALUATIONS_FILE", "REFERENCE_BASELINES", "RankingEvalCallback"]
+__all__ = ["EVALUATIONS_FILE", "REFERENCE_BASELINES", "RankingEvalCallback"]
 
-#: ``rlrec train --eval-freq`` when not given, per env id: the session recipes peak and then slip,
-#: so their runs keep the best model by default; other envs evaluate only when asked.
-DEFAULT_EVAL_FREQ = {SESSION_ID: 100_000}
 #: Written beside the best model: every evaluation (steps, training seconds, metrics) and the best.
 EVALUATIONS_FILE = "evaluations.json"
 #: Baselines whose NDCG@K on the same split is logged beside the learner's (``eval/<name>_ndcg@K``):

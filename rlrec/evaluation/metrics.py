@@ -24,7 +24,7 @@ import numpy as np
 from rlrec.data.dataset import LIKED_RATING
 
 if TYPE_CHECKING:
-    from rlrec.evaluation.split import Split
+    from rlrec.data.split import Split
 
 __all__ = [
     "METRIC_NAMES",

@@ -19,14 +19,17 @@ Behaviour policies, over the movies the env allows (``action_masks()``):
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import gymnasium
 import numpy as np
 
+from rlrec import __version__
 from rlrec.envs import ENV_IDS, register_envs
 
 __all__ = [
@@ -130,8 +133,6 @@ def log_dataset(
         ``actions``, ``rewards``, ``terminations``, ``truncations``, ``propensities``, ``states``
         (T each) and ``seed``.
     """
-    import gymnasium
-
     register_envs()
 
     if n_steps < 1:
@@ -175,8 +176,7 @@ def _state_of(info: Mapping[str, Any]) -> int:
 
 
 def _write(env: Any, episodes: list[dict[str, Any]], name: str, spec: Mapping[str, Any]) -> Any:
-    import json
-
+    # Minari is an optional dependency (``rlrec[offline]``): imported where a dataset is written.
     try:
         import minari
         from minari.data_collector import EpisodeBuffer
@@ -281,8 +281,6 @@ def recover_env(dataset: Any) -> Any:
     recorded entry point rlrec's own for that id (else ``ValueError`` in one line); the env is
     made by id, with the recorded keyword arguments checked against the constructor first.
     """
-    import gymnasium
-
     register_envs()
     spec = dataset.spec.env_spec
     if spec is None:
@@ -317,9 +315,7 @@ def _plain(value: Any) -> bool:
 
 
 def _version() -> str:
-    import rlrec
-
-    return rlrec.__version__
+    return __version__
 
 
 @dataclass

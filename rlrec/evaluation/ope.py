@@ -23,13 +23,34 @@ env draws: on a synthetic world (its true preferences) or any data (its ratings 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import gymnasium
 import numpy as np
+import scipy.sparse as sp
 
-from rlrec.evaluation.offline import Behaviour, LoggedSteps
+from rlrec.agents.runs import check_data_fingerprint, load_run, load_run_config
+from rlrec.agents.scoring import score_movies
+from rlrec.data.dataset import RatingsDataset
+from rlrec.data.simulator import RatingSimulator
+from rlrec.envs import MOVIELENS_ID, check_env_kwargs
+from rlrec.envs.movielens import seed_rewards
+from rlrec.evaluation.offline import (
+    Behaviour,
+    LoggedSteps,
+    log_dataset,
+    logged_steps,
+    make_behaviour,
+    recover_env,
+    restore_dataset,
+)
+from rlrec.evaluation.offline import (
+    dataset_id as default_dataset_id,
+)
 from rlrec.utils.progress import status
 
 __all__ = [
@@ -148,11 +169,6 @@ def per_decision(
 def fit_reward_model(steps: LoggedSteps, dataset: Any, n_factors: int = 8, seed: int = 0) -> Any:
     """``rhat``: a biased matrix factorisation of the logged ``(user, movie) -> reward`` triples
     (:class:`rlrec.data.simulator.RatingSimulator`; repeated pairs averaged)."""
-    import scipy.sparse as sp
-
-    from rlrec.data.dataset import RatingsDataset
-    from rlrec.data.simulator import RatingSimulator
-
     shape = (dataset.n_users, dataset.n_movies)
     sums = sp.csr_matrix((steps.rewards, (steps.states, steps.actions)), shape=shape)
     counts = sp.csr_matrix((np.ones(len(steps.rewards)), (steps.states, steps.actions)), shape=shape)
@@ -191,8 +207,6 @@ def true_value(target: Behaviour, env: Any) -> float:
     """The exact expected reward per step of ``target`` in a ``MovieLens-v0`` env whose next user is
     drawn uniformly (``user_order="random"``): the mean over its users of ``sum_a pi(a | u) R(u, a)``,
     with ``R`` the env's own reward function (the rating, else the fallback of its reward mode)."""
-    from rlrec.envs.movielens import seed_rewards
-
     base = env.unwrapped
     world, users = base.world, base.world.users
     n_movies = world.n_movies
@@ -211,17 +225,12 @@ def true_value(target: Behaviour, env: Any) -> float:
 # ----------------------------------------------------------------------------- end to end
 def model_scores(model_path: str) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     """``scores(observations, states)`` of a model saved by ``rlrec train`` (any learner)."""
-    from rlrec.agents.runs import load_run
-    from rlrec.agents.scoring import score_movies
-
     model = load_run(model_path).model
     return lambda observations, states: score_movies(model, observations, states=states)
 
 
 def behaviour_spec(dataset: Any) -> dict[str, Any]:
     """The behaviour policy ``rlrec data log`` recorded in a Minari dataset's ``algorithm_name``."""
-    import json
-
     text = str(dataset.storage.metadata.get("algorithm_name") or "")
     prefix = "rlrec "
     if not text.startswith(prefix):
@@ -239,6 +248,14 @@ class OPEReport:
     truth: float | None = None
     #: per estimator, its estimate on each re-logged seed (``--truth --seeds``).
     over_seeds: dict[str, list[float]] | None = None
+
+    def seed_summary(self, name: str) -> tuple[float, float, float]:
+        """``(mean, bias, RMSE)`` of estimator ``name`` over the re-logged seeds, against the truth."""
+        if self.truth is None or not self.over_seeds:
+            raise ValueError("seed_summary: needs the truth and re-logged seeds (--truth --seeds N)")
+        values = np.asarray(self.over_seeds[name], dtype=np.float64)
+        mean = float(values.mean())
+        return mean, mean - self.truth, float(np.sqrt(np.mean((values - self.truth) ** 2)))
 
 
 def evaluate_logged(
@@ -267,16 +284,6 @@ def evaluate_logged(
         import minari
     except ImportError:
         raise ValueError("rlrec ope: needs Minari: pip install 'rlrec[offline]'") from None
-
-    from rlrec.agents.runs import check_data_fingerprint, load_run_config
-    from rlrec.envs import MOVIELENS_ID
-    from rlrec.evaluation.offline import (
-        log_dataset,
-        logged_steps,
-        make_behaviour,
-        recover_env,
-        restore_dataset,
-    )
 
     restore_dataset(dataset_id)
     try:
@@ -329,3 +336,36 @@ def _estimates(
     if n_bootstrap > 0:
         estimates.update(per_decision(steps, target_probs, gamma, rounds, seed))
     return estimates
+
+
+def log_policy(
+    env_id: str,
+    data: str,
+    env_kwargs: Mapping[str, Any],
+    policy: str,
+    n_steps: int,
+    seed: int = 0,
+    model: str | None = None,
+    epsilon: float = 0.1,
+    temperature: float = 1.0,
+    name: str | None = None,
+) -> tuple[Any, str]:
+    """``rlrec data log``: roll the behaviour ``policy`` through ``env_id`` on ``data`` into a Minari dataset.
+
+    :param data: a source text (recorded with the dataset, so the env can be rebuilt).
+    :param model: a trained run whose scores the ``epsilon-greedy`` and ``softmax`` policies use.
+    :return: ``(MinariDataset, its id)``.
+    """
+    env_kwargs = dict(env_kwargs)
+    check_env_kwargs(env_id, env_kwargs)
+    env_kwargs["data"] = data
+    probe = gymnasium.make(env_id, **env_kwargs)
+    counts = probe.unwrapped.dataset.movie_counts  # type: ignore[attr-defined]
+    probe.close()
+    scores = model_scores(model) if model else None
+    behaviour = make_behaviour(policy, scores, counts, epsilon, temperature)
+    model_path = str(Path(model).resolve()) if model else None
+    spec = {"epsilon": epsilon, "temperature": temperature, "model": model_path, "seed": seed}
+    name = name or default_dataset_id(env_id, policy)
+    dataset, _ = log_dataset(env_id, env_kwargs, behaviour, n_steps, seed, name, spec=spec)
+    return dataset, name

@@ -1,6 +1,6 @@
 """The held-out ranking protocol, the same for RL learners and baselines.
 
-1. Split the ratings per user in time (:func:`rlrec.evaluation.split.temporal_split`); envs,
+1. Split the ratings per user in time (:func:`rlrec.data.split.temporal_split`); envs,
    learners and baselines see only the train part.
 2. For every user with at least one liked (>= 4 stars) test movie, score the whole catalogue:
 
@@ -25,9 +25,9 @@ from typing import Any
 import numpy as np
 
 from rlrec.data.dataset import RatingsDataset
+from rlrec.data.split import DEFAULT_MIN_RATINGS, DEFAULT_TEST_FRACTION, Split, temporal_split
 from rlrec.envs import MOVIELENS_ID, register_envs
 from rlrec.evaluation.metrics import RELEVANCE_THRESHOLD, ScoreFn, evaluate_scores
-from rlrec.evaluation.split import DEFAULT_MIN_RATINGS, DEFAULT_TEST_FRACTION, Split, temporal_split
 
 __all__ = [
     "DEFAULT_EVAL_ENV_ID",

@@ -6,7 +6,8 @@ transition, ~82 GB for SB3's default million. An rlrec observation is one value 
 mean rating) almost everywhere, so :class:`CompactReplayBuffer` keeps each row as that fill value
 plus the entries that differ from it, and ``next_obs`` as the entries where it differs from
 ``obs`` (one revealed movie in a session step). Sampling rebuilds the dense rows exactly and
-returns SB3's ``ReplayBufferSamples``, so ``DQN.train`` / ``QRDQN.train`` run unchanged.
+returns SB3's ``ReplayBufferSamples`` fields (plus ``next_states``), so ``DQN.train`` /
+``QRDQN.train`` run unchanged.
 
 It needs nothing from the env (no state index, no callback): any flat ``Box`` observation works,
 and the memory saved is what the observations' sparsity allows.
@@ -15,7 +16,7 @@ and the memory saved is what the observations' sparsity allows.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 import torch
@@ -24,7 +25,7 @@ from stable_baselines3.common.buffers import BaseBuffer
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 from stable_baselines3.common.vec_env import VecNormalize
 
-__all__ = ["CompactReplayBuffer"]
+__all__ = ["CompactReplayBuffer", "IndexedReplayBufferSamples"]
 
 #: Distinct observation values kept as one-byte codes before values are stored in full.
 _MAX_CODES = 256
@@ -115,6 +116,19 @@ class _RaggedRing:
         return rows, self.columns[where].astype(np.int64), values
 
 
+class IndexedReplayBufferSamples(NamedTuple):
+    """SB3's ``ReplayBufferSamples`` (same fields, read by name), plus ``next_states``: the state
+    indices of the next observations when every row was stored as one, else None."""
+
+    observations: torch.Tensor
+    actions: torch.Tensor
+    next_observations: torch.Tensor
+    dones: torch.Tensor
+    rewards: torch.Tensor
+    discounts: torch.Tensor | None = None
+    next_states: np.ndarray | None = None
+
+
 class CompactReplayBuffer(BaseBuffer):
     """SB3's ``ReplayBuffer`` with observations kept as fill value + differing entries.
 
@@ -186,7 +200,6 @@ class CompactReplayBuffer(BaseBuffer):
         self.dones = np.zeros(slots, dtype=np.uint8)
         self.timeouts = np.zeros(slots, dtype=np.uint8)
         self._latest = 0  # transitions in the last add_transitions
-        self._sampled = np.zeros(0, dtype=np.int64)  # slots of the last sampled batch
         self.observations_fn = observations_fn
         state_slots = slots if observations_fn is not None else 0
         self._states = np.full(state_slots, -1, dtype=np.int32)
@@ -337,7 +350,6 @@ class CompactReplayBuffer(BaseBuffer):
         return self._samples_of(np.asarray(batch_inds) * self.n_envs + env_indices, env)
 
     def _samples_of(self, slots: np.ndarray, env: VecNormalize | None) -> ReplayBufferSamples:
-        self._sampled = slots
         obs = self.observations_at(slots)
         next_obs = self.next_observations_at(slots, obs)
         dones = self.dones[slots].astype(np.float32) * (1.0 - self.timeouts[slots].astype(np.float32))
@@ -348,7 +360,13 @@ class CompactReplayBuffer(BaseBuffer):
             dones.reshape(-1, 1),
             self._normalize_reward(self.rewards[slots].reshape(-1, 1), env),
         )
-        return ReplayBufferSamples(*(self.to_torch(array) for array in data))
+        next_states = None
+        if len(self._next_states) and (self._next_states[slots] >= 0).all():
+            next_states = self._next_states[slots].astype(np.int64)
+        obs_t, actions, next_obs_t, dones_t, rewards = (self.to_torch(array) for array in data)
+        samples = IndexedReplayBufferSamples(obs_t, actions, next_obs_t, dones_t, rewards, None, next_states)
+        # SB3's learners read samples by field name; the extra field rides along unseen.
+        return cast(ReplayBufferSamples, samples)
 
     def latest(self) -> ReplayBufferSamples:
         """The transitions of the last :meth:`add_transitions`, in order (learning from fresh
@@ -358,14 +376,6 @@ class CompactReplayBuffer(BaseBuffer):
             raise ValueError("latest: nothing added yet")
         slots = (np.arange(self.pos - count, self.pos)) % self.buffer_size
         return self._samples_of(slots, None)
-
-    def sampled_next_states(self) -> np.ndarray | None:
-        """The state indices of the last sampled batch's ``next_observations``, in batch order;
-        ``None`` unless every one of them was stored as a state index."""
-        if not len(self._next_states):
-            return None
-        states = self._next_states[self._sampled]
-        return states.astype(np.int64) if (states >= 0).all() else None
 
     def observations_at(self, slots: np.ndarray) -> np.ndarray:
         """The stored ``obs`` of flat slots (``row * n_envs + env``), dense ``(len, obs_dim)``."""

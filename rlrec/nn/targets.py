@@ -17,8 +17,6 @@ import torch
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 from torch import nn
 
-from rlrec.nn.buffers import CompactReplayBuffer
-
 __all__ = ["StateTargetValues", "TargetValues"]
 
 #: States per forward pass when filling the cache.
@@ -45,8 +43,9 @@ class TargetValues:
 class StateTargetValues(TargetValues):
     """:class:`TargetValues` cached per state between target syncs (hard updates only).
 
-    :param buffer: the replay buffer the batches come from, storing state indices
-        (``observations_fn``); a batch with a row stored otherwise falls back to the forward pass.
+    A batch's ``next_states`` (:class:`~rlrec.nn.buffers.IndexedReplayBufferSamples`) name its
+    rows' states; a batch without them falls back to the forward pass.
+
     :param observations_fn: ``states -> observations`` (the env's ``observations``).
     :param n_states: number of states (``env.unwrapped.n_states``).
     """
@@ -54,17 +53,15 @@ class StateTargetValues(TargetValues):
     def __init__(
         self,
         q_net_target: nn.Module,
-        buffer: CompactReplayBuffer,
         observations_fn: Callable[[np.ndarray], np.ndarray],
         n_states: int,
     ) -> None:
         super().__init__(q_net_target)
-        self.buffer = buffer
         self.observations_fn = observations_fn
         self.values = np.full(int(n_states), np.nan, dtype=np.float32)
 
     def __call__(self, batch: ReplayBufferSamples) -> torch.Tensor:
-        states = self.buffer.sampled_next_states()
+        states = getattr(batch, "next_states", None)
         if states is None:
             return super().__call__(batch)
         missing = np.unique(states[np.isnan(self.values[states])])

@@ -4,21 +4,20 @@ from __future__ import annotations
 
 import math
 import os
+import socket
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from rlrec.agents.factory import DEFAULT_ENV_ID, load_hyperparams, split_hyperparams
+from rlrec.data import load_movielens
 from rlrec.data.dataset import RatingsDataset
-from rlrec.utils.io import jsonable
-from rlrec.utils.progress import progress_shown
-from rlrec.utils.signals import stop_requested, stop_signals
-
-if TYPE_CHECKING:
-    from rlrec.evaluation.split import Split
-
+from rlrec.data.split import Split, temporal_split, validation_split
+from rlrec.experiments.manager import RunSpec, run_experiment
 from rlrec.tuning.spaces import SEARCH_SPACES, suggest_hyperparams
 from rlrec.tuning.storage import (
     DEFAULT_N_EVALUATIONS,
@@ -29,6 +28,9 @@ from rlrec.tuning.storage import (
     open_storage,
     redact_url,
 )
+from rlrec.utils.io import jsonable
+from rlrec.utils.progress import progress_shown
+from rlrec.utils.signals import stop_requested, stop_signals
 
 
 # ----------------------------------------------------------------------------- trials
@@ -213,9 +215,6 @@ def summarize(
 # ----------------------------------------------------------------------------- the search
 def worker_id() -> str:
     """``host:pid`` of this process, stored on every trial it runs (who ran what, across machines)."""
-    import os
-    import socket
-
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
@@ -225,8 +224,6 @@ def holdout_splits(dataset: RatingsDataset) -> tuple[Split, Split]:
     Both are per-user temporal splits with the protocol's defaults, so validation plays for the
     study the role test plays for ``rlrec evaluate``, on data older than the test ratings.
     """
-    from rlrec.evaluation.split import temporal_split, validation_split
-
     split = temporal_split(dataset)
     return split, validation_split(split.train)
 
@@ -270,9 +267,6 @@ def tune(
     SIGINT / SIGTERM fail the trial in flight (never COMPLETE with a value of a cut training) and
     end the worker; the result's ``stopped_by`` says which signal.
     """
-    from rlrec.agents.factory import DEFAULT_ENV_ID, load_hyperparams, split_hyperparams
-    from rlrec.data import load_movielens
-
     env_id = env_id or DEFAULT_ENV_ID
     if n_trials < 1:
         raise ValueError(f"--n-trials: must be >= 1, got {n_trials}")
@@ -291,7 +285,7 @@ def tune(
         algo, data_label, storage, study_name, seed, n_evaluations, metric=f"ndcg@{k}", heartbeat=heartbeat
     )
     dataset = load_movielens(data)
-    _, inner = holdout_splits(dataset)
+    split, _ = holdout_splits(dataset)
     if not study.user_attrs.get("holdout"):
         study.set_user_attr("holdout", "validation: last 20% of each user's train ratings (test untouched)")
 
@@ -304,7 +298,7 @@ def tune(
         record = {"algo": algo, "data": data_label, "seed": seed, "timesteps": budget, "worker": worker_id()}
         for key, value in {**record, "hyperparams": jsonable(hyperparams)}.items():
             trial.set_user_attr(key, value)
-        return _run_trial(trial, algo, inner, hyperparams, int(budget), seed, n_evaluations, k, env_id)
+        return _run_trial(trial, algo, split.train, hyperparams, int(budget), seed, n_evaluations, k, env_id)
 
     def stop_when_asked(study: optuna.Study, trial: FrozenTrial) -> None:
         if stop_requested() is not None:
@@ -324,7 +318,7 @@ def tune(
 def _run_trial(
     trial: optuna.Trial,
     algo: str,
-    inner: Split,
+    train_part: RatingsDataset,
     hyperparams: Mapping[str, Any],
     budget: int,
     seed: int,
@@ -332,33 +326,33 @@ def _run_trial(
     k: int,
     env_id: str,
 ) -> float:
-    import tempfile
-
-    from rlrec.agents.training import train
-    from rlrec.evaluation.callbacks import RankingEvalCallback
-
     metric = f"ndcg@{k}"
     reporter = PruningReporter(trial, metric)
-    eval_freq = max(1, budget // n_evaluations)
-    evaluation = RankingEvalCallback(inner, eval_freq=eval_freq, k=k, on_result=reporter)
     with tempfile.TemporaryDirectory(prefix="rlrec-trial-") as output:
-        result = train(
+        # The run carves the fit / validation split of holdout_splits from the train part.
+        spec = RunSpec(
             algo,
-            inner.train,
+            data=train_part,
             env_id=env_id,
             hyperparams=hyperparams,
             timesteps=budget,
             seed=seed,
+            holdout=False,
+            n_evaluations=n_evaluations,
+            keep_best=False,
+            on_result=reporter,
+            k=k,
             output=output,
             checkpoint_freq=None,
-            callbacks=[evaluation],
         )
-    if result.interrupted:
+        experiment = run_experiment(spec)
+    if experiment.train.interrupted:
         # A value of a cut-short training must never count: Optuna stores a NaN value as FAIL
         # (in one log line, where a raised exception would print its traceback).
         return math.nan
     if reporter.pruned:
         raise optuna.TrialPruned(f"{metric} = {reporter.last_value} at evaluation {reporter.n_evaluations}")
-    if evaluation.last_result is None:  # pragma: no cover - the callback evaluates at the end
+    last = experiment.validation.last_result if experiment.validation is not None else None
+    if last is None:  # pragma: no cover - the callback evaluates at the end
         raise RuntimeError("the evaluation callback never ran")
-    return float(evaluation.last_result[metric])
+    return float(last[metric])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import gymnasium
 import numpy as np
@@ -10,10 +11,10 @@ import pytest
 import torch
 
 import rlrec  # noqa: F401  (registers the env ids)
-from rlrec.agents.slateq import SlateQAgent, _top
-from rlrec.agents.training import load_run, train
+from rlrec.agents.slateq import FreshBatch, SlateQAgent, SlateTargetValues, _top
+from rlrec.data.split import temporal_split
 from rlrec.evaluation.protocol import evaluate_model
-from rlrec.evaluation.split import temporal_split
+from rlrec.experiments.training import load_run, train
 
 TINY = "synthetic:n_users=40,n_movies=60,n_ratings=800,seed=2"
 SLATE = "rlrec/MovieLensSlate-v0"
@@ -54,6 +55,14 @@ def test_greedy_and_exploring_slates_are_distinct_allowed_movies() -> None:
     np.testing.assert_array_equal(agent._greedy_actions(obs, np.tile(masks, (1, 3))), greedy)
 
 
+def _fresh(agent: SlateQAgent, obs: np.ndarray, slates: np.ndarray, rewards: np.ndarray,
+           next_obs: np.ndarray, terminated: np.ndarray) -> Any:  # fmt: skip
+    """The batch SlateQ's loop hands its gradient step: one fresh batch of slates."""
+    memory = FreshBatch(agent.device)
+    memory.add_transitions(obs, next_obs, slates, rewards, terminated)
+    return memory.latest()
+
+
 def test_one_slate_step_is_the_hand_computed_huber_gradient_step() -> None:
     agent = SlateQAgent(
         slate_env(num_envs=2, slate_size=2), seed=1, net_arch=[4], dropout=0.0, learning_rate=0.1,
@@ -75,7 +84,7 @@ def test_one_slate_step_is_the_hand_computed_huber_gradient_step() -> None:
     d = q - torch.as_tensor(rewards).reshape(-1)
     loss = torch.where(d.abs() < 1, 0.5 * d**2, d.abs() - 0.5).mean()
     loss.backward()
-    agent._slate_step(obs, slates, rewards, obs, np.zeros(2, dtype=bool))
+    agent._gradient_step(_fresh(agent, obs, slates, rewards, obs, np.zeros(2, dtype=bool)))
     # Adam's first step moves each touched weight by lr * sign(gradient) (bias-corrected m / sqrt(v)).
     for name, before, grad, after in (
         ("head.weight", w, w.grad, net.head.weight),
@@ -118,15 +127,12 @@ def test_gamma_adds_the_share_of_the_next_greedy_slate() -> None:
     nxt[0, 4] = 1.0
     with torch.no_grad():
         share = agent.q_net_target(torch.as_tensor(nxt)).topk(2).values.mean().item()
-    seen = {}
-    original = agent._minimize
-    agent._minimize = lambda q, targets: seen.setdefault("targets", targets.clone())  # type: ignore[method-assign]
-    agent._slate_step(obs, np.array([[1, 2]]), np.array([[1.0, 0.0]], np.float32), nxt, np.array([False]))
-    torch.testing.assert_close(seen["targets"], torch.tensor([1.0 + 0.5 * share, 0.5 * share]))
-    seen.clear()
-    agent._slate_step(obs, np.array([[1, 2]]), np.array([[1.0, 0.0]], np.float32), nxt, np.array([True]))
-    torch.testing.assert_close(seen["targets"], torch.tensor([1.0, 0.0]))  # no future after the end
-    agent._minimize = original  # type: ignore[method-assign]
+    agent.target_values = SlateTargetValues(agent.q_net_target, slate_size=2)  # what learn builds
+    slate, rewards = np.array([[1, 2]]), np.array([[1.0, 0.0]], np.float32)
+    targets = agent.td_targets(_fresh(agent, obs, slate, rewards, nxt, np.array([False])))
+    torch.testing.assert_close(targets, torch.tensor([1.0 + 0.5 * share, 0.5 * share]))
+    targets = agent.td_targets(_fresh(agent, obs, slate, rewards, nxt, np.array([True])))
+    torch.testing.assert_close(targets, torch.tensor([1.0, 0.0]))  # no future after the end
 
 
 def test_refuses_single_movie_envs_and_replay() -> None:

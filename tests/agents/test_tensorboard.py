@@ -10,7 +10,7 @@ from tensorboard.backend.event_processing.event_file_loader import EventFileLoad
 from tensorboard.plugins.custom_scalar import layout_pb2
 from tensorboard.plugins.hparams import plugin_data_pb2
 
-from rlrec.agents.training import train
+from rlrec.experiments.training import train
 
 TINY = "synthetic:n_users=10,n_movies=40,n_ratings=120,seed=3"
 RUNS = [

@@ -12,8 +12,8 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 from rlrec.agents.factory import ALGOS
 from rlrec.agents.scoring import score_movies
-from rlrec.agents.training import RUN_FILE, load_run, train
 from rlrec.data import load_movielens
+from rlrec.experiments.training import RUN_FILE, load_run, train
 from rlrec.plotting import find_runs, read_scalars
 from rlrec.utils.io import load_json
 

@@ -11,7 +11,7 @@ import pytest
 
 from rlrec.cli import main
 from rlrec.data import load_movielens
-from rlrec.evaluation.split import temporal_split
+from rlrec.data.split import temporal_split
 
 
 def pandas_popularity(folder: Path, k: int = 10) -> dict[str, float]:

@@ -75,7 +75,7 @@ def test_plot_cli_writes_a_png(runs: Path, tmp_path: Path, capsys: pytest.Captur
 
 
 def test_plot_of_a_training_run(tmp_path: Path) -> None:
-    from rlrec.agents.training import train
+    from rlrec.experiments.training import train
 
     train(
         "qlearning",
@@ -126,7 +126,7 @@ def test_a_run_keeps_its_colour_and_returns_get_a_panel_per_env(tmp_path: Path) 
 
 
 def test_run_names_say_algo_and_env(tmp_path: Path) -> None:
-    from rlrec.agents.training import train
+    from rlrec.experiments.training import train
     from rlrec.plotting import _label, run_identity
 
     data = "synthetic:n_users=10,n_movies=40,n_ratings=120,seed=3"

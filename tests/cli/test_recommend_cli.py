@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from rlrec.agents.scoring import score_movies
-from rlrec.agents.training import load_run, train
 from rlrec.cli import main
 from rlrec.data import load_movielens, write_movielens_csv
 from rlrec.data.dataset import RatingsDataset, build_dataset
+from rlrec.experiments.training import load_run, train
 
 # Movies (id -> index): 7->0, 11->1, 13->2, 42->3, 99->4, 123->5.
 MOVIE_IDS = np.array([7, 11, 13, 42, 99, 123])

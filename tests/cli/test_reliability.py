@@ -26,9 +26,9 @@ import pytest
 import rlrec  # noqa: F401  (registers the env ids)
 from rlrec.agents.runs import RunFolder
 from rlrec.agents.scoring import score_movies
-from rlrec.agents.training import RUN_FILE, load_run, train
 from rlrec.cli import main
 from rlrec.data import DatasetError, load_movielens, write_movielens_csv
+from rlrec.experiments.training import RUN_FILE, load_run, train
 from rlrec.tuning.storage import create_study, open_storage
 from tests.cli.test_run_integrity import _rlrec, _wait_for
 from tests.cli.test_train_cli import one_error_line
@@ -275,7 +275,7 @@ def test_a_failing_checkpoint_under_force_keeps_the_old_run(
     """The full-disk case without a tmpfs: the first save of the new run raises ENOSPC."""
     import errno
 
-    from rlrec.agents import training
+    from rlrec.experiments import training
 
     run = train("qlearning", data=TINY, timesteps=50, output=tmp_path)
     before = _contents(run.run_dir)

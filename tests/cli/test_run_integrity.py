@@ -23,9 +23,9 @@ import numpy as np
 import pytest
 
 import rlrec  # noqa: F401  (registers the env ids)
-from rlrec.agents.training import RUN_FILE, load_run, train
 from rlrec.cli import main
 from rlrec.data import load_movielens, write_movielens_csv
+from rlrec.experiments.training import RUN_FILE, load_run, train
 from rlrec.utils.io import atomic_open, load_json, remove_stale_temporaries, save_json
 from tests.cli.test_train_cli import one_error_line
 

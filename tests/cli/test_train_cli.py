@@ -9,8 +9,8 @@ import pytest
 
 from rlrec.agents.factory import ALGOS
 from rlrec.agents.scoring import score_movies
-from rlrec.agents.training import RUN_FILE, AtomicCheckpointCallback, load_run
 from rlrec.cli import main
+from rlrec.experiments.training import RUN_FILE, AtomicCheckpointCallback, load_run
 from rlrec.utils.io import load_json
 
 TINY = "synthetic:n_users=10,n_movies=40,n_ratings=120,seed=3"
@@ -156,7 +156,7 @@ def test_every_option_of_every_subcommand_has_help() -> None:
 
 def test_benchmark_help_names_every_entry_and_baseline(capsys) -> None:
     from rlrec.evaluation.baselines import BASELINES
-    from rlrec.evaluation.benchmark import BENCHMARK_SETUPS
+    from rlrec.experiments.benchmark import BENCHMARK_SETUPS
 
     with pytest.raises(SystemExit):
         main(["benchmark", "--help"])

@@ -10,10 +10,10 @@ from rlrec.agents.dqn import DQNAgent
 from rlrec.agents.factory import load_hyperparams
 from rlrec.cli import main
 from rlrec.data import load_movielens
+from rlrec.data.split import temporal_split
 from rlrec.envs.session import MovieLensSessionVectorEnv
-from rlrec.evaluation.benchmark import BENCHMARK_SETUPS
 from rlrec.evaluation.metrics import evaluate_scores
-from rlrec.evaluation.split import temporal_split
+from rlrec.experiments.benchmark import BENCHMARK_SETUPS
 
 SMALL = "synthetic:n_users=60,n_movies=200,n_ratings=3000"
 

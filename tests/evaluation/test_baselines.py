@@ -3,6 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from rlrec.data.split import temporal_split
 from rlrec.evaluation.baselines import (
     GRIDS,
     ALSBaseline,
@@ -14,7 +15,6 @@ from rlrec.evaluation.baselines import (
     select_on_split,
 )
 from rlrec.evaluation.metrics import top_k
-from rlrec.evaluation.split import temporal_split
 from tests.evaluation.toy import toy_dataset
 
 

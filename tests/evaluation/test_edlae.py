@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from rlrec.data import load_movielens
+from rlrec.data.split import temporal_split
 from rlrec.evaluation import baselines
 from rlrec.evaluation.baselines import EASEBaseline, EDLAEBaseline, select_on_validation
 from rlrec.evaluation.protocol import evaluate_baseline
-from rlrec.evaluation.split import temporal_split
 from tests.envs.tiny_data import tiny_dataset
 
 SMALL = "synthetic:n_users=60,n_movies=80,n_ratings=1500,seed=3"

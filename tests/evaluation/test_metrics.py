@@ -3,6 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from rlrec.data.split import Split, temporal_split
 from rlrec.evaluation.metrics import (
     evaluate_scores,
     hit_rate_at_k,
@@ -13,7 +14,6 @@ from rlrec.evaluation.metrics import (
     relevant_users,
     top_k,
 )
-from rlrec.evaluation.split import Split, temporal_split
 from tests.evaluation.toy import toy_dataset
 
 RANKED = [5, 3, 8, 1, 2]

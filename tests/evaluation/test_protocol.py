@@ -11,9 +11,9 @@ from stable_baselines3.common.logger import KVWriter, Logger
 import rlrec  # noqa: F401  (registers the env ids)
 from rlrec.agents.tabular_q import QLearningAgent
 from rlrec.data import load_movielens
+from rlrec.data.split import temporal_split
 from rlrec.evaluation.callbacks import RankingEvalCallback
 from rlrec.evaluation.protocol import evaluate_baseline, evaluate_model, observations_of
-from rlrec.evaluation.split import temporal_split
 
 TINY = "synthetic:n_users=40,n_movies=120,n_ratings=1500"
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rlrec.evaluation.split import held_out_counts, temporal_split
+from rlrec.data.split import held_out_counts, temporal_split
 from tests.evaluation.toy import toy_dataset
 
 

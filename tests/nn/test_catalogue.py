@@ -11,8 +11,8 @@ import torch
 import rlrec  # noqa: F401  (registers the env ids)
 from rlrec.agents.runs import load_run
 from rlrec.agents.scoring import score_movies
-from rlrec.agents.training import train
 from rlrec.envs.sb3_vec import GymnasiumVecEnv
+from rlrec.experiments.training import train
 from rlrec.nn import (
     ActionPriorCallback,
     CatalogueActorCriticPolicy,
@@ -95,8 +95,8 @@ def test_prior_logits_sample_in_proportion_to_the_share() -> None:
 def test_a_fresh_policy_scores_an_empty_history_by_the_prior(tmp_path, algo: str) -> None:
     """learn(0) runs only the callback: the scores of an all-zero observation are the bias alone."""
     from rlrec.agents.factory import load_hyperparams, make_model, split_hyperparams
-    from rlrec.agents.training import make_training_env
     from rlrec.data import load_movielens
+    from rlrec.experiments.training import make_training_env
 
     recipe = split_hyperparams(algo, load_hyperparams(algo, SESSION, {"n_envs": 2}))
     env = make_training_env(algo, load_movielens(SYNTH), SESSION, recipe.env_kwargs, 2, seed=0)

@@ -9,7 +9,7 @@ import torch
 
 from rlrec.agents.factory import load_model
 from rlrec.agents.scoring import score_movies
-from rlrec.agents.training import train
+from rlrec.experiments.training import train
 from rlrec.nn import CompactReplayBuffer, RowSparseAdam, SparseInputExtractor
 
 SYNTH = "synthetic:n_users=30,n_movies=80,n_ratings=600,seed=1"

@@ -32,7 +32,7 @@ def test_cached_values_equal_the_forward_pass_and_follow_target_updates() -> Non
         torch.nn.Linear(env.n_movies, 16), torch.nn.ReLU(), torch.nn.Linear(16, env.n_movies)
     )
     buffer = _filled_buffer(env, 200, seed=1)
-    plain, cached = TargetValues(net), StateTargetValues(net, buffer, env.observations, env.n_states)
+    plain, cached = TargetValues(net), StateTargetValues(net, env.observations, env.n_states)
     for _ in range(3):  # the later batches hit states cached by the earlier ones
         batch = buffer.sample(32)
         torch.testing.assert_close(cached(batch), plain(batch))
@@ -55,7 +55,7 @@ def test_batches_not_stored_as_states_fall_back_to_the_forward_pass() -> None:
         obs, obs[::-1].copy(), rng.integers(0, 6, 10), np.ones(10, np.float32), np.zeros(10, bool)
     )
     net = torch.nn.Linear(6, 6)
-    cached = StateTargetValues(net, buffer, lambda s: np.zeros((len(s), 6), np.float32), n_states=5)
+    cached = StateTargetValues(net, lambda s: np.zeros((len(s), 6), np.float32), n_states=5)
     batch = buffer.sample(8)
     torch.testing.assert_close(cached(batch), net(batch.next_observations).max(dim=1).values.detach())
     assert np.isnan(cached.values).all()  # nothing cached: rows were observations, not states

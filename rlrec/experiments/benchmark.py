@@ -27,35 +27,24 @@ something.
   MaskablePPO keeps its YAML's ``mask_recommended``.
 * Why not ``rlrec/MovieLensSession-v0`` (hide half of the history, pay 1 for finding a hidden liked
   movie)? It is the better-founded objective (a denoising task: the answer is never in the
-  observation) but its reward is about 4x sparser, and at the budgets shipped here sparsity
-  decides: SB3 DQN on ml-latest-small-2016 reached NDCG@10 0.0028 after 30,000 steps there,
-  against 0.0089 after 20,000 steps on MovieLens-v0 with the rating reward (random: 0.0008).
-  ``run_benchmark(setups=...)`` trains on it when asked.
+  observation) but its reward is about 4x sparser, and at small budgets sparsity decides.
+  The session entries below train on it with recipes made for it.
 * ``dqn-session`` (the bar agent) is ``dqn`` trained on ``rlrec/MovieLensSession-v0`` with the
-  ``rlrec/MovieLensSession-v0`` section of ``dqn.yml`` as it is (no override): 64 batched
-  sessions hiding 80% of a binary history, reward 1 for finding a hidden liked movie, gamma 0,
-  no replay (one gradient step on each fresh batch), sqrt-count input normalisation, dropout
-  0.5, SparseAdam, ``lin_1e-3``, 1.5M steps. It beats the sparsity the point above describes by
-  volume (64 sessions per step, ~2,700 steps/s) and by a first layer that reads only the visible
-  movies; it is evaluated in the same env encoding, on each user's whole train history.
-  Measured with ``benchmarks/bench_bar.py`` (the same agent, seed 0): see that script's doc.
+  ``rlrec/MovieLensSession-v0`` section of ``dqn.yml`` as it is (no override): batched sessions
+  hiding most of a binary history, reward 1 for finding a hidden liked movie, gamma 0. It beats
+  the sparsity the point above describes by volume (many sessions per step) and by a first
+  layer that reads only the visible movies; it is evaluated in the same env encoding, on each
+  user's whole train history. ``benchmarks/bench_bar.py`` measures it.
 * ``qlearning`` (a table over (user, movie)) cannot generalise to a movie its user never rated in
   train, and every test movie is one: its scores for them are all 0, so its ranking is the
   tie-break order (lowest movie index first). It is the "no generalisation" reference.
-
-Measured (``rlrec benchmark --data ml-latest-small-2016 --timesteps 20000 --algos dqn qlearning
-sb3-dqn``, seed 0, 2 shared CPU cores): NDCG@10 EASE 0.108, ALS 0.090, popularity 0.072,
-qlearning 0.013 (the lowest movieIds are popular 1995 titles), sb3-dqn 0.009, dqn 0.009,
-random 0.001. At these budgets the Q-networks learn a handful of movies nearly everyone rated
-(``rollout/ep_rew_mean`` ~4.5) and leave the other ~10,000 outputs near their initial values:
-one sample per step informs one of ~10,000 actions.
 
 The session entries (``<algo>-session`` for ``dqn``, ``sb3-dqn``, ``qrdqn``, ``ppo``, ``a2c``,
 ``maskable-ppo``) train each algo with its YAML's ``rlrec/MovieLensSession-v0`` section as it is:
 the SB3 ones with rlrec's components (``rlrec.nn``) in their policy / optimizer / buffer.
 
 Stopping: every learner trains on the fit part of the validation split carved from train
-(:func:`rlrec.evaluation.split.validation_split`), is ranked on the validation part ten times, and
+(:func:`rlrec.experiments.run_experiment`), is ranked on the validation part ten times, and
 the best of those models (``best_model.*``) ranks the test part once. The ``eval/ndcg@K`` curves in
 ``curves.png`` are validation curves, with popularity and EASE on the same split as lines.
 
@@ -65,25 +54,32 @@ Each learner otherwise uses its shipped hyperparameters (``rlrec/hyperparams/<al
 
 from __future__ import annotations
 
-import functools
 import os
 import signal
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from stable_baselines3.common.callbacks import BaseCallback
 
-from rlrec.evaluation.entries import (
+from rlrec.agents.factory import load_hyperparams, load_model
+from rlrec.agents.runs import data_label
+from rlrec.data import load_movielens
+from rlrec.data.split import DEFAULT_MIN_RATINGS, DEFAULT_TEST_FRACTION, Split, temporal_split
+from rlrec.evaluation.baselines import BASELINES
+from rlrec.evaluation.metrics import METRIC_NAMES
+from rlrec.evaluation.protocol import evaluate_baseline, evaluate_model, protocol_description
+from rlrec.experiments.entries import (
     ALIASES,
     BENCHMARK_SETUPS,
     DEFAULT_BASELINES,
     LearnerSetup,
     resolve_algos,
 )
-from rlrec.evaluation.metrics import METRIC_NAMES
-from rlrec.evaluation.protocol import evaluate_baseline, protocol_description
-from rlrec.evaluation.split import DEFAULT_MIN_RATINGS, DEFAULT_TEST_FRACTION, temporal_split
+from rlrec.experiments.manager import RunSpec, run_experiment
+from rlrec.plotting import plot_learning_curves
+from rlrec.utils.io import atomic_open, save_json
 from rlrec.utils.progress import announce, status
 from rlrec.utils.signals import exit_status, stop_requested, stop_signals
 
@@ -115,7 +111,7 @@ def _train_learner(
     name: str,
     setup: LearnerSetup,
     data: Any,
-    split: Any,
+    split: Split,
     out: Path,
     timesteps: int | None,
     seed: int,
@@ -124,59 +120,32 @@ def _train_learner(
     references: Mapping[str, float] | Sequence[str] | None = None,
     n_evaluations: int = N_EVALUATIONS,
 ) -> dict[str, Any]:
-    from rlrec.agents.factory import algo_spec, load_hyperparams, load_model, split_hyperparams
-    from rlrec.agents.training import data_label, run_dir_of, train
-    from rlrec.evaluation.callbacks import RankingEvalCallback
-    from rlrec.evaluation.protocol import evaluate_model
-    from rlrec.evaluation.split import validation_split
-
     algo = setup.algo or name
     # A setup named after another algo gets its own folder: out/models/<name>/<algo>/.
     models = out / "models" if setup.algo is None else out / "models" / name
-    hyperparams = load_hyperparams(algo, setup.env_id, setup.hyperparams)
-    budget = timesteps
-    if budget is None:
-        budget = int(float(hyperparams.get("n_timesteps") or 0))
-    # Evaluate in the env the learner trained in: the YAML's env_kwargs (the observation
-    # encoding, e.g. the session recipe's binary one) under the setup's.
-    eval_env_kwargs = {**split_hyperparams(algo, hyperparams).env_kwargs, **setup.env_kwargs}
-    # Stopping is chosen on the validation part carved from train (never on test): the learner
-    # trains on its fit part, the best evaluation's model is kept and then ranks test once.
-    validation = validation_split(split.train)
-    best_path = run_dir_of(models, algo) / f"best_{algo_spec(algo).model_file}"
-    callback = RankingEvalCallback(
-        validation,
-        eval_freq=max(1, budget // n_evaluations),
-        k=k,
-        env_id=setup.env_id,
-        env_kwargs=eval_env_kwargs,
-        best_model_path=best_path,
-        references=references,
-    )
-    # The entry's run, on whichever part of train; only data, output and callbacks differ.
-    run = functools.partial(
-        train,
+    # The entry's run on the train part; stopping is chosen on the validation part carved from it
+    # (never on test), and the best evaluation's model then ranks test once.
+    spec = RunSpec(
         algo,
+        data=split.train,
         env_id=setup.env_id,
         env_kwargs=setup.env_kwargs,
         hyperparams=setup.hyperparams,
         timesteps=timesteps,
         seed=seed,
-        checkpoint_freq=None,
-    )
-    result = run(
-        data=validation.train,
-        tensorboard_log=out / "tb",
+        holdout=False,
+        n_evaluations=n_evaluations,
+        references=references,
+        k=k,
         output=models,
+        tensorboard_log=out / "tb",
+        checkpoint_freq=None,
         progress=progress,
-        callbacks=[callback],
-        run_info={
-            "split": split.describe(),
-            "validation": validation.describe(),
-            "data_source": data_label(data),
-            "benchmark": setup.describe(),
-        },
+        run_info={"split": split.describe(), "data_source": data_label(data), "benchmark": setup.describe()},
     )
+    experiment = run_experiment(spec)
+    result, callback = experiment.train, experiment.validation
+    assert callback is not None  # n_evaluations turns validation on
     # Time spent learning, without the periodic evaluations the callback ran in between.
     evaluating = callback.eval_seconds + callback.reference_seconds
     seconds = max(0.0, float(result.config["train_seconds"]) - evaluating)
@@ -186,23 +155,28 @@ def _train_learner(
         "timesteps_target": int(result.config["timesteps_target"]),
         "interrupted": result.interrupted,
     }
-    if callback.best is None:  # stopped before its first evaluation: nothing to rank test with
-        return row
+    if callback.best is None or experiment.best_model_path is None:
+        return row  # stopped before its first evaluation: nothing to rank test with
     best_steps, best_metrics = callback.best
     if setup.refit and not result.interrupted:
-        refit = run(
-            data=split.train,
-            output=models / "refit",
-            callbacks=[StopAtTimesteps(best_steps)],
-            run_info={"split": split.describe(), "data_source": data_label(data), "refit_of": best_steps},
-        )
+        refit = run_experiment(
+            replace(
+                spec,
+                eval_freq=0,
+                output=models / "refit",
+                tensorboard_log=None,
+                callbacks=[StopAtTimesteps(best_steps)],
+                run_info={"split": split.describe(), "data_source": data_label(data), "refit_of": best_steps},
+            )
+        ).train
         model = refit.model
         row["train_seconds"] = round(row["train_seconds"] + float(refit.config["train_seconds"]), 3)
         row["refit_timesteps"] = refit.timesteps
         row["interrupted"] = refit.interrupted
     else:
-        model = load_model(algo, best_path, hyperparams=hyperparams)
-    metrics = evaluate_model(model, split, env_id=setup.env_id, env_kwargs=eval_env_kwargs, k=k)
+        hyperparams = load_hyperparams(algo, setup.env_id, setup.hyperparams)
+        model = load_model(algo, experiment.best_model_path, hyperparams=hyperparams)
+    metrics = evaluate_model(model, split, env_id=setup.env_id, env_kwargs=callback.env_kwargs, k=k)
     return {
         **metrics,
         **row,
@@ -275,17 +249,12 @@ def run_benchmark(
         validation split; default popularity and EASE (``RankingEvalCallback``'s).
     :return: the content of ``benchmark.json``.
     """
-    from rlrec.data import load_movielens
-    from rlrec.utils.io import atomic_open, save_json
-
     setups = dict(BENCHMARK_SETUPS if setups is None else setups)
     algos = list(setups) if algos is None else resolve_algos(algos)
     unknown = [name for name in algos if name not in setups]
     if unknown:
         known = ", ".join([*setups, *ALIASES])
         raise ValueError(f"--algos: unknown algo {unknown[0]!r} (known: {known})")
-    from rlrec.evaluation.baselines import BASELINES
-
     bad = [name for name in baselines if name not in BASELINES]
     if bad:
         raise ValueError(f"baselines: unknown baseline {bad[0]!r} (known: {', '.join(BASELINES)})")
@@ -344,8 +313,6 @@ def run_benchmark(
     with atomic_open(out / "benchmark.md") as handle:
         handle.write(_markdown(report, k))
     if steps_done:
-        from rlrec.plotting import plot_learning_curves
-
         plot_learning_curves(
             out / "tb", out / "curves.png", tags=("rollout/ep_rew_mean", f"eval/ndcg@{k}"), title=dataset.name
         )

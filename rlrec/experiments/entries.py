@@ -1,6 +1,6 @@
 """The benchmark's entries: which env, reward and discount each learner trains with.
 
-Kept apart from :mod:`rlrec.evaluation.benchmark` (which trains) so that naming the entries, as
+Kept apart from :mod:`rlrec.experiments.benchmark` (which trains) so that naming the entries, as
 ``rlrec benchmark --help`` does, imports neither torch nor SB3. The benchmark module's docstring
 says why each setup is what it is.
 """

@@ -27,9 +27,13 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import gymnasium
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList, ProgressBarCallback
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.logger import TensorBoardOutputFormat
+from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor
 
 from rlrec.agents.factory import (
     ALGOS,
@@ -58,13 +62,14 @@ from rlrec.agents.runs import (
     run_config,
     run_dir_of,
 )
+from rlrec.data import load_movielens
+from rlrec.data.dataset import RatingsDataset
+from rlrec.envs import ENV_IDS, batched_same_step, check_env_kwargs, constructor_params, env_takes_data
+from rlrec.envs.sb3_vec import GymnasiumVecEnv
 from rlrec.utils.io import save_json
 from rlrec.utils.logging import HParamsCallback, make_logger
 from rlrec.utils.seeding import set_torch_threads
 from rlrec.utils.signals import StopTrainingOnRequest, stop_requested, stop_signals
-
-if TYPE_CHECKING:
-    from rlrec.data.dataset import RatingsDataset
 
 __all__ = [
     "DEFAULT_CHECKPOINT_FREQ",
@@ -72,7 +77,6 @@ __all__ = [
     "AtomicCheckpointCallback",
     "LoadedRun",
     "TrainResult",
-    "check_env_kwargs",
     "data_label",
     "load_run",
     "make_training_env",
@@ -153,16 +157,9 @@ def make_training_env(
         learners: one env, or a Gymnasium vector env (the env's own batched
         ``vector_entry_point`` when it has one).
     """
-    import gymnasium
-
     kwargs = _env_kwargs_with_data(env_id, dataset, env_kwargs)
     if algo_spec(algo).family == "sb3":
-        from stable_baselines3.common.env_util import make_vec_env
-        from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor
-
-        if _batched_same_step(env_id):
-            from rlrec.envs.sb3_vec import GymnasiumVecEnv
-
+        if batched_same_step(env_id):
             venv = gymnasium.make_vec(
                 env_id,
                 num_envs=n_envs,
@@ -179,7 +176,7 @@ def make_training_env(
         return make_vec_env(make, n_envs=n_envs, seed=seed, env_kwargs=kwargs, vec_env_cls=DummyVecEnv)
     if n_envs == 1:
         return gymnasium.make(env_id, **kwargs)
-    if _batched_same_step(env_id):  # no step wasted on resetting a finished session
+    if batched_same_step(env_id):  # no step wasted on resetting a finished session
         return gymnasium.make_vec(
             env_id,
             num_envs=n_envs,
@@ -191,67 +188,27 @@ def make_training_env(
     return gymnasium.make_vec(env_id, num_envs=n_envs, vectorization_mode=None, **kwargs)
 
 
-def _batched_same_step(env_id: str) -> bool:
-    """Whether ``env_id`` has a batched vector env that can reset within a step (SB3's convention)."""
-    import gymnasium
-
-    entry = gymnasium.spec(env_id).vector_entry_point
-    if entry is None:
-        return False
-    params = _constructor_params(entry)
-    return params is not None and "autoreset_mode" in params
-
-
-def check_env_kwargs(env_id: str, env_kwargs: Mapping[str, Any]) -> None:
-    """``ValueError`` for an unknown env id or a keyword its constructor does not take."""
-    import gymnasium
-
-    try:
-        spec = gymnasium.spec(env_id)
-    except gymnasium.error.Error as exc:
-        raise ValueError(f"--env: unknown Gymnasium id {env_id!r} ({exc})") from None
-    if "data" in env_kwargs:
-        raise ValueError("--env-kwargs: give the data with --data, not data=")
-    params = _constructor_params(spec.entry_point)
-    if params is None:  # the constructor takes **kwargs: nothing to check against
-        return
-    limit = env_kwargs.get("max_episode_steps")
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
-        raise ValueError(f"--env-kwargs: max_episode_steps: expected a whole number, got {limit!r}")
-    make_args = {"max_episode_steps", "disable_env_checker", "render_mode"}
-    for key in env_kwargs:
-        if key not in params and key not in make_args:
-            known = ", ".join(sorted((set(params) - {"data"}) | make_args))
-            raise ValueError(f"--env-kwargs: unknown key {key!r} for {env_id} (known: {known})")
-
-
-def _constructor_params(entry_point: Any) -> dict[str, inspect.Parameter] | None:
-    from gymnasium.envs.registration import load_env_creator
-
-    creator = load_env_creator(entry_point) if isinstance(entry_point, str) else entry_point
-    target = creator.__init__ if inspect.isclass(creator) else creator
-    params = dict(inspect.signature(target).parameters)
-    params.pop("self", None)
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return None
-    return params
-
-
-def _env_takes_data(env_id: str) -> bool:
-    import gymnasium
-
-    params = _constructor_params(gymnasium.spec(env_id).entry_point)
-    return params is None or "data" in params
-
-
 def _env_kwargs_with_data(
     env_id: str, dataset: RatingsDataset | None, env_kwargs: Mapping[str, Any] | None
 ) -> dict[str, Any]:
     kwargs = dict(env_kwargs or {})
     check_env_kwargs(env_id, kwargs)
-    if dataset is not None and _env_takes_data(env_id):
+    if dataset is not None and env_takes_data(env_id):
         kwargs["data"] = dataset
     return kwargs
+
+
+def resumable_run(run_dir: Path, algo: str, force: bool = False) -> dict[str, Any]:
+    """The ``run.json`` of the ``algo`` run in ``run_dir``, which ``resume`` is to continue."""
+    if force:
+        raise ValueError("--force: replaces a run, --resume continues it; give one of them")
+    path = run_dir / RUN_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"--resume: no run to resume in {run_dir} (train without --resume first)")
+    config = read_run_config(path)
+    if config["algo"] != algo:
+        raise ValueError(f"--resume: {run_dir} holds a {config['algo']} run, not {algo}")
+    return config
 
 
 def _resume_config(
@@ -264,12 +221,7 @@ def _resume_config(
     tensorboard_log: str | os.PathLike[str] | None,
 ) -> dict[str, Any]:
     """The run's ``run.json``, after checking the caller asks to continue the same run."""
-    path = run_dir / RUN_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"--resume: no run to resume in {run_dir} ({RUN_FILE} not found)")
-    config = read_run_config(path)
-    if config["algo"] != algo:
-        raise ValueError(f"--resume: {run_dir} holds a {config['algo']} run, not {algo}")
+    config = resumable_run(run_dir, algo)
     if data is not None and data_label(data) != config["data"]:
         raise ValueError(f"--resume: {run_dir} was trained on {config['data']}, not {data_label(data)}")
     if env_id != config["env_id"]:
@@ -329,10 +281,8 @@ def train(
     :raises ValueError: a folder that holds a run (without ``force`` or ``resume``), data that is
         not the run's own on ``resume`` (:func:`check_data_fingerprint`), bad arguments.
     """
-    from rlrec.data import load_movielens
-
     if resume and force:
-        raise ValueError("--force: replaces a run, --resume continues it; give one of them")
+        resumable_run(run_dir_of(output, algo), algo, force)
     if torch_threads is not None:
         set_torch_threads(torch_threads)
     run_dir = run_dir_of(output, algo)
@@ -373,7 +323,7 @@ def train(
             # Like the zoo's -n: the budget asked for replaces the YAML's in what the run records.
             hyperparams_all["n_timesteps"] = int(target)
 
-        dataset = load_movielens(data) if _env_takes_data(env_id) else None
+        dataset = load_movielens(data) if env_takes_data(env_id) else None
         if resume and dataset is not None:
             check_data_fingerprint(config, dataset, run_dir / RUN_FILE)
         env = make_training_env(algo, dataset, env_id, merged_env_kwargs, split.n_envs, seed)
@@ -508,8 +458,6 @@ def _follow(callbacks: Sequence[BaseCallback], old: Path, new: Path) -> None:
 
 
 def _tensorboard_run(model: Any) -> str | None:
-    from stable_baselines3.common.logger import TensorBoardOutputFormat
-
     logger = getattr(model, "_logger", None)
     for fmt in getattr(logger, "output_formats", ()):
         if isinstance(fmt, TensorBoardOutputFormat):
@@ -526,9 +474,6 @@ def hparam_types() -> dict[str, type]:
     anything else ``str``. TensorBoard's HParams view builds its columns from the runs it reads:
     with one key set for all, every column can be chosen whatever the learner.
     """
-    import gymnasium
-
-    from rlrec.envs import ENV_IDS
 
     def kind(value: Any) -> type:
         return float if isinstance(value, int | float) and not isinstance(value, bool) else str
@@ -541,7 +486,7 @@ def hparam_types() -> dict[str, type]:
         for key in sorted(accepted_keys(algo) - ZOO_KEYS):
             types.setdefault(key, kind(defaults.get(key)))
     for env_id in ENV_IDS:
-        params = _constructor_params(gymnasium.spec(env_id).entry_point) or {}
+        params = constructor_params(gymnasium.spec(env_id).entry_point) or {}
         for name, param in params.items():
             if name != "data" and param.kind is not inspect.Parameter.VAR_KEYWORD:
                 types.setdefault(f"env/{name}", kind(param.default))
