@@ -15,6 +15,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from matplotlib import colormaps
+from matplotlib.figure import Figure
+from tensorboard.backend.event_processing.event_accumulator import SCALARS, EventAccumulator
+from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+from tensorboard.plugins.hparams import plugin_data_pb2
+
+from rlrec.utils.io import atomic_path
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -60,8 +67,6 @@ def read_scalars(run_dir: str | os.PathLike[str], tags: Sequence[str] | None = N
     :param run_dir: a folder holding event files (one of :func:`find_runs`).
     :param tags: the tags to keep; default: all scalar tags.
     """
-    from tensorboard.backend.event_processing.event_accumulator import SCALARS, EventAccumulator
-
     # size_guidance 0 keeps every point (the default samples scalars down to 10,000).
     accumulator = EventAccumulator(str(run_dir), size_guidance={SCALARS: 0})
     accumulator.Reload()
@@ -93,9 +98,6 @@ def draw_learning_curves(
     :param title: the figure's title.
     :param envs: ``{run label: env id}``, for the per-env reward panels; default: one panel per tag.
     """
-    from matplotlib import colormaps
-    from matplotlib.figure import Figure
-
     palette = colormaps["tab10"]  # 10 distinct colours, sampled at 0, 0.1, ..., 0.9
     colours = {label: palette((number % 10) / 10 + 0.05) for number, label in enumerate(sorted(curves))}
     panels = _panels(curves, tags, envs or {})
@@ -169,8 +171,6 @@ def plot_learning_curves(
     :raises FileNotFoundError: ``runs_dir`` is not a folder.
     :raises ValueError: no run under ``runs_dir``, or no run logged any of ``tags``.
     """
-    from rlrec.utils.io import atomic_path
-
     root = Path(runs_dir)
     runs = find_runs(root)
     if not runs:
@@ -190,9 +190,6 @@ def plot_learning_curves(
 def run_identity(run_dir: str | os.PathLike[str]) -> dict[str, str]:
     """``{"algo": ..., "env_id": ...}`` of a run, from the HParams record every rlrec run writes
     at its start ({} for a run without one)."""
-    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
-    from tensorboard.plugins.hparams import plugin_data_pb2
-
     for path in sorted(Path(run_dir).glob(f"{_EVENT_PREFIX}*")):
         for event in EventFileLoader(str(path)).Load():
             for value in event.summary.value:

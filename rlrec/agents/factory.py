@@ -13,16 +13,21 @@ import ast
 import dataclasses
 import importlib
 import inspect
+import json
 import math
 import os
 import re
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
+import yaml
+
 from rlrec.envs import MOVIELENS_ID
+from rlrec.utils.io import atomic_path
 
 __all__ = [
     "ALGOS",
@@ -133,8 +138,6 @@ def load_hyperparams(
     :param path: another YAML file in the same format; default :func:`hyperparams_file`.
     :raises ValueError: unknown or unsupported key, or no section for ``env_id``.
     """
-    import yaml
-
     source = Path(path) if path is not None else hyperparams_file(algo)
     with open(source, encoding="utf-8") as handle:
         sections = yaml.safe_load(handle) or {}
@@ -537,6 +540,8 @@ def _coerce(value: Any) -> Any:
 
 
 def _schedule(key: str, value: Any) -> Any:
+    # Deferred, as torch is in this module: the schedules are SB3's (torch), and the CLI's parser
+    # reads this module's names; importing them here costs `rlrec --help` over a second.
     from rlrec.utils.schedules import schedule_from
 
     return schedule_from(value, key) if isinstance(value, str) else value
@@ -572,8 +577,6 @@ def save_model(model: Any, path: str | os.PathLike[str]) -> Path:
     so it writes a temporary file that is renamed when complete.
     """
     from stable_baselines3.common.base_class import BaseAlgorithm
-
-    from rlrec.utils.io import atomic_path
 
     target = Path(path)
     if isinstance(model, BaseAlgorithm):
@@ -630,8 +633,6 @@ def load_model(
 
 def _recorded_hyperparams(model_path: Path) -> dict[str, Any]:
     """The hyperparameters of the ``run.json`` beside ``model_path`` ({} when there is none)."""
-    import json
-
     record = model_path.parent / "run.json"
     if not record.is_file():
         return {}
@@ -645,8 +646,6 @@ def _recorded_hyperparams(model_path: Path) -> dict[str, Any]:
 def _unreadable(exc: BaseException) -> str:
     """Why a model file could not be read, in words of ours: loaders' own messages may advise
     ``weights_only=False`` (running the file's code), which we never want to print."""
-    import zipfile
-
     if isinstance(exc, zipfile.BadZipFile):
         return "not a zip archive: truncated or damaged"
     # torch's weights_only loader raises pickle's UnpicklingError: told by name, as rlrec's own

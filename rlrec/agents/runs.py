@@ -23,6 +23,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rlrec import __version__
 from rlrec.agents.factory import algo_spec, load_model
 from rlrec.utils.io import jsonable, load_json, save_json
 
@@ -58,9 +59,7 @@ def library_versions() -> dict[str, str]:
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
-            import rlrec
-
-            versions[name] = rlrec.__version__ if name == "rlrec" else "not installed"
+            versions[name] = __version__ if name == "rlrec" else "not installed"
     return versions
 
 

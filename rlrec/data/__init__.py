@@ -17,7 +17,8 @@ from rlrec.data.errors import DatasetError
 from rlrec.data.fetch import KNOWN_RELEASES, fetch_movielens
 from rlrec.data.home import data_home
 from rlrec.data.movielens import load_movielens
-from rlrec.data.synthetic import SyntheticWorld, make_synthetic, write_movielens_csv
+from rlrec.data.synthetic import make_synthetic, write_movielens_csv
+from rlrec.data.truth import SyntheticWorld
 
 __all__ = [
     "FALLBACK_MEAN",

@@ -17,7 +17,7 @@ import scipy.sparse as sp
 from rlrec.data.errors import DatasetError
 
 if TYPE_CHECKING:
-    from rlrec.data.synthetic import SyntheticWorld
+    from rlrec.data.truth import SyntheticWorld
 
 #: Mean rating used for a user without any rating (the notebook's neutral value).
 FALLBACK_MEAN = 2.5

@@ -17,7 +17,10 @@ import urllib.request
 import zipfile
 from pathlib import Path, PurePosixPath
 
+from tqdm.auto import tqdm
+
 from rlrec.data.errors import DatasetError
+from rlrec.data.home import KNOWN_RELEASES
 from rlrec.data.home import data_home as resolve_data_home
 from rlrec.data.movielens import find_layout
 
@@ -25,17 +28,6 @@ __all__ = ["BASE_URL", "KNOWN_RELEASES", "fetch_movielens"]
 
 #: Where GroupLens publishes ``<name>.zip`` and ``<name>.zip.md5``.
 BASE_URL = "https://files.grouplens.org/datasets/movielens"
-#: The releases GroupLens distributes as ``<BASE_URL>/<name>.zip``.
-KNOWN_RELEASES = (
-    "ml-latest-small",
-    "ml-latest",
-    "ml-100k",
-    "ml-1m",
-    "ml-10m",
-    "ml-20m",
-    "ml-25m",
-    "ml-32m",
-)
 _CHUNK = 1 << 20
 _TIMEOUT_S = 60.0
 
@@ -69,8 +61,6 @@ def _fetch_text(url: str) -> str:
 
 def _download(url: str, target: Path, progress: bool) -> str:
     """Stream ``url`` into ``target``; return its MD5. Raise if fewer bytes came than announced."""
-    from tqdm.auto import tqdm
-
     digest = hashlib.md5(usedforsecurity=False)
     received = 0
     with _open_url(url) as response:

@@ -1,10 +1,21 @@
-"""Where downloaded MovieLens releases live: the data home."""
+"""Where downloaded MovieLens releases live (the data home), and which releases GroupLens publishes."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+#: The releases GroupLens distributes as ``<BASE_URL>/<name>.zip``.
+KNOWN_RELEASES = (
+    "ml-latest-small",
+    "ml-latest",
+    "ml-100k",
+    "ml-1m",
+    "ml-10m",
+    "ml-20m",
+    "ml-25m",
+    "ml-32m",
+)
 #: Environment variable that overrides the data home (CI points it at the shared data).
 DATA_HOME_ENV = "RLREC_DATA"
 

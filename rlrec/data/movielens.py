@@ -32,7 +32,9 @@ import pandas as pd
 
 from rlrec.data.dataset import RATING_MAX, RATING_MIN, RatingsDataset, build_dataset, index_ids
 from rlrec.data.errors import DatasetError
+from rlrec.data.home import KNOWN_RELEASES
 from rlrec.data.home import data_home as resolve_data_home
+from rlrec.data.synthetic import make_synthetic
 
 __all__ = ["LAYOUTS", "RATING_MAX", "RATING_MIN", "Layout", "find_layout", "load_movielens"]
 
@@ -552,8 +554,6 @@ def _load_release(release: _Release, name: str) -> RatingsDataset:
 # ------------------------------------------------------------------------------ entry
 def _synthetic_options(spec: str) -> dict[str, Any]:
     """``"n_users=100,seed=3"`` -> keyword arguments of :func:`make_synthetic`."""
-    from rlrec.data.synthetic import make_synthetic
-
     allowed = [
         name
         for name, parameter in inspect.signature(make_synthetic).parameters.items()
@@ -630,9 +630,9 @@ def load_movielens(
         )
     text = os.fspath(source)
     if isinstance(source, str) and (text == "synthetic" or text.startswith("synthetic:")):
-        from rlrec.data.synthetic import make_synthetic
-
         options = _synthetic_options(text.partition(":")[2])
+        if "like" in options:  # the twin of a release: loaded here, fitted by make_synthetic
+            options["like"] = load_movielens(options["like"])
         try:
             return make_synthetic(**options)
         except (TypeError, ValueError) as exc:
@@ -665,8 +665,6 @@ def _load_path(path: Path, name: str) -> RatingsDataset:
 
 
 def _load_name(name: str, home: Path) -> RatingsDataset:
-    from rlrec.data.fetch import KNOWN_RELEASES
-
     for candidate in (home / name, home / f"{name}.zip"):
         if candidate.exists():
             return _load_path(candidate, name)

@@ -26,18 +26,21 @@ Sampling runs over chunks of users with numpy only; nothing of size users x movi
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
 import scipy.sparse as sp
 
-from rlrec.data.dataset import RATING_MAX, RATING_MIN, RatingsDataset
-from rlrec.data.sampling import PAIRS_PER_CHUNK, draw_histories
+from rlrec.data.dataset import RatingsDataset
+from rlrec.data.sampling import draw_histories
+from rlrec.data.truth import SyntheticWorld, latent_ratings, observed_ratings
+from rlrec.data.twin import make_twin
 from rlrec.utils.io import atomic_path
 
-__all__ = ["GENRES", "SyntheticWorld", "make_synthetic", "write_movielens_csv"]
+__all__ = ["GENRES", "make_synthetic", "write_movielens_csv"]
 
 #: MovieLens (ml-latest) genre names, used to label the taste clusters.
 GENRES = (
@@ -48,88 +51,6 @@ GENRES = (
 # 2000-01-01 and 2019-01-01 UTC: the span in which synthetic users start rating.
 _FIRST_START, _LAST_START = 946_684_800, 1_546_300_800
 _YEAR = 31_557_600
-
-
-@dataclass(eq=False)
-class SyntheticWorld:
-    """The model that generated a synthetic dataset (attached as ``dataset.truth``).
-
-    Arrays are indexed by the dataset's user / movie indices.
-
-    :param user_factors: ``(n_users, n_factors)`` float32 tastes.
-    :param movie_factors: ``(n_movies, n_factors)`` float32: cluster centroid + own part.
-    :param user_bias: ``(n_users,)`` float32 offset of each user's ratings.
-    :param movie_bias: ``(n_movies,)`` float32 offset of each movie's ratings.
-    :param global_mean: the mean rating before biases.
-    :param popularity: ``(n_movies,)`` float64, sums to 1: the taste-free choice probability.
-    :param movie_cluster: ``(n_movies,)`` int64 taste cluster of each movie.
-    :param cluster_factors: ``(n_clusters, n_factors)`` float32 centroids.
-    :param taste_strength: weight of taste in which movies a user rates.
-    :param rating_noise: standard deviation of the rating noise.
-    :param seed: the seed it was drawn from.
-    :param movie_group: ``(n_movies,)`` int64 group of each movie (inside its cluster), or None
-        when the world has no groups.
-    :param movie_era: ``(n_movies,)`` int64 release era of each movie, or None without drift.
-    """
-
-    user_factors: np.ndarray
-    movie_factors: np.ndarray
-    user_bias: np.ndarray
-    movie_bias: np.ndarray
-    global_mean: float
-    popularity: np.ndarray = field(repr=False)
-    movie_cluster: np.ndarray = field(repr=False)
-    cluster_factors: np.ndarray = field(repr=False)
-    taste_strength: float = 0.0
-    rating_noise: float = 0.0
-    seed: int | None = None
-    movie_group: np.ndarray | None = field(default=None, repr=False)
-    movie_era: np.ndarray | None = field(default=None, repr=False)
-
-    @property
-    def n_users(self) -> int:
-        return len(self.user_factors)
-
-    @property
-    def n_movies(self) -> int:
-        return len(self.movie_factors)
-
-    def score(self, user_index: int, movie_indices: np.ndarray | None = None) -> np.ndarray:
-        """Noise-free latent rating, not clipped (float64): the order :meth:`best_movies` uses."""
-        factors = self.movie_factors if movie_indices is None else self.movie_factors[movie_indices]
-        bias = self.movie_bias if movie_indices is None else self.movie_bias[movie_indices]
-        user = int(user_index)
-        raw = factors.astype(np.float64) @ self.user_factors[user].astype(np.float64)
-        return raw + bias + float(self.user_bias[user]) + self.global_mean
-
-    def preference(self, user_index: int, movie_indices: np.ndarray | None = None) -> np.ndarray:
-        """Expected rating of ``user_index`` for the given movies (default: every movie).
-
-        The noise-free rating of the model, clipped to the rating scale [0.5, 5]; computed on
-        demand for one user (float64, one value per movie).
-        """
-        return np.clip(self.score(user_index, movie_indices), RATING_MIN, RATING_MAX)
-
-    def preference_pairs(self, user_indices: np.ndarray, movie_indices: np.ndarray) -> np.ndarray:
-        """:meth:`preference` of the pairs ``(user_indices[j], movie_indices[j])`` (float64)."""
-        users = np.asarray(user_indices, dtype=np.int64).reshape(-1)
-        movies = np.asarray(movie_indices, dtype=np.int64).reshape(-1)
-        raw = np.einsum(
-            "ij,ij->i",
-            self.movie_factors[movies].astype(np.float64),
-            self.user_factors[users].astype(np.float64),
-        )
-        raw += self.movie_bias[movies] + self.user_bias[users] + self.global_mean
-        return np.clip(raw, RATING_MIN, RATING_MAX)
-
-    def best_movies(self, user_index: int, k: int) -> np.ndarray:
-        """Indices of the ``k`` movies the user likes best, best first (ties: lower index first)."""
-        scores = self.score(user_index)
-        k = max(0, min(int(k), len(scores)))
-        if k == 0:
-            return np.empty(0, dtype=np.int64)
-        top = np.argpartition(-scores, k - 1)[:k]
-        return top[np.lexsort((top, -scores[top]))].astype(np.int64)
 
 
 def _counts_per_user(
@@ -185,7 +106,7 @@ def make_synthetic(
     n_favourites: int = 3,
     favourite_share: float = 0.7,
     name: str = "synthetic",
-    like: Any = None,
+    like: RatingsDataset | None = None,
 ) -> RatingsDataset:
     """A synthetic MovieLens-shaped dataset whose ``truth`` is the generating :class:`SyntheticWorld`.
 
@@ -250,13 +171,12 @@ def make_synthetic(
         the group by popularity). Groups are many more than the factors, so this is the item-to-item
         structure a low-rank model misses and an item-item model (EASE) finds.
     :param name: the dataset's name.
-    :param like: a real release (anything ``load_movielens`` takes): return its synthetic twin
+    :param like: a real release, loaded (``load_movielens``; as a source text:
+        ``load_movielens("synthetic:like=<source>")``): return its synthetic twin
         instead, a world fitted to it (:func:`rlrec.data.twin.make_twin`, with ``seed``; the
         other arguments do not apply).
     """
     if like is not None:
-        from rlrec.data.twin import make_twin
-
         return make_twin(like, seed=seed)
     for label, value in (("n_users", n_users), ("n_movies", n_movies), ("n_factors", n_factors),
                          ("n_clusters", n_clusters)):  # fmt: skip
@@ -342,11 +262,11 @@ def make_synthetic(
     # Earlier drawn (or released), earlier rated: ranks spread over the user's active span.
     when = (drawn_rank + draw_rng.random(n_ratings)) / counts[user]
     timestamps = user_start[user] + (when * user_span[user]).astype(np.int64)
-    latent = _latent(user_factors, movie_factors, user_bias, movie_bias, user, indices)
+    latent = latent_ratings(user_factors, movie_factors, user_bias, movie_bias, user, indices)
     # Users rate what they like, so the picked movies sit above the model's mean: centre on
     # mean_rating the ratings actually drawn, then add noise and round.
     global_mean = float(mean_rating - latent.mean(dtype=np.float64))
-    data = _observed_ratings(draw_rng, latent, global_mean, rating_noise, whole_star_share)
+    data = observed_ratings(draw_rng, latent, global_mean, rating_noise, whole_star_share)
 
     world = SyntheticWorld(
         user_factors=user_factors,
@@ -395,39 +315,6 @@ def _era_popularity(popularity: np.ndarray, release: np.ndarray, n_eras: int, dr
     return weights / weights.sum(axis=1, keepdims=True)
 
 
-def _latent(
-    user_factors: np.ndarray,
-    movie_factors: np.ndarray,
-    user_bias: np.ndarray,
-    movie_bias: np.ndarray,
-    users: np.ndarray,
-    movies: np.ndarray,
-) -> np.ndarray:
-    """Noise-free ratings minus the global mean of the pairs ``(users[j], movies[j])``, float32."""
-    out = np.empty(len(users), dtype=np.float32)
-    for start in range(0, len(users), PAIRS_PER_CHUNK):
-        u, m = users[start : start + PAIRS_PER_CHUNK], movies[start : start + PAIRS_PER_CHUNK]
-        dot = np.einsum("ij,ij->i", user_factors[u], movie_factors[m], dtype=np.float64)
-        out[start : start + len(u)] = user_bias[u] + movie_bias[m] + dot
-    return out
-
-
-def _observed_ratings(
-    rng: np.random.Generator, latent: np.ndarray, global_mean: float, noise: float, whole_star_share: float
-) -> np.ndarray:
-    """``latent + global_mean`` plus Gaussian noise, rounded to a whole star with probability
-    ``2 * whole_star_share - 1`` and else to a half star, clipped to the scale (float32, in place)."""
-    data = latent
-    for start in range(0, len(data), PAIRS_PER_CHUNK):
-        span = slice(start, min(start + PAIRS_PER_CHUNK, len(data)))
-        size = span.stop - span.start
-        noisy = data[span] + global_mean + rng.normal(0.0, noise, size)
-        whole = rng.random(size) < 2.0 * whole_star_share - 1.0
-        halves = np.clip(np.round(noisy * 2.0) / 2.0, RATING_MIN, RATING_MAX)
-        data[span] = np.where(whole, np.clip(np.round(noisy), 1.0, RATING_MAX), halves)
-    return data
-
-
 def write_movielens_csv(dataset: RatingsDataset, folder: str | os.PathLike[str]) -> Path:
     """Write ``ratings.csv`` and ``movies.csv`` in the GroupLens ``csv`` layout; return the folder.
 
@@ -440,10 +327,6 @@ def write_movielens_csv(dataset: RatingsDataset, folder: str | os.PathLike[str])
     :param dataset: what to write (its ids, titles, genres, ratings and timestamps).
     :param folder: created if missing; existing ``ratings.csv`` / ``movies.csv`` are replaced.
     """
-    import pandas as pd
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
-
     target = Path(folder)
     target.mkdir(parents=True, exist_ok=True)
     matrix = dataset.ratings
@@ -474,8 +357,6 @@ def write_movielens_csv(dataset: RatingsDataset, folder: str | os.PathLike[str])
 
 def _rating_strings(values: np.ndarray) -> object:
     """Ratings as CSV text: half stars as a dictionary of ``"0.5" .. "5.0"`` (fast, GroupLens style)."""
-    import pyarrow as pa
-
     doubled = values.astype(np.float64) * 2.0
     steps = np.rint(doubled)
     if len(values) and np.array_equal(steps, doubled) and steps.min() >= 0 and steps.max() <= 20:

@@ -23,8 +23,6 @@ Deterministic under ``seed``.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import scipy.sparse as sp
 
@@ -33,7 +31,7 @@ from rlrec.data.sampling import draw_histories
 from rlrec.data.simulator import RatingSimulator
 from rlrec.data.split import temporal_split
 from rlrec.data.stats import whole_star_share
-from rlrec.data.synthetic import SyntheticWorld, _latent, _observed_ratings
+from rlrec.data.truth import SyntheticWorld, latent_ratings, observed_ratings
 
 __all__ = ["make_twin"]
 
@@ -54,7 +52,7 @@ def _kmeans(points: np.ndarray, k: int, rng: np.random.Generator, iterations: in
 
 
 def make_twin(
-    like: Any,
+    like: RatingsDataset,
     seed: int = 0,
     n_factors: int = 32,
     n_clusters: int = 48,
@@ -64,9 +62,9 @@ def make_twin(
     era_share: float = 0.9,
     name: str | None = None,
 ) -> RatingsDataset:
-    """The synthetic twin of ``like`` (anything ``load_movielens`` takes; see the module doc).
+    """The synthetic twin of ``like`` (see the module doc).
 
-    :param like: the real release (or any dataset) to fit.
+    :param like: the real release (or any dataset) to fit, loaded (``load_movielens``).
     :param seed: seed of the fit's initialisation and of every draw.
     :param n_factors: dimension of the fitted rating model.
     :param n_clusters: taste clusters of the choice model.
@@ -77,9 +75,12 @@ def make_twin(
         dates (0: a random order; 1: the dates plus a uniform jitter of their whole range).
     :param name: the twin's name; default ``"synthetic:like=<source name>"``.
     """
-    from rlrec.data import load_movielens
-
-    real = load_movielens(like)
+    if not isinstance(like, RatingsDataset):
+        raise TypeError(
+            f"like: a RatingsDataset (load a source with load_movielens, or pass "
+            f"'synthetic:like=<source>' as data), got {type(like).__name__}"
+        )
+    real = like
     train = temporal_split(real).train
     rng = np.random.default_rng(seed)
     model = RatingSimulator.fit(train, n_factors=n_factors, seed=seed)
@@ -126,12 +127,12 @@ def make_twin(
     last = np.maximum(real.user_counts - 1, 0)
     position = np.minimum(real_starts[users] + np.minimum(ranks, last[users]), real.n_ratings - 1)
     timestamps = in_time[position]
-    latent = _latent(user_factors, movie_factors, model.user_bias, model.item_bias, users, indices)
+    latent = latent_ratings(user_factors, movie_factors, model.user_bias, model.item_bias, users, indices)
     # The noise is the model's out-of-sample error: fitted again on the train part's own temporal
     # split and scored on its held-out part (the in-sample error of a regularised fit is too small).
     inner = temporal_split(train)
     residual = RatingSimulator.fit(inner.train, n_factors=n_factors, seed=seed).rmse(inner.test)
-    data = _observed_ratings(rng, latent, model.global_mean, residual, max(0.5, whole_star_share(real)))
+    data = observed_ratings(rng, latent, model.global_mean, residual, max(0.5, whole_star_share(real)))
     world = SyntheticWorld(
         user_factors=user_factors,
         movie_factors=movie_factors,

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from rlrec.data import load_movielens
 from rlrec.data.dataset import LIKED_RATING, RatingsDataset
 from rlrec.data.errors import DatasetError
 from rlrec.data.simulator import RatingSimulator
@@ -53,7 +54,6 @@ def as_dataset(data: DataSource) -> RatingsDataset:
     """``data`` itself when it is a ``RatingsDataset``, else ``rlrec.data.load_movielens(data)``."""
     if isinstance(data, RatingsDataset):
         return data
-    from rlrec.data import load_movielens
 
     return load_movielens(data)
 

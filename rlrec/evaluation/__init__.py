@@ -1,8 +1,9 @@
 """The honest judge: top-K metrics, non-RL baselines, the protocol that ranks any model, and OPE.
 
-``RankingEvalCallback`` (``callbacks.py``, SB3 and torch) and the off-policy modules
-(``offline.py``, ``ope.py``) are imported from their modules; this package re-exports what needs
-neither.
+The package re-exports the metrics and the baselines, which need neither torch nor SB3 (the
+CLI's parser reads the baselines' names). What ranks a model (``protocol.py``: ``evaluate_model``,
+``evaluate_run``), ranks during training (``callbacks.py``) or evaluates off-policy (``offline.py``,
+``ope.py``) is imported from its module.
 """
 
 from __future__ import annotations
@@ -25,12 +26,6 @@ from rlrec.evaluation.metrics import (
     precision_at_k,
     recall_at_k,
 )
-from rlrec.evaluation.protocol import (
-    evaluate_baseline,
-    evaluate_baseline_on,
-    evaluate_model,
-    evaluate_run,
-)
 
 __all__ = [
     "BASELINES",
@@ -40,10 +35,6 @@ __all__ = [
     "PopularityBaseline",
     "RandomBaseline",
     "Split",
-    "evaluate_baseline",
-    "evaluate_baseline_on",
-    "evaluate_model",
-    "evaluate_run",
     "evaluate_scores",
     "hit_rate_at_k",
     "make_baseline",

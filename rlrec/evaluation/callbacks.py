@@ -9,10 +9,20 @@ from pathlib import Path
 from typing import Any
 
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.vec_env import VecEnv
 
+from rlrec.agents.factory import save_model
 from rlrec.data.split import Split
-from rlrec.evaluation.metrics import RELEVANCE_THRESHOLD
-from rlrec.evaluation.protocol import check_env_on_train, make_eval_env, model_score_fn
+from rlrec.evaluation.baselines import GRIDS, select_on_split
+from rlrec.evaluation.metrics import RELEVANCE_THRESHOLD, evaluate_scores
+from rlrec.evaluation.protocol import (
+    DEFAULT_EVAL_ENV_ID,
+    check_env_on_train,
+    evaluate_baseline,
+    make_eval_env,
+    model_score_fn,
+)
+from rlrec.utils.io import save_json
 from rlrec.utils.progress import status
 
 __all__ = ["EVALUATIONS_FILE", "REFERENCE_BASELINES", "RankingEvalCallback"]
@@ -115,8 +125,6 @@ class RankingEvalCallback(BaseCallback):
             if train_env is not None and _has_observations(train_env):
                 self.eval_env = train_env
             else:
-                from rlrec.evaluation.protocol import DEFAULT_EVAL_ENV_ID
-
                 self.eval_env = make_eval_env(
                     self.split.train, self.env_id or DEFAULT_EVAL_ENV_ID, self.env_kwargs
                 )
@@ -130,9 +138,6 @@ class RankingEvalCallback(BaseCallback):
             self.reference_seconds = time.perf_counter() - started
 
     def _fit_references(self) -> dict[str, float]:
-        from rlrec.evaluation.baselines import GRIDS, select_on_split
-        from rlrec.evaluation.protocol import evaluate_baseline
-
         values = {}
         for name in self._reference_names:
             if name in GRIDS:
@@ -151,8 +156,6 @@ class RankingEvalCallback(BaseCallback):
 
     def evaluate(self) -> dict[str, float]:
         """Evaluate the current model now, log the result and remember it."""
-        from rlrec.evaluation.metrics import evaluate_scores
-
         started = time.perf_counter()
         metrics = evaluate_scores(
             model_score_fn(self.model, self.eval_env),
@@ -174,8 +177,6 @@ class RankingEvalCallback(BaseCallback):
         if self.best is None or metrics[key] > self.best[1][key]:
             self.best = (self.num_timesteps, metrics)
             if self.best_model_path is not None:
-                from rlrec.agents.factory import save_model
-
                 save_model(self.model, self.best_model_path)
         if self.best_model_path is not None:
             self._save_evaluations()
@@ -187,8 +188,6 @@ class RankingEvalCallback(BaseCallback):
         return metrics
 
     def _save_evaluations(self) -> None:
-        from rlrec.utils.io import save_json
-
         assert self.best_model_path is not None and self.best is not None
         rows = [
             {"timesteps": steps, "train_seconds": seconds, **metrics}
@@ -227,8 +226,6 @@ class RankingEvalCallback(BaseCallback):
 
 
 def _has_observations(env: Any) -> bool:
-    from stable_baselines3.common.vec_env import VecEnv
-
     if isinstance(env, VecEnv):
         try:
             return callable(env.get_attr("observations", indices=[0])[0])

@@ -22,11 +22,17 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+import gymnasium
 import numpy as np
+from stable_baselines3.common.vec_env import VecEnv
 
+from rlrec.agents.runs import RUN_FILE, check_data_fingerprint, load_run
+from rlrec.agents.scoring import score_movies
+from rlrec.data import load_movielens
 from rlrec.data.dataset import RatingsDataset
 from rlrec.data.split import DEFAULT_MIN_RATINGS, DEFAULT_TEST_FRACTION, Split, temporal_split
 from rlrec.envs import MOVIELENS_ID, register_envs
+from rlrec.evaluation.baselines import GRIDS, make_baseline, select_on_validation
 from rlrec.evaluation.metrics import RELEVANCE_THRESHOLD, ScoreFn, evaluate_scores
 
 __all__ = [
@@ -64,8 +70,6 @@ def make_eval_env(
     ``max_episode_steps`` (a ``gymnasium.make`` argument some runs record) is dropped: evaluation
     never steps the env.
     """
-    import gymnasium
-
     register_envs()
 
     kwargs = dict(env_kwargs or {})
@@ -82,8 +86,6 @@ def _env_dataset(env: Any) -> RatingsDataset | None:
 
 def observations_of(env: Any, user_indices: np.ndarray) -> np.ndarray:
     """Each user's observation from ``env``: a Gymnasium env, a Gymnasium vector env or an SB3 VecEnv."""
-    from stable_baselines3.common.vec_env import VecEnv
-
     users = np.asarray(user_indices, dtype=np.int64)
     if isinstance(env, VecEnv):
         return np.asarray(env.env_method("observations", users, indices=[0])[0])
@@ -102,8 +104,6 @@ def check_env_on_train(env: Any, split: Split) -> None:
     An env built on the full data would show the agent its test movies: the protocol would then
     measure memory, not prediction.
     """
-    from stable_baselines3.common.vec_env import VecEnv
-
     if isinstance(env, VecEnv):
         try:
             dataset = env.get_attr("dataset", indices=[0])[0]
@@ -122,7 +122,6 @@ def check_env_on_train(env: Any, split: Split) -> None:
 
 def model_score_fn(model: Any, env: Any) -> ScoreFn:
     """``score_fn(users)`` of a trained learner: its scores for the users' observations in ``env``."""
-    from rlrec.agents.scoring import score_movies
 
     def score_fn(users: np.ndarray) -> np.ndarray:
         observations = observations_of(env, users)
@@ -184,8 +183,6 @@ def evaluate_baseline(
         ``params``, ``validation_ndcg@k`` and the selection's seconds in ``train_seconds``.
     :param baseline_kwargs: the baseline's own parameters when ``baseline`` is a name.
     """
-    from rlrec.evaluation.baselines import GRIDS, make_baseline, select_on_validation
-
     started = time.perf_counter()
     chosen = None
     if isinstance(baseline, str) and select and baseline in GRIDS and not baseline_kwargs:
@@ -215,8 +212,6 @@ def evaluate_baseline_on(
 
     :return: ``(metrics, info)``; ``info`` names the baseline, the data and the protocol.
     """
-    from rlrec.data import load_movielens
-
     dataset = load_movielens(data)
     split = temporal_split(dataset, test_fraction, min_ratings)
     metrics = evaluate_baseline(name, split, k=k, seed=seed, **baseline_kwargs)
@@ -241,9 +236,6 @@ def evaluate_run(
 
     :return: ``(metrics, info)``; ``info`` holds the run's algo, env id, data and the protocol.
     """
-    from rlrec.agents.runs import RUN_FILE, check_data_fingerprint, load_run
-    from rlrec.data import load_movielens
-
     run = load_run(path)
     config = run.config
     recorded = dict((config.get("run_info") or {}).get("split") or {})

@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 
 from rlrec.agents.runs import RUN_FILE, LoadedRun, check_data_fingerprint, load_run
+from rlrec.agents.scoring import score_movies
+from rlrec.data import load_movielens
 from rlrec.evaluation.metrics import top_k
 from rlrec.evaluation.protocol import make_eval_env, observations_of
 
@@ -36,9 +38,6 @@ def recommend(
     :param data: the ratings to read the user from; default: the run's own data.
     :raises ValueError: unknown user, or ``k < 1``.
     """
-    from rlrec.agents.scoring import score_movies
-    from rlrec.data import load_movielens
-
     if k < 1:
         raise ValueError(f"-k: must be >= 1, got {k}")
     run = load_run(model_path)

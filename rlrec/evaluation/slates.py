@@ -13,9 +13,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import gymnasium
 import numpy as np
 
-from rlrec.envs import register_envs
+from rlrec.envs import SLATE_ID, register_envs
 
 __all__ = ["SlatePolicyFn", "expected_clicks_per_step", "model_slates", "popularity_slates"]
 
@@ -58,10 +59,7 @@ def expected_clicks_per_step(
     :param env_kwargs: ``MovieLensSlate-v0`` arguments (``max_episode_steps`` included).
     :param seed: the sessions' seed: the same seed gives every policy the same sessions to start.
     """
-    import gymnasium
-
     register_envs()
-    from rlrec.envs import SLATE_ID
 
     env = gymnasium.make_vec(
         SLATE_ID, num_envs=n_envs, vectorization_mode="vector_entry_point", autoreset_mode="same_step",

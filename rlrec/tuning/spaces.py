@@ -6,6 +6,9 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import optuna
+import torch
+
+from rlrec.agents.factory import algo_spec, parse_policy_kwargs, policy_kwargs_sources
 
 if TYPE_CHECKING:
     pass
@@ -103,8 +106,6 @@ def policy_kwargs_string(policy_kwargs: str | Mapping[str, Any] | None, updates:
     source text (``optimizer_class=th.optim.Adam`` stays so). ``net_arch`` replaces every branch of
     an actor-critic ``dict(pi=..., vf=...)`` so both networks get the sampled size.
     """
-    from rlrec.agents.factory import parse_policy_kwargs, policy_kwargs_sources
-
     current = parse_policy_kwargs(policy_kwargs) if policy_kwargs else {}  # also validates
     if not policy_kwargs:
         sources: dict[str, str] = {}
@@ -121,8 +122,6 @@ def policy_kwargs_string(policy_kwargs: str | Mapping[str, Any] | None, updates:
 
 def _source_of(value: Any) -> str:
     if isinstance(value, type):
-        import torch
-
         namespace = "th.optim" if issubclass(value, torch.optim.Optimizer) else "nn"
         return f"{namespace}.{value.__name__}"
     return repr(value)
@@ -133,8 +132,6 @@ def merge_trial_params(algo: str, base: Mapping[str, Any], sampled: Mapping[str,
 
     SB3 models take the network inside ``policy_kwargs``; rlrec's own learners take ``net_arch``.
     """
-    from rlrec.agents.factory import algo_spec
-
     merged = dict(base)
     policy_updates: dict[str, Any] = {}
     for key, value in sampled.items():

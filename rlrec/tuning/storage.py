@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 import random
 import time
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import optuna
+import sqlalchemy.exc
 from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler, TPESampler
 from optuna.trial import FrozenTrial, TrialState
@@ -49,8 +51,6 @@ def redact_url(url: str) -> str:
 
 
 def _importable(module: str) -> bool:
-    import importlib.util
-
     return importlib.util.find_spec(module) is not None
 
 
@@ -110,8 +110,6 @@ def open_storage(
         ``RetryFailedTrialCallback``). None: no heartbeat (reading a study).
     :raises FileNotFoundError: ``create=False`` and the SQLite file does not exist.
     """
-    import sqlalchemy.exc
-
     normalized = normalize_storage_url(url)
     shown = redact_url(normalized)
     sqlite_file = _sqlite_file(normalized)

@@ -44,7 +44,7 @@ def test_twin_truth_reproduces_the_model_fitted_on_the_train_part() -> None:
 
 def test_like_is_taken_wherever_data_is() -> None:
     data = load_movielens("synthetic:like=synthetic,seed=4")
-    again = make_synthetic(like="synthetic", seed=4)
+    again = make_synthetic(like=load_movielens("synthetic"), seed=4)
     np.testing.assert_array_equal(data.ratings.data, again.ratings.data)
     assert data.truth is not None
     with pytest.raises(ValueError, match="no-such-release"):
