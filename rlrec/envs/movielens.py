@@ -17,6 +17,7 @@ import numpy as np
 from gymnasium import spaces
 
 from rlrec.data.simulator import RatingSimulator
+from rlrec.envs.registration import DEFAULT_MAX_EPISODE_STEPS
 from rlrec.envs.vector import Episodes, RecVectorEnv, check_action, check_options
 from rlrec.envs.world import (
     DataSource,
@@ -412,6 +413,8 @@ class MovieLensVectorEnv(RecVectorEnv):
     ``autoreset_mode``, ``copy_obs`` and ``render_mode`` are :class:`RecVectorEnv`'s; the other
     arguments :class:`MovieLensEnv`'s.
     """
+
+    default_max_episode_steps = DEFAULT_MAX_EPISODE_STEPS
 
     def __init__(
         self,

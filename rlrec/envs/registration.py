@@ -16,9 +16,10 @@ SLATE_ID = "rlrec/MovieLensSlate-v0"
 #: Every id rlrec registers.
 ENV_IDS = (MOVIELENS_ID, SESSION_ID, SLATE_ID)
 #: Episodes of the seed env end only when a recommended movie was rated; this cap makes every
-#: episode end. Gymnasium's ``make`` reads ``max_episode_steps=None`` as "the registered default", so
-#: ``gymnasium.make(..., max_episode_steps=-1)`` is the way to remove it (Gymnasium's convention);
-#: an env built directly and ``make_vec(..., max_episode_steps=None)`` have no cap.
+#: episode end. Each id's cap is registered here once and means the same everywhere:
+#: ``max_episode_steps=None`` is the registered cap (``gymnasium.make``, ``make_vec`` and an env
+#: class built directly alike), ``-1`` removes it (Gymnasium's convention). Recipes state it only
+#: where they differ from it.
 DEFAULT_MAX_EPISODE_STEPS = 1000
 #: A session is 50 recommendations unless it ends earlier (nothing left to find): 50 single
 #: movies, or 5 slates of 10.

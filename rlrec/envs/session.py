@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 from gymnasium import spaces
 
 from rlrec.data.dataset import LIKED_RATING, RATING_MAX, recency_weight
 from rlrec.data.simulator import RatingSimulator
+from rlrec.envs.registration import SESSION_MAX_EPISODE_STEPS
 from rlrec.envs.vector import Episodes, EpisodesEnv, EpisodesVectorEnv
 from rlrec.envs.world import DataSource, MovieLensWorld, check_choice, check_flag
 
@@ -48,12 +49,20 @@ HIDINGS = ("random", "recent")
 MISS = -1.0
 
 
-def rating_reward(rating: float, reward_mode: str) -> float:
-    """The reward of finding a movie rated (or predicted) ``rating``; see the module doc."""
+@overload
+def rating_reward(rating: float, reward_mode: str) -> float: ...
+@overload
+def rating_reward(rating: np.ndarray, reward_mode: str) -> np.ndarray: ...
+def rating_reward(rating: float | np.ndarray, reward_mode: str) -> float | np.ndarray:
+    """The reward of finding a movie rated (or predicted) ``rating``; see the module doc. A
+    number gives a float, an array (a batch of sessions) a float64 array."""
+    values = np.asarray(rating, dtype=np.float64)
     if reward_mode == "binary":
-        return 1.0 if rating >= LIKED_RATING else 0.0
-    check_choice("reward_mode", reward_mode, REWARD_MODES)
-    return float(rating) / RATING_MAX
+        rewards = (values >= LIKED_RATING).astype(np.float64)
+    else:
+        check_choice("reward_mode", reward_mode, REWARD_MODES)
+        rewards = values / RATING_MAX
+    return float(rewards) if rewards.ndim == 0 else rewards
 
 
 def _fraction_range(value: Any) -> tuple[float, float]:
@@ -208,10 +217,7 @@ class SessionEpisodes(Episodes):
         self.allowed[rows] -= fresh
         found = self.hidden[rows, actions]  # 0 unless hidden and not found yet (hence fresh)
         hit = found > 0
-        if self.reward_mode == "binary":
-            rewards = (found >= LIKED_RATING).astype(np.float64)
-        else:
-            rewards = found.astype(np.float64) / RATING_MAX
+        rewards = rating_reward(found, self.reward_mode)  # 0 where nothing was found
         hit_rows, hit_movies = rows[hit], actions[hit]
         self.obs[hit_rows, hit_movies] = self.encode(found[hit])
         self.hidden[hit_rows, hit_movies] = 0.0
@@ -222,7 +228,7 @@ class SessionEpisodes(Episodes):
             self.obs[rows[missed], actions[missed]] = MISS
         if self.reward_mode == "simulated" and missed.any():
             predicted = self.world.predicted(self.users[rows[missed]], actions[missed])
-            rewards[missed] = np.asarray(predicted, dtype=np.float64) / RATING_MAX
+            rewards[missed] = rating_reward(np.asarray(predicted), self.reward_mode)
         self.steps[rows] += 1
         for j, i in enumerate(rows):
             self.last[i] = (int(actions[j]), float(rewards[j]))
@@ -371,5 +377,7 @@ class MovieLensSessionVectorEnv(EpisodesVectorEnv):
     ``autoreset_mode``, ``copy_obs`` and ``render_mode`` are :class:`RecVectorEnv`'s; the
     others :class:`MovieLensSessionEnv`'s.
     """
+
+    default_max_episode_steps = SESSION_MAX_EPISODE_STEPS
 
     make_episodes = staticmethod(_episodes)

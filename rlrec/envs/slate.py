@@ -26,9 +26,10 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from rlrec.data.dataset import LIKED_RATING, RATING_MAX
+from rlrec.data.dataset import LIKED_RATING
 from rlrec.data.simulator import RatingSimulator
-from rlrec.envs.session import MISS, SessionEpisodes
+from rlrec.envs.registration import SLATE_MAX_EPISODE_STEPS
+from rlrec.envs.session import MISS, SessionEpisodes, rating_reward
 from rlrec.envs.vector import EpisodesEnv, EpisodesVectorEnv
 from rlrec.envs.world import DataSource, MovieLensWorld, check_choice
 
@@ -131,7 +132,7 @@ class SlateEpisodes(SessionEpisodes):
                 slot_rewards[clicked, slot] = 1.0
             elif clicked.any():
                 rated = self._rating_of(rows[clicked], movies[clicked], found[clicked])
-                slot_rewards[clicked, slot] = rated / RATING_MAX
+                slot_rewards[clicked, slot] = rating_reward(rated, "rating")
             # A clicked movie is watched: it shows in the observation from now on.
             shown_rows, shown_movies = rows[clicked], movies[clicked]
             self.obs[shown_rows, shown_movies] = self.encode(np.maximum(found[clicked], LIKED_RATING))
@@ -314,5 +315,7 @@ class MovieLensSlateVectorEnv(EpisodesVectorEnv):
     ``copy_obs`` and ``render_mode`` are :class:`RecVectorEnv`'s; the rest :class:`MovieLensSlateEnv`'s.
     Actions are ``(num_envs, slate_size)`` movie indices.
     """
+
+    default_max_episode_steps = SLATE_MAX_EPISODE_STEPS
 
     make_episodes = staticmethod(_episodes)

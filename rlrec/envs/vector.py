@@ -128,11 +128,16 @@ class RecVectorEnv(WorldViews, VectorEnv):
 
     :param episodes: the family's batched episode logic.
     :param max_episode_steps: truncation after this many steps of an episode (what
-        ``gymnasium.make``'s ``TimeLimit`` adds to a single env); ``None`` or <= 0 for none.
+        ``gymnasium.make``'s ``TimeLimit`` adds to a single env). ``None``: the env id's
+        registered default (:attr:`default_max_episode_steps`), as ``gymnasium.make`` reads it;
+        ``-1`` (or any value <= 0): no limit, Gymnasium's convention.
     :param autoreset_mode: ``"next_step"`` (Gymnasium's default), ``"same_step"`` or ``"disabled"``.
     :param copy_obs: return a fresh observation array from every ``reset`` / ``step``.
     :param render_mode: ``None`` or ``"ansi"`` (one text per sub-env).
     """
+
+    #: The registered ``max_episode_steps`` of the family's env id (``None``: no limit).
+    default_max_episode_steps: int | None = None
 
     def __init__(
         self,
@@ -158,6 +163,8 @@ class RecVectorEnv(WorldViews, VectorEnv):
         self.episodes = episodes
         self.world = episodes.world
         self.num_envs = n = episodes.num_envs
+        if max_episode_steps is None:
+            max_episode_steps = self.default_max_episode_steps
         limit = int(max_episode_steps) if max_episode_steps is not None else 0
         self.max_episode_steps = limit if limit > 0 else None
         self.autoreset_mode = mode

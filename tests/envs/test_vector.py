@@ -108,8 +108,19 @@ def test_make_vec_time_limit_buffer_and_embedding():
     np.testing.assert_array_equal(second, PROFILES[[1, 2, 0]])
     copying = MovieLensVectorEnv(DATA, num_envs=3, copy_obs=True)
     assert copying.reset()[0] is not copying.step(np.full(3, 5))[0]
+    # One meaning everywhere: None is the registered limit (as gymnasium.make reads it), -1 none.
+    assert copying.max_episode_steps == 1000
+    for limit in (None, 1000):
+        again = gymnasium.make_vec(
+            ENV_ID, num_envs=2, vectorization_mode="vector_entry_point", data=DATA, max_episode_steps=limit
+        )
+        assert again.max_episode_steps == 1000
     endless = gymnasium.make_vec(
-        ENV_ID, num_envs=2, vectorization_mode="vector_entry_point", data=DATA, max_episode_steps=None
+        ENV_ID, num_envs=2, vectorization_mode="vector_entry_point", data=DATA, max_episode_steps=-1
+    )
+    assert (
+        endless.max_episode_steps is None
+        and MovieLensVectorEnv(DATA, max_episode_steps=-1).max_episode_steps is None
     )
     endless.reset()
     assert not any(endless.step(np.full(2, 5))[3].any() for _ in range(1100))
