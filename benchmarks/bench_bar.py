@@ -38,7 +38,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from rlrec.agents.dqn import DQNAgent  # noqa: E402
-from rlrec.agents.factory import load_hyperparams, make_model, split_hyperparams  # noqa: E402
+from rlrec.agents.factory import make_model  # noqa: E402
+from rlrec.agents.recipes import load_hyperparams, split_hyperparams  # noqa: E402
 from rlrec.data import load_movielens  # noqa: E402
 from rlrec.data.split import Split, temporal_split  # noqa: E402
 from rlrec.evaluation.metrics import evaluate_scores  # noqa: E402

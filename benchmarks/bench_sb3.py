@@ -44,7 +44,7 @@ SB3_POLICY = {"ppo": "MlpPolicy", "a2c": "MlpPolicy", "maskable-ppo": "MlpPolicy
 
 def ablations(agent: str) -> dict[str, Any]:
     """``{name: LearnerSetup}`` of ``agent`` without its prior, and without its head."""
-    from rlrec.agents.factory import load_hyperparams, parse_policy_kwargs
+    from rlrec.agents.recipes import load_hyperparams, parse_policy_kwargs
     from rlrec.experiments.benchmark import BENCHMARK_SETUPS, LearnerSetup
 
     setup = BENCHMARK_SETUPS[agent]
@@ -67,7 +67,8 @@ def ablations(agent: str) -> dict[str, Any]:
 def step0_ndcg(agent: str, data: str, seed: int, setups: dict[str, Any]) -> float | None:
     """Test NDCG@10 of ``agent``'s untrained policy with its prior set from the env it trains on
     (the fit part of train): what learning has to beat. None for a recipe without a prior."""
-    from rlrec.agents.factory import load_hyperparams, make_model, split_hyperparams
+    from rlrec.agents.factory import make_model
+    from rlrec.agents.recipes import load_hyperparams, split_hyperparams
     from rlrec.data import load_movielens
     from rlrec.data.split import temporal_split, validation_split
     from rlrec.evaluation.protocol import evaluate_model
@@ -109,7 +110,7 @@ def replay_megabytes(data: str, transitions: int = 1_000_000) -> tuple[float, fl
     the sb3-dqn recipe's env (64 sessions, its env_kwargs), random actions, SB3's ``add``."""
     from stable_baselines3.common.buffers import ReplayBuffer
 
-    from rlrec.agents.factory import load_hyperparams, split_hyperparams
+    from rlrec.agents.recipes import load_hyperparams, split_hyperparams
     from rlrec.data import load_movielens
     from rlrec.experiments.training import make_training_env
     from rlrec.nn import CompactReplayBuffer

@@ -32,7 +32,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    from rlrec.agents.factory import load_hyperparams, split_hyperparams
+    from rlrec.agents.recipes import load_hyperparams, split_hyperparams
     from rlrec.data import load_movielens
     from rlrec.data.split import temporal_split
     from rlrec.envs import SLATE_ID

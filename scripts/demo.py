@@ -15,7 +15,8 @@ import sys
 import time
 from pathlib import Path
 
-from rlrec.agents.factory import load_hyperparams, make_model, split_hyperparams
+from rlrec.agents.factory import make_model
+from rlrec.agents.recipes import load_hyperparams, split_hyperparams
 from rlrec.data import load_movielens
 from rlrec.data.split import temporal_split
 from rlrec.evaluation.protocol import evaluate_model

@@ -380,7 +380,7 @@ def test_open_storage_gives_up_after_a_few_races(monkeypatch: pytest.MonkeyPatch
     ],
 )
 def test_policy_kwargs_string(before: str | None, updates: dict[str, Any], after: str) -> None:
-    from rlrec.agents.factory import parse_policy_kwargs
+    from rlrec.agents.recipes import parse_policy_kwargs
 
     assert tuning.policy_kwargs_string(before, updates) == after
     parse_policy_kwargs(after)  # reads back

@@ -8,7 +8,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from rlrec.agents.factory import parse_policy_kwargs
+from rlrec.agents.recipes import parse_policy_kwargs
 from rlrec.data import load_movielens
 from rlrec.evaluation.protocol import evaluate_model
 from rlrec.experiments.training import train
@@ -87,7 +87,7 @@ def test_trial_value_is_validation_ndcg_and_retraining_reproduces_it(tuned: tupl
 
 @pytest.mark.parametrize("algo", sorted(SEARCH_SPACES))
 def test_every_search_space_yields_hyperparams_the_learner_accepts(algo: str) -> None:
-    from rlrec.agents.factory import hyperparams_file, load_hyperparams, split_hyperparams
+    from rlrec.agents.recipes import hyperparams_file, load_hyperparams, split_hyperparams
 
     if not hyperparams_file(algo).is_file():
         pytest.fail(f"{algo}: no shipped YAML {hyperparams_file(algo)}")

@@ -11,7 +11,7 @@ from pathlib import Path
 import gymnasium
 import pytest
 
-from rlrec.agents.factory import hyperparams_file
+from rlrec.agents.recipes import hyperparams_file
 
 # Not imported here: importing rl_zoo3 patches Gymnasium's registry for the whole test process. It is in
 # the dev extra, so CI has it; the skip is for users who installed rlrec without it.

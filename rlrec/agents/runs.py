@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rlrec import __version__
-from rlrec.agents.factory import algo_spec, load_model
+from rlrec.agents.factory import load_model
+from rlrec.agents.registry import algo_spec
 from rlrec.utils.io import jsonable, load_json, save_json
 
 if TYPE_CHECKING:

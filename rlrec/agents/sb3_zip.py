@@ -110,7 +110,7 @@ def load_sb3_zip(
     cls: type, path: Path, model_kwargs: Mapping[str, Any], env: Any = None, device: str = "auto"
 ) -> Any:
     """An SB3 model of class ``cls`` built from ``model_kwargs`` (the run's recipe, as
-    ``rlrec.agents.factory.split_hyperparams`` gives them) with the weights of the zip at ``path``.
+    ``rlrec.agents.recipes.split_hyperparams`` gives them) with the weights of the zip at ``path``.
 
     :param env: the env to attach (resume); None: the spaces come from the zip's plain fields.
     :raises ValueError: a zip whose weights do not fit the recipe, or that is not an SB3 model.

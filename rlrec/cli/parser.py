@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from importlib import metadata
 
-from rlrec.agents.factory import ALGOS, DEFAULT_ENV_ID
+from rlrec.agents.registry import ALGOS, DEFAULT_ENV_ID
 from rlrec.evaluation.baselines import BASELINES
 from rlrec.experiments.entries import ALIASES, BENCHMARK_SETUPS, DEFAULT_BASELINES
 

@@ -63,7 +63,8 @@ from typing import Any
 
 from stable_baselines3.common.callbacks import BaseCallback
 
-from rlrec.agents.factory import load_hyperparams, load_model
+from rlrec.agents.factory import load_model
+from rlrec.agents.recipes import load_hyperparams
 from rlrec.agents.runs import data_label
 from rlrec.data import load_movielens
 from rlrec.data.split import DEFAULT_MIN_RATINGS, DEFAULT_TEST_FRACTION, Split, temporal_split

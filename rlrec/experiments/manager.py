@@ -18,7 +18,8 @@ from typing import Any
 
 from stable_baselines3.common.callbacks import BaseCallback
 
-from rlrec.agents.factory import DEFAULT_ENV_ID, algo_spec, load_hyperparams, split_hyperparams
+from rlrec.agents.recipes import load_hyperparams, split_hyperparams
+from rlrec.agents.registry import DEFAULT_ENV_ID, algo_spec
 from rlrec.agents.runs import RUN_FILE, data_label, default_output, run_dir_of
 from rlrec.data import load_movielens
 from rlrec.data.dataset import RatingsDataset
@@ -40,7 +41,7 @@ DEFAULT_EVAL_FREQ = {SESSION_ID: 100_000}
 class RunSpec:
     """What one training run is: every entry point fills one in, :func:`run_experiment` carries it out.
 
-    :param algo: one of ``rlrec.agents.factory.ALGOS``.
+    :param algo: one of ``rlrec.agents.registry.ALGOS``.
     :param data: anything ``load_movielens`` takes (a ``RatingsDataset`` too). ``None`` on
         ``resume``: the run's own.
     :param env_id: Gymnasium id (default ``rlrec/MovieLens-v0``; on ``resume``, the run's).

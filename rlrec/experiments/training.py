@@ -35,20 +35,16 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.logger import TensorBoardOutputFormat
 from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor
 
-from rlrec.agents.factory import (
-    ALGOS,
-    DEFAULT_ENV_ID,
+from rlrec.agents.factory import load_model, make_model, save_model
+from rlrec.agents.recipes import (
     ZOO_KEYS,
     accepted_keys,
-    algo_spec,
     constructor_defaults,
     load_hyperparams,
-    load_model,
-    make_model,
-    save_model,
     schedule_start,
     split_hyperparams,
 )
+from rlrec.agents.registry import ALGOS, DEFAULT_ENV_ID, algo_spec
 from rlrec.agents.runs import (
     RUN_FILE,
     LoadedRun,
@@ -255,7 +251,7 @@ def train(
 ) -> TrainResult:
     """Train ``algo`` and save it in ``<output>/<algo>/`` (see the module docstring for the layout).
 
-    :param algo: one of ``rlrec.agents.factory.ALGOS``.
+    :param algo: one of ``rlrec.agents.registry.ALGOS``.
     :param data: anything ``rlrec.data.load_movielens`` takes (a ``RatingsDataset`` too, e.g. the train
         part of a split). On ``resume``, ``None`` means the run's own data.
     :param env_id: Gymnasium id; its section of the algo's YAML gives the defaults.

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 import optuna
 import torch
 
-from rlrec.agents.factory import algo_spec, parse_policy_kwargs, policy_kwargs_sources
+from rlrec.agents.recipes import parse_policy_kwargs, policy_kwargs_sources
+from rlrec.agents.registry import algo_spec
 
 if TYPE_CHECKING:
     pass

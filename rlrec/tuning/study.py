@@ -13,7 +13,8 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from rlrec.agents.factory import DEFAULT_ENV_ID, load_hyperparams, split_hyperparams
+from rlrec.agents.recipes import load_hyperparams, split_hyperparams
+from rlrec.agents.registry import DEFAULT_ENV_ID
 from rlrec.data import load_movielens
 from rlrec.data.dataset import RatingsDataset
 from rlrec.data.split import Split, temporal_split, validation_split
@@ -249,7 +250,7 @@ def tune(
     the pruner. The trial's value is the last evaluation. Every trial stores ``algo``, ``data``,
     ``seed``, ``timesteps``, ``worker`` and the full ``hyperparams`` as user attributes.
 
-    :param algo: one of ``rlrec.agents.factory.ALGOS``.
+    :param algo: one of ``rlrec.agents.registry.ALGOS``.
     :param data: anything ``load_movielens`` takes; every worker must see the same ratings.
     :param n_trials: trials THIS worker runs; the study's total is the sum over workers.
     :param storage: storage URL (default :data:`DEFAULT_STORAGE`, a SQLite file in the cwd).

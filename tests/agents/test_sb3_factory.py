@@ -10,15 +10,8 @@ import pytest
 import torch
 import yaml
 
-from rlrec.agents.factory import (
-    ALGOS,
-    DEFAULT_ENV_ID,
-    algo_class,
-    hyperparams_file,
-    load_hyperparams,
-    parse_policy_kwargs,
-    split_hyperparams,
-)
+from rlrec.agents.recipes import hyperparams_file, load_hyperparams, parse_policy_kwargs, split_hyperparams
+from rlrec.agents.registry import ALGOS, DEFAULT_ENV_ID, algo_class
 from rlrec.envs import SLATE_ID
 
 #: ml-latest-small-2016's catalogue: the observation length of MovieLens-v0 on the seed's data.

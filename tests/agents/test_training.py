@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from stable_baselines3.common.callbacks import BaseCallback
 
-from rlrec.agents.factory import ALGOS
+from rlrec.agents.registry import ALGOS
 from rlrec.agents.scoring import score_movies
 from rlrec.data import load_movielens
 from rlrec.experiments.training import RUN_FILE, load_run, train

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rlrec.agents.factory import ALGOS
+from rlrec.agents.registry import ALGOS
 from rlrec.agents.scoring import score_movies
 from rlrec.cli import main
 from rlrec.experiments.training import RUN_FILE, AtomicCheckpointCallback, load_run

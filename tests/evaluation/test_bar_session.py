@@ -7,7 +7,7 @@ import json
 import numpy as np
 
 from rlrec.agents.dqn import DQNAgent
-from rlrec.agents.factory import load_hyperparams
+from rlrec.agents.recipes import load_hyperparams
 from rlrec.cli import main
 from rlrec.data import load_movielens
 from rlrec.data.split import temporal_split

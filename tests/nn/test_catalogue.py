@@ -94,7 +94,8 @@ def test_prior_logits_sample_in_proportion_to_the_share() -> None:
 @pytest.mark.parametrize("algo", ALGOS)
 def test_a_fresh_policy_scores_an_empty_history_by_the_prior(tmp_path, algo: str) -> None:
     """learn(0) runs only the callback: the scores of an all-zero observation are the bias alone."""
-    from rlrec.agents.factory import load_hyperparams, make_model, split_hyperparams
+    from rlrec.agents.factory import make_model
+    from rlrec.agents.recipes import load_hyperparams, split_hyperparams
     from rlrec.data import load_movielens
     from rlrec.experiments.training import make_training_env
 
