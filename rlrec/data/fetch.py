@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from rlrec.data.errors import DatasetError
 from rlrec.data.home import KNOWN_RELEASES
 from rlrec.data.home import data_home as resolve_data_home
-from rlrec.data.movielens import find_layout
+from rlrec.data.releases import find_layout
 
 __all__ = ["BASE_URL", "KNOWN_RELEASES", "fetch_movielens"]
 
