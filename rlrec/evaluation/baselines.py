@@ -19,16 +19,15 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
 
 from rlrec.data.dataset import RatingsDataset, recency_weight
-
-if TYPE_CHECKING:
-    from rlrec.data.split import Split
+from rlrec.data.split import Split, validation_split
+from rlrec.evaluation.metrics import evaluate_scores
 
 __all__ = [
     "BASELINES",
@@ -357,16 +356,12 @@ def select_on_validation(name: str, train: RatingsDataset, k: int = 10) -> Selec
     temporal split, one level down), so the test part of the split ``train`` came from is never
     read; see :func:`select_on_split`.
     """
-    from rlrec.data.split import validation_split
-
     return select_on_split(name, validation_split(train), k)
 
 
 def select_on_split(name: str, split: Split, k: int = 10) -> Selection:
     """Fit every :data:`GRIDS` point of baseline ``name`` on ``split.train`` and score NDCG@k on
     ``split.test``; ties go to the first point in grid order. The Gram matrix is built once."""
-    from rlrec.evaluation.metrics import evaluate_scores
-
     if name not in GRIDS:
         raise ValueError(f"{name}: nothing to select (grids exist for {', '.join(GRIDS)})")
     cls = BASELINES[name]
