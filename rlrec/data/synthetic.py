@@ -18,8 +18,8 @@ The model (every draw from one seed):
   Gaussian noise, rounded to whole or half stars and clipped to [0.5, 5].
 
 The defaults are calibrated on ml-latest-small-2016 under the evaluation protocol
-(``benchmarks/bench_twin.py``): popularity, EASE and ALS land within 20% of their NDCG@10 there, in
-the same order, with the popularity Gini, user activity and rating shares close to the release's.
+(``benchmarks/bench_twin.py``, which prints the figures): popularity, EASE and ALS in the same
+order as there, with the popularity Gini, user activity and rating shares close to the release's.
 Sampling runs over chunks of users with numpy only; nothing of size users x movies is built.
 """
 
@@ -112,10 +112,10 @@ def make_synthetic(
 
     Defaults mirror ml-latest-small (610 users, ~9,000 movies, 100,000 ratings, at least 20
     ratings per user, mean rating ~3.6) and are calibrated so that popularity, EASE and ALS score
-    as on ml-latest-small-2016 (NDCG@10 0.080 / 0.111 / 0.091 at seed 0, against 0.072 / 0.108 /
-    0.090; ``benchmarks/bench_twin.py``), with a drift that lets EASE read by recency win. The same
-    arguments always give the same arrays. ml-25m size (162,541 users, 62,423 movies, 25,000,095
-    ratings) takes 1.5 GB and about 50 s on 2 cores (``benchmarks/bench_load.py --scale ml-25m``).
+    as on ml-latest-small-2016 (``benchmarks/bench_twin.py`` measures both), with a drift that lets
+    EASE read by recency win. The same arguments always give the same arrays. ml-25m sizes
+    (162,541 users, 62,423 movies, 25,000,095 ratings) are drawn in chunks
+    (``benchmarks/bench_load.py --scale ml-25m`` measures the time and memory).
 
     Movie ids are ascending with gaps (not the indices) and user ids run 1..n_users, so code
     that confuses ids with indices fails on synthetic data too.
