@@ -67,26 +67,12 @@ def ablations(agent: str) -> dict[str, Any]:
 def step0_ndcg(agent: str, data: str, seed: int, setups: dict[str, Any]) -> float | None:
     """Test NDCG@10 of ``agent``'s untrained policy with its prior set from the env it trains on
     (the fit part of train): what learning has to beat. None for a recipe without a prior."""
-    from rlrec.agents.factory import make_model
-    from rlrec.agents.recipes import load_hyperparams, split_hyperparams
     from rlrec.data import load_movielens
     from rlrec.data.split import temporal_split, validation_split
-    from rlrec.evaluation.protocol import evaluate_model
-    from rlrec.experiments.training import make_training_env
+    from rlrec.experiments.benchmark import prior_only_ndcg
 
-    setup = setups[agent]
-    algo = setup.algo or agent
-    recipe = split_hyperparams(algo, load_hyperparams(algo, setup.env_id, setup.hyperparams))
-    if not any(cls.__name__ == "ActionPriorCallback" for cls in recipe.callbacks):
-        return None
     split = temporal_split(load_movielens(data))
-    env_kwargs = {**recipe.env_kwargs, **setup.env_kwargs}
-    env = make_training_env(
-        algo, validation_split(split.train).train, setup.env_id, env_kwargs, recipe.n_envs, seed
-    )
-    model = make_model(algo, env, recipe.model_kwargs, seed=seed)
-    model.policy.set_action_prior(env.env_method("action_prior", indices=[0])[0])
-    return evaluate_model(model, split, env_id=setup.env_id, env_kwargs=env_kwargs, k=10)["ndcg@10"]
+    return prior_only_ndcg(setups[agent], validation_split(split.train).train, split, seed, algo=agent)
 
 
 def _worker(args: argparse.Namespace) -> None:

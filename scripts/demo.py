@@ -15,13 +15,16 @@ import sys
 import time
 from pathlib import Path
 
-from rlrec.agents.factory import make_model
-from rlrec.agents.recipes import load_hyperparams, split_hyperparams
 from rlrec.data import load_movielens
 from rlrec.data.split import temporal_split
-from rlrec.evaluation.protocol import evaluate_model
-from rlrec.experiments.benchmark import BENCHMARK_SETUPS, LearnerSetup, format_table, run_benchmark
-from rlrec.experiments.training import make_training_env, train
+from rlrec.experiments.benchmark import (
+    BENCHMARK_SETUPS,
+    LearnerSetup,
+    format_table,
+    prior_only_ndcg,
+    run_benchmark,
+)
+from rlrec.experiments.training import train
 from rlrec.plotting import plot_learning_curves
 
 DATA = "synthetic"
@@ -120,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     print(format_table(results, k=10))
     print(f"benchmark files:  {out / 'benchmark'} (benchmark.json, benchmark.md, curves.png)")
 
-    untrained = prior_only_ndcg(args.data, args.seed)
+    split = temporal_split(load_movielens(args.data))
+    untrained = prior_only_ndcg(SESSION_SETUP, split.train, split, args.seed)
     print(f"demo done in {time.perf_counter() - started:.0f} s")
     agent, popularity = results[SESSION_AGENT]["ndcg@10"], results["popularity"]["ndcg@10"]
     verdict = "above" if agent > popularity else "not above"
@@ -129,17 +133,6 @@ def main(argv: list[str] | None = None) -> int:
         f"{popularity:.4f} ({agent / popularity:.2f}x); untrained, its prior alone scores {untrained:.4f}"
     )
     return 0
-
-
-def prior_only_ndcg(data: str, seed: int) -> float:
-    """Held-out NDCG@10 of the session agent's untrained policy, its action prior set from train."""
-    setup = SESSION_SETUP
-    recipe = split_hyperparams(setup.algo, load_hyperparams(setup.algo, setup.env_id))
-    split = temporal_split(load_movielens(data))
-    env = make_training_env(setup.algo, split.train, setup.env_id, recipe.env_kwargs, recipe.n_envs, seed)
-    model = make_model(setup.algo, env, recipe.model_kwargs, seed=seed)
-    model.policy.set_action_prior(env.env_method("action_prior", indices=[0])[0])
-    return evaluate_model(model, split, env_id=setup.env_id, env_kwargs=recipe.env_kwargs)["ndcg@10"]
 
 
 if __name__ == "__main__":

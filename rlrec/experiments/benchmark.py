@@ -63,10 +63,11 @@ from typing import Any
 
 from stable_baselines3.common.callbacks import BaseCallback
 
-from rlrec.agents.factory import load_model
-from rlrec.agents.recipes import load_hyperparams
+from rlrec.agents.factory import load_model, make_model
+from rlrec.agents.recipes import load_hyperparams, split_hyperparams
 from rlrec.agents.runs import data_label
 from rlrec.data import load_movielens
+from rlrec.data.dataset import RatingsDataset
 from rlrec.data.split import DEFAULT_MIN_RATINGS, DEFAULT_TEST_FRACTION, Split, temporal_split
 from rlrec.evaluation.baselines import BASELINES
 from rlrec.evaluation.metrics import METRIC_NAMES
@@ -79,6 +80,8 @@ from rlrec.experiments.entries import (
     resolve_algos,
 )
 from rlrec.experiments.manager import RunSpec, run_experiment
+from rlrec.experiments.training import make_training_env
+from rlrec.nn import ActionPriorCallback
 from rlrec.plotting import plot_learning_curves
 from rlrec.utils.io import atomic_open, save_json
 from rlrec.utils.progress import announce, status
@@ -89,6 +92,7 @@ __all__ = [
     "DEFAULT_BASELINES",
     "LearnerSetup",
     "format_table",
+    "prior_only_ndcg",
     "resolve_algos",
     "run_benchmark",
 ]
@@ -189,6 +193,32 @@ def _train_learner(
         ],
         "validation_references": dict(callback.references or {}),
     }
+
+
+def prior_only_ndcg(
+    setup: LearnerSetup,
+    train: RatingsDataset,
+    split: Split,
+    seed: int = 0,
+    k: int = 10,
+    algo: str | None = None,
+) -> float | None:
+    """Test NDCG@``k`` of the entry's untrained policy with its action prior set from an env on
+    ``train`` (the ratings it would train on): the "step 0" that learning has to beat.
+
+    :return: None for a recipe without an action prior (``rlrec.nn.ActionPriorCallback``).
+    """
+    algo = setup.algo or algo
+    if algo is None:
+        raise ValueError("prior_only_ndcg: name the algo of a setup that does not")
+    recipe = split_hyperparams(algo, load_hyperparams(algo, setup.env_id, setup.hyperparams))
+    if ActionPriorCallback not in recipe.callbacks:
+        return None
+    env_kwargs = {**recipe.env_kwargs, **setup.env_kwargs}
+    env = make_training_env(algo, train, setup.env_id, env_kwargs, recipe.n_envs, seed)
+    model = make_model(algo, env, recipe.model_kwargs, seed=seed)
+    model.policy.set_action_prior(env.env_method("action_prior", indices=[0])[0])
+    return float(evaluate_model(model, split, env_id=setup.env_id, env_kwargs=env_kwargs, k=k)[f"ndcg@{k}"])
 
 
 def format_table(results: dict[str, dict[str, Any]], k: int) -> str:

@@ -141,3 +141,12 @@ def test_refuses_single_movie_envs_and_replay() -> None:
         SlateQAgent(env)
     with pytest.raises(ValueError, match="buffer_size"):
         SlateQAgent(slate_env(), buffer_size=1000)
+
+
+def test_slateq_runs_dqns_loop() -> None:
+    # One off-policy loop: SlateQ replaces acting, labels, Q of the shown movies and its target,
+    # never the loop, the gradient step or the target sync.
+    from rlrec.agents.dqn import DQNAgent
+
+    for name in ("learn", "_gradient_step", "td_targets", "_update_learning_rate"):
+        assert getattr(SlateQAgent, name) is getattr(DQNAgent, name), name
