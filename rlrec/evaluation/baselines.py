@@ -9,10 +9,15 @@ user's train movies itself, so baselines do not.
 * ``ease``: EASE (Steck, 2019, "Embarrassingly Shallow Autoencoders for Sparse Data"), a closed
   form item-item model on the binary train matrix;
 * ``edlae``: EDLAE (Steck, 2020), EASE with a dropout-emphasis penalty growing with popularity;
-* ``als``: implicit-feedback ALS (Hu, Koren & Volinsky, 2008) from the ``implicit`` library.
+* ``als``: implicit-feedback ALS (Hu, Koren & Volinsky, 2008) from the ``implicit`` library;
+* ``itemknn``: item-based nearest neighbours, shrunk cosine (Sarwar et al., 2001);
+* ``rp3beta``: RP3beta (Paudel et al., 2017), a popularity-discounted random walk item -> user ->
+  item. ItemKNN and RP3beta are the cheap models reproducibility studies found hard to beat
+  (Dacrema et al., RecSys 2019).
 
-EASE's and EDLAE's hyperparameters are chosen on a validation split of the train part
-(:func:`select_on_validation`) wherever rlrec reports them (``rlrec evaluate``, ``rlrec benchmark``).
+Hyperparameters of every baseline with a :data:`GRIDS` entry are chosen on a validation split of the
+train part (:func:`select_on_validation`) wherever rlrec reports them (``rlrec evaluate``,
+``rlrec benchmark``).
 """
 
 from __future__ import annotations
@@ -36,11 +41,14 @@ __all__ = [
     "Baseline",
     "EASEBaseline",
     "EDLAEBaseline",
+    "ItemKNNBaseline",
     "PopularityBaseline",
+    "RP3betaBaseline",
     "RandomBaseline",
     "RecentEASEBaseline",
     "Selection",
     "item_gram",
+    "keep_top_neighbours",
     "make_baseline",
     "select_on_split",
     "select_on_validation",
@@ -315,6 +323,115 @@ class ALSBaseline(_Fitted):
         return self.user_factors[users] @ self.item_factors.T
 
 
+def keep_top_neighbours(weights: np.ndarray, neighbours: int, axis: int) -> np.ndarray:
+    """``weights`` with its diagonal zeroed and only the ``neighbours`` largest entries of each
+    column (``axis=0``) or row (``axis=1``) kept, the rest 0 (ties: the lower index is kept).
+    A new float32 array."""
+    out = np.array(weights, dtype=np.float32)
+    np.fill_diagonal(out, 0.0)
+    if neighbours >= out.shape[axis]:
+        return out
+    # A stable sort of the negated weights: among equals the lower index comes first.
+    order = np.argsort(-out, axis=axis, kind="stable")
+    dropped = order[neighbours:] if axis == 0 else order[:, neighbours:]
+    np.put_along_axis(out, dropped, 0.0, axis=axis)
+    return out
+
+
+class _NeighbourBaseline(_Fitted):
+    """ItemKNN's and RP3beta's shared part: ``W`` from the Gram matrix, cut, and ``x_u @ W``."""
+
+    name = "neighbours"
+    #: Which neighbours ``W`` keeps: 0, each candidate's (a column); 1, each seen movie's (a row).
+    cut_axis = 0
+
+    def __init__(self, neighbours: int, max_items: int) -> None:
+        if int(neighbours) < 1:
+            raise ValueError(f"{self.name}: neighbours must be >= 1, got {neighbours}")
+        self.neighbours = int(neighbours)
+        self.max_items = int(max_items)
+
+    def fit(self, train: RatingsDataset) -> _NeighbourBaseline:
+        return self.fit_gram(*item_gram(train, self.max_items, self.name), train.n_movies, train)
+
+    def _weights(self, x: sp.csr_matrix, gram: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def fit_gram(
+        self,
+        x: sp.csr_matrix,
+        gram: np.ndarray,
+        active: np.ndarray,
+        n_movies: int,
+        train: RatingsDataset | None = None,
+    ) -> _NeighbourBaseline:
+        """Fit from :func:`~rlrec.evaluation.baselines.item_gram`'s pieces (not modified)."""
+        self.weights = keep_top_neighbours(self._weights(x, gram), self.neighbours, self.cut_axis)
+        self.active = active
+        self.x = x.astype(np.float32)
+        self.n_movies = n_movies
+        return self
+
+    def score(self, user_indices: np.ndarray) -> np.ndarray:
+        n_movies = self._require_fit()
+        users = np.asarray(user_indices, dtype=np.int64)
+        scores = np.zeros((len(users), n_movies), dtype=np.float32)
+        scores[:, self.active] = self.x[users] @ self.weights
+        return scores
+
+
+class ItemKNNBaseline(_NeighbourBaseline):
+    """Item-based k-nearest neighbours with shrunk cosine similarity (see the module doc).
+
+    :param neighbours: entries kept per column of ``W``; default 100.
+    :param shrink: added to the norms' product (down-weights pairs with few co-ratings); default 10.
+    :param max_items: as ``EASEBaseline`` (``W`` is a dense movies x movies matrix); default 20,000.
+    """
+
+    name = "itemknn"
+
+    def __init__(self, neighbours: int = 100, shrink: float = 10.0, max_items: int = 20_000) -> None:
+        super().__init__(neighbours, max_items)
+        if float(shrink) < 0:
+            raise ValueError(f"{self.name}: shrink must be >= 0, got {shrink}")
+        self.shrink = float(shrink)
+
+    def _weights(self, x: sp.csr_matrix, gram: np.ndarray) -> np.ndarray:
+        norms = np.sqrt(np.diag(gram)).astype(np.float64)
+        return (gram / (np.outer(norms, norms) + self.shrink + 1e-12)).astype(np.float32)
+
+
+class RP3betaBaseline(_NeighbourBaseline):
+    """RP3beta: a popularity-discounted three-step random walk (see the module doc).
+
+    :param alpha: exponent of the transition probabilities; default 1.0.
+    :param beta: popularity discount of the destination movie; default 0.3.
+    :param neighbours: entries kept per column of ``W``; default 100.
+    :param max_items: as ``EASEBaseline``; default 20,000.
+    """
+
+    name = "rp3beta"
+    cut_axis = 1  # Dacrema et al.'s RP3beta keeps each source movie's best destinations
+
+    def __init__(
+        self, alpha: float = 1.0, beta: float = 0.3, neighbours: int = 100, max_items: int = 20_000
+    ) -> None:
+        super().__init__(neighbours, max_items)
+        if not float(alpha) > 0 or float(beta) < 0:
+            raise ValueError(f"{self.name}: alpha must be > 0 and beta >= 0, got {alpha}, {beta}")
+        self.alpha, self.beta = float(alpha), float(beta)
+
+    def _weights(self, x: sp.csr_matrix, gram: np.ndarray) -> np.ndarray:
+        user_degree = np.asarray(x.sum(axis=1), dtype=np.float64).ravel()
+        movie_degree = np.asarray(x.sum(axis=0), dtype=np.float64).ravel()
+        walk_from_users = sp.diags(np.power(np.maximum(user_degree, 1.0), -self.alpha)) @ x
+        weights = (x.T @ walk_from_users).toarray()
+        with np.errstate(divide="ignore"):
+            weights *= np.power(movie_degree, -self.alpha)[:, None]
+            weights *= np.power(movie_degree, -self.beta)[None, :]
+        return weights.astype(np.float32)
+
+
 #: Baseline name -> class; the CLI's ``--baseline`` choices.
 BASELINES: dict[str, type[Any]] = {
     "random": RandomBaseline,
@@ -323,6 +440,8 @@ BASELINES: dict[str, type[Any]] = {
     "edlae": EDLAEBaseline,
     "ease-recent": RecentEASEBaseline,
     "als": ALSBaseline,
+    "itemknn": ItemKNNBaseline,
+    "rp3beta": RP3betaBaseline,
 }
 
 
@@ -332,6 +451,8 @@ GRIDS: dict[str, dict[str, tuple[float, ...]]] = {
     "ease": {"l2": (100.0, 200.0, 500.0, 1000.0, 2000.0)},
     "edlae": {"l2": (200.0, 500.0), "dropout": (0.25, 0.5, 0.67)},
     "ease-recent": {"l2": (200.0, 500.0, 1000.0), "half_life": (5.0, 10.0, 20.0, 40.0)},
+    "itemknn": {"neighbours": (50, 100, 200, 500), "shrink": (0.0, 10.0, 50.0)},
+    "rp3beta": {"alpha": (0.5, 1.0), "beta": (0.0, 0.2, 0.4, 0.6), "neighbours": (100, 200, 500)},
 }
 
 
