@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import random
 
 import numpy as np
+import torch
 
 
 def seed_everything(seed: int | None) -> np.random.Generator:
@@ -18,21 +20,12 @@ def seed_everything(seed: int | None) -> np.random.Generator:
     if seed is not None:
         random.seed(seed)
         np.random.seed(seed % 2**32)  # noqa: NPY002 - third-party code (SB3) draws from the legacy state
-        try:
-            import torch
-
-            torch.manual_seed(seed)
-        except ImportError:  # pragma: no cover - torch is a dependency
-            pass
+        torch.manual_seed(seed)
     return np.random.default_rng(seed)
 
 
 def set_torch_threads(n_threads: int | None = None) -> None:
     """Use at most the cores we have: oversubscribing 2 cores with intra-op threads halves speed."""
-    import os
-
-    import torch
-
     if n_threads is None:
         n_threads = max(1, min(4, os.cpu_count() or 1))
     torch.set_num_threads(n_threads)
