@@ -20,7 +20,7 @@ from rlrec.evaluation.offline import make_behaviour
 from rlrec.evaluation.ope import PER_DECISION, PER_STEP, evaluate_logged, log_policy, model_scores
 from rlrec.evaluation.protocol import evaluate_baseline_on, evaluate_run
 from rlrec.evaluation.recommend import recommend
-from rlrec.experiments.benchmark import DEFAULT_BASELINES, format_table, run_benchmark
+from rlrec.experiments.benchmark import DEFAULT_BASELINES, format_significance, format_table, run_benchmark
 from rlrec.experiments.manager import RunSpec, run_experiment
 from rlrec.plotting import find_runs, plot_learning_curves
 from rlrec.tuning import hyperparams_from_trial, tune
@@ -244,6 +244,8 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
     k = report["protocol"]["k"]
     print(f"benchmark on {report['dataset']['name']} (seed {args.seed}):")
     print(format_table(report["results"], k))
+    if report.get("significance"):
+        print(format_significance(report["significance"], k))
     curves = (Path(args.out) / "curves.png").is_file() and report["learners"]
     written = ["benchmark.json", "benchmark.md"] + (["curves.png"] if curves else [])
     print(f"written to {Path(args.out)}: {', '.join(written)}")

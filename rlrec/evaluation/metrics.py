@@ -17,7 +17,7 @@ Conventions (the issue's):
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -137,7 +137,8 @@ def evaluate_scores(
     batch_size: int = 256,
     threshold: float = RELEVANCE_THRESHOLD,
     users: np.ndarray | None = None,
-) -> dict[str, float]:
+    per_user: bool = False,
+) -> dict[str, Any]:
     """Rank the catalogue for every evaluated user and average the top-K metrics.
 
     :param score_fn: ``score_fn(user_indices) -> (B, n_movies)`` scores, higher is better. Train
@@ -148,6 +149,8 @@ def evaluate_scores(
     :param threshold: relevance threshold on test ratings; default 4.0 (the issue's).
     :param users: evaluate only these user indices (still restricted to those with a relevant
         test movie); default all of them.
+    :param per_user: also return each evaluated user's NDCG@K, under ``"per_user"``:
+        ``{"users": indices, "ndcg@K": values}`` (what paired significance tests compare).
     :return: ``{"ndcg@K", "precision@K", "recall@K", "hit_rate@K", "mrr@K", "coverage@K",
         "n_users"}``; every metric is 0.0 when no user qualifies.
     """
@@ -167,6 +170,7 @@ def evaluate_scores(
     truth = getattr(split.train, "truth", None)  # a synthetic world's: the regret can be measured
     regret = 0.0
     recommended = np.zeros(n_movies, dtype=bool)
+    ndcg_parts: list[np.ndarray] = []
     for start in range(0, len(evaluated), batch_size):
         batch = evaluated[start : start + batch_size]
         scores = np.array(score_fn(batch), dtype=np.float64)
@@ -188,17 +192,22 @@ def evaluate_scores(
         n_hits = hits.sum(axis=1)
         sums["precision"] += float(np.sum(n_hits / k))
         sums["recall"] += float(np.sum(n_hits / n_relevant))
-        sums["ndcg"] += float(np.sum((hits @ discounts) / ideal[np.minimum(n_relevant, k)]))
+        user_ndcg = (hits @ discounts) / ideal[np.minimum(n_relevant, k)]
+        ndcg_parts.append(user_ndcg)
+        sums["ndcg"] += float(np.sum(user_ndcg))
         sums["hit_rate"] += float(np.count_nonzero(n_hits))
         first = np.argmax(hits, axis=1)
         sums["mrr"] += float(np.sum(np.where(hits.any(axis=1), 1.0 / (first + 1), 0.0)))
     n_users = len(evaluated)
     result = {f"{name}@{k}": (value / n_users if n_users else 0.0) for name, value in sums.items()}
     result[f"coverage@{k}"] = float(recommended.sum()) / n_movies if n_users and n_movies else 0.0
-    ordered = {key: result[key] for key in metric_keys(k)}
+    ordered: dict[str, Any] = {key: result[key] for key in metric_keys(k)}
     if truth is not None:
         ordered[f"regret@{k}"] = regret / n_users if n_users else 0.0
     ordered["n_users"] = n_users
+    if per_user:
+        values = np.concatenate(ndcg_parts) if ndcg_parts else np.zeros(0)
+        ordered["per_user"] = {"users": evaluated, f"ndcg@{k}": values}
     return ordered
 
 

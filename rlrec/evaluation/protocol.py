@@ -138,7 +138,8 @@ def evaluate_model(
     env_kwargs: Mapping[str, Any] | None = None,
     k: int = 10,
     batch_size: int = 256,
-) -> dict[str, float]:
+    per_user: bool = False,
+) -> dict[str, Any]:
     """Ranking metrics of a learner under the protocol.
 
     :param model: any learner ``rlrec.agents.scoring.score_movies`` knows.
@@ -150,6 +151,7 @@ def evaluate_model(
     :param env_kwargs: the env arguments the model was trained with (observation encoding...).
     :param k: cut-off; default 10.
     :param batch_size: users per ``score_movies`` call; default 256.
+    :param per_user: also each user's NDCG@K (see :func:`rlrec.evaluation.metrics.evaluate_scores`).
     """
     own_env = env is None
     if own_env:
@@ -157,7 +159,9 @@ def evaluate_model(
     else:
         check_env_on_train(env, split)
     try:
-        return evaluate_scores(model_score_fn(model, env), split, k=k, batch_size=batch_size)
+        return evaluate_scores(
+            model_score_fn(model, env), split, k=k, batch_size=batch_size, per_user=per_user
+        )
     finally:
         if own_env:
             env.close()
@@ -171,6 +175,7 @@ def evaluate_baseline(
     seed: int = 0,
     batch_size: int = 256,
     select: bool = True,
+    per_user: bool = False,
     **baseline_kwargs: Any,
 ) -> dict[str, Any]:
     """Fit a baseline on ``split.train`` and measure it; adds ``train_seconds`` (the fit's wall time).
@@ -181,6 +186,7 @@ def evaluate_baseline(
         choose them on a validation split of ``split.train`` first
         (:func:`rlrec.evaluation.baselines.select_on_validation`); the result then holds
         ``params``, ``validation_ndcg@k`` and the selection's seconds in ``train_seconds``.
+    :param per_user: also each user's NDCG@K (see :func:`rlrec.evaluation.metrics.evaluate_scores`).
     :param baseline_kwargs: the baseline's own parameters when ``baseline`` is a name.
     """
     started = time.perf_counter()
@@ -191,7 +197,9 @@ def evaluate_baseline(
     model = make_baseline(baseline, seed=seed, **baseline_kwargs) if isinstance(baseline, str) else baseline
     model.fit(split.train)
     fit_seconds = time.perf_counter() - started
-    metrics: dict[str, Any] = dict(evaluate_scores(model.score, split, k=k, batch_size=batch_size))
+    metrics: dict[str, Any] = dict(
+        evaluate_scores(model.score, split, k=k, batch_size=batch_size, per_user=per_user)
+    )
     metrics["train_seconds"] = round(fit_seconds, 3)
     if chosen is not None:
         metrics["params"] = chosen.params

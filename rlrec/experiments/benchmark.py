@@ -54,6 +54,7 @@ Each learner otherwise uses its shipped hyperparameters (``rlrec/hyperparams/<al
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 from collections.abc import Mapping, Sequence
@@ -61,6 +62,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
 from rlrec.agents.factory import load_model, make_model
@@ -72,6 +74,7 @@ from rlrec.data.split import DEFAULT_MIN_RATINGS, DEFAULT_TEST_FRACTION, Split, 
 from rlrec.evaluation.baselines import BASELINES
 from rlrec.evaluation.metrics import METRIC_NAMES
 from rlrec.evaluation.protocol import evaluate_baseline, evaluate_model, protocol_description
+from rlrec.evaluation.significance import paired_difference
 from rlrec.experiments.entries import (
     ALIASES,
     BENCHMARK_SETUPS,
@@ -91,6 +94,8 @@ __all__ = [
     "BENCHMARK_SETUPS",
     "DEFAULT_BASELINES",
     "LearnerSetup",
+    "compare_with_best_baseline",
+    "format_significance",
     "format_table",
     "prior_only_ndcg",
     "resolve_algos",
@@ -181,7 +186,9 @@ def _train_learner(
     else:
         hyperparams = load_hyperparams(algo, setup.env_id, setup.hyperparams)
         model = load_model(algo, experiment.best_model_path, hyperparams=hyperparams)
-    metrics = evaluate_model(model, split, env_id=setup.env_id, env_kwargs=callback.env_kwargs, k=k)
+    metrics = evaluate_model(
+        model, split, env_id=setup.env_id, env_kwargs=callback.env_kwargs, k=k, per_user=True
+    )
     return {
         **metrics,
         **row,
@@ -219,6 +226,39 @@ def prior_only_ndcg(
     model = make_model(algo, env, recipe.model_kwargs, seed=seed)
     model.policy.set_action_prior(env.env_method("action_prior", indices=[0])[0])
     return float(evaluate_model(model, split, env_id=setup.env_id, env_kwargs=env_kwargs, k=k)[f"ndcg@{k}"])
+
+
+def compare_with_best_baseline(
+    results: Mapping[str, Mapping[str, Any]], baselines: Sequence[str], k: int, seed: int = 0
+) -> dict[str, Any] | None:
+    """Each other row's per-user NDCG@``k`` against the strongest baseline's, paired by user
+    (:func:`rlrec.evaluation.significance.paired_difference`); None without a baseline."""
+    measured = [name for name in baselines if name in results]
+    if not measured:
+        return None
+    best = max(measured, key=lambda name: (results[name][f"ndcg@{k}"], name))
+    reference = results[best]["per_user"]
+    rows: dict[str, Any] = {}
+    for name, row in results.items():
+        if name == best:
+            continue
+        mine = row["per_user"]
+        if not np.array_equal(mine["users"], reference["users"]):
+            raise ValueError(f"{name} and {best} were ranked for different users: not paired")
+        compared = paired_difference(mine[f"ndcg@{k}"], reference[f"ndcg@{k}"], seed=seed)
+        rows[name] = {**dataclasses.asdict(compared), "tie": compared.tie, "text": compared.describe()}
+    return {"baseline": best, "metric": f"ndcg@{k}", "rows": rows}
+
+
+def format_significance(significance: Mapping[str, Any], k: int) -> str:
+    """The paired comparisons as Markdown lines, best difference first."""
+    lines = [
+        f"Per-user NDCG@{k} minus {significance['baseline']}'s: mean, paired bootstrap 95% interval, "
+        "Wilcoxon p (a tie: the interval holds 0)"
+    ]
+    ordered = sorted(significance["rows"].items(), key=lambda item: -item[1]["difference"])
+    lines += [f"- {name}: {row['text']}" for name, row in ordered]
+    return "\n".join(lines)
 
 
 def format_table(results: dict[str, dict[str, Any]], k: int) -> str:
@@ -321,16 +361,19 @@ def run_benchmark(
             if stop_requested() is not None:
                 break
             with status(f"benchmark [{number}/{len(algos) + len(baselines)}] baseline {name}"):
-                results[name] = evaluate_baseline(name, split, k=k, seed=seed)
+                results[name] = evaluate_baseline(name, split, k=k, seed=seed, per_user=True)
         signum = stop_requested()
+    significance = compare_with_best_baseline(results, baselines, k, seed)
     for row in results.values():
         row.pop("n_users", None)
+        row.pop("per_user", None)
 
     report: dict[str, Any] = {
         "dataset": dataset.summary(),
         "protocol": {**protocol_description(split, k), "seed": seed, "timesteps": budgets},
         "learners": {algo: setups[algo].describe() for algo in algos},
         "results": results,
+        "significance": significance,
     }
     if signum is not None:
         report["interrupted"] = {
@@ -363,6 +406,8 @@ def _markdown(report: dict[str, Any], k: int) -> str:
         format_table(report["results"], k),
         "",
     ]
+    if report.get("significance"):
+        lines += [format_significance(report["significance"], k), ""]
     stopped = report.get("interrupted")
     if stopped:
         lines += [

@@ -144,3 +144,19 @@ def test_version_flag(capsys) -> None:
     with pytest.raises(SystemExit) as stop:
         main(["--version"])
     assert stop.value.code == 0 and capsys.readouterr().out.startswith("rlrec ")
+
+
+@pytest.mark.slow
+def test_every_row_is_compared_with_the_strongest_baseline(bench):
+    report = json.loads((bench / "benchmark.json").read_text())
+    results, significance = report["results"], report["significance"]
+    best = max(BASELINES, key=lambda name: results[name]["ndcg@10"])
+    assert significance["baseline"] == best and set(significance["rows"]) == set(results) - {best}
+    for name, row in significance["rows"].items():
+        # Same users on both sides: the mean of the per-user differences is the difference of means.
+        assert row["difference"] == pytest.approx(
+            results[name]["ndcg@10"] - results[best]["ndcg@10"], abs=1e-9
+        )
+        assert row["low"] <= row["difference"] <= row["high"] and 0.0 <= row["p_value"] <= 1.0
+        assert row["tie"] == (row["low"] <= 0.0 <= row["high"])
+    assert f"minus {best}'s" in (bench / "benchmark.md").read_text()
