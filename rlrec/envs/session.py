@@ -381,3 +381,4 @@ class MovieLensSessionVectorEnv(EpisodesVectorEnv):
     default_max_episode_steps = SESSION_MAX_EPISODE_STEPS
 
     make_episodes = staticmethod(_episodes)
+    has_torch_backend = True

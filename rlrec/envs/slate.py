@@ -319,3 +319,4 @@ class MovieLensSlateVectorEnv(EpisodesVectorEnv):
     default_max_episode_steps = SLATE_MAX_EPISODE_STEPS
 
     make_episodes = staticmethod(_episodes)
+    has_torch_backend = True

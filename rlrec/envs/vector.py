@@ -31,10 +31,11 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from rlrec.envs.world import MovieLensWorld, RenderModeError, WorldViews
+from rlrec.envs.world import MovieLensWorld, RenderModeError, WorldViews, check_choice
 
 __all__ = [
     "AUTORESET_MODES",
+    "BACKENDS",
     "RESET_OPTIONS",
     "Episodes",
     "EpisodesEnv",
@@ -44,6 +45,8 @@ __all__ = [
     "check_options",
 ]
 
+#: ``backend=`` of the batched envs: numpy arrays on the host, or torch tensors on a device.
+BACKENDS = ("numpy", "torch")
 AUTORESET_MODES = {
     "next_step": AutoresetMode.NEXT_STEP,
     "same_step": AutoresetMode.SAME_STEP,
@@ -351,6 +354,36 @@ class EpisodesVectorEnv(RecVectorEnv):
     """
 
     make_episodes: Callable[..., Episodes]
+    #: Whether ``backend="torch"`` can run this family (the session and slate families).
+    has_torch_backend = False
+
+    def __new__(
+        cls,
+        data: Any = "synthetic",
+        num_envs: int = 1,
+        max_episode_steps: int | None = None,
+        autoreset_mode: str | AutoresetMode = AutoresetMode.NEXT_STEP,
+        copy_obs: bool = False,
+        render_mode: str | None = None,
+        backend: str = "numpy",
+        device: str | None = None,
+        **env_kwargs: Any,
+    ) -> Any:
+        if check_choice("backend", backend, BACKENDS) == "numpy":
+            if device not in (None, "cpu"):
+                raise ValueError(f"device: {device!r} needs backend='torch' (the numpy backend runs on the CPU)")
+            return super().__new__(cls)
+        if not cls.has_torch_backend:
+            raise ValueError(f"backend: 'torch' is not available for {cls.__name__} (session and slate envs only)")
+        if copy_obs or render_mode is not None:
+            raise ValueError("backend='torch': copy_obs and render_mode are numpy-backend options")
+        # Deferred: importing torch costs about a second, and only this backend needs it here.
+        from rlrec.envs.torch_backend import TorchVectorEnv
+
+        episodes = cls.make_episodes(data, num_envs, **env_kwargs)
+        if max_episode_steps is None:
+            max_episode_steps = cls.default_max_episode_steps
+        return TorchVectorEnv(episodes, "auto" if device is None else device, max_episode_steps, autoreset_mode)
 
     def __init__(
         self,
@@ -360,8 +393,13 @@ class EpisodesVectorEnv(RecVectorEnv):
         autoreset_mode: str | AutoresetMode = AutoresetMode.NEXT_STEP,
         copy_obs: bool = False,
         render_mode: str | None = None,
+        backend: str = "numpy",
+        device: str | None = None,
         **env_kwargs: Any,
     ) -> None:
+        """``backend``: ``"numpy"`` (default) or ``"torch"`` (a
+        :class:`rlrec.envs.torch_backend.TorchVectorEnv` on ``device``: ``"cpu"``, ``"cuda"`` or
+        ``"auto"``, the default), for the families that have one."""
         episodes = type(self).make_episodes(data, num_envs, **env_kwargs)
         super().__init__(episodes, max_episode_steps, autoreset_mode, copy_obs, render_mode)
 
