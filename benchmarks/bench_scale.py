@@ -45,6 +45,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from stable_baselines3.common.callbacks import BaseCallback
+
 #: (users, movies, ratings) of the GroupLens releases the synthetic data imitates.
 SCALES: dict[str, tuple[int, int, int]] = {
     "small": (610, 9_742, 100_836),
@@ -158,6 +161,116 @@ def measure(folder: Path, n_steps: int, seed: int) -> dict[str, Any]:
     return out
 
 
+# --------------------------------------------------------------------------- learning at scale
+#: The 25M-rating world ``--learn`` trains on (the issue's sizes: ml-25m's, rounded).
+LEARN_WORLD = {"n_users": 162_000, "n_movies": 62_000, "n_ratings": 25_000_000}
+LEARN_TARGET_S = 3600.0
+
+
+class StopAfterSeconds(BaseCallback):
+    """Stops training once ``seconds`` of wall time were spent training (evaluations excluded)."""
+
+    def __init__(self, seconds: float, validation: Any) -> None:
+        super().__init__()
+        self.seconds, self.validation = float(seconds), validation
+        self.started = time.perf_counter()
+
+    def _on_training_start(self) -> None:
+        self.started = time.perf_counter()
+
+    def _on_step(self) -> bool:
+        evaluating = self.validation.eval_seconds if self.validation is not None else 0.0
+        return time.perf_counter() - self.started - evaluating < self.seconds
+
+
+def learn(args: argparse.Namespace) -> dict[str, Any]:
+    """Train ``args.algo`` on the 25M world's temporal split, rank test with its best validation model."""
+    from rlrec.agents.factory import load_model
+    from rlrec.agents.recipes import load_hyperparams
+    from rlrec.data import make_synthetic
+    from rlrec.data.split import temporal_split
+    from rlrec.envs import SESSION_ID
+    from rlrec.evaluation.baselines import make_baseline
+    from rlrec.evaluation.metrics import evaluate_scores
+    from rlrec.evaluation.protocol import evaluate_model
+    from rlrec.experiments.manager import RunSpec, run_experiment
+
+    world = dict(LEARN_WORLD)
+    if args.scale == "small":
+        world = dict(zip(("n_users", "n_movies", "n_ratings"), SCALES["small"], strict=True))
+    started = time.perf_counter()
+    dataset = make_synthetic(**world, seed=args.seed, name="synthetic-25m")
+    generate_s = time.perf_counter() - started
+    split = temporal_split(dataset)
+    print(f"world: {dataset.n_users:,} users, {dataset.n_movies:,} movies, {dataset.n_ratings:,} ratings, "
+          f"generated in {generate_s:.1f} s", flush=True)  # fmt: skip
+    hyperparams = dict(kv.split("=", 1) for kv in args.hyperparams)
+    stop: list[Any] = []
+
+    def keep_validation(steps: int, metrics: dict[str, float]) -> bool:
+        print(f"  validation at {steps:,} steps: ndcg@10 {metrics['ndcg@10']:.4f}", flush=True)
+        return True
+
+    spec = RunSpec(
+        args.algo,
+        data=split.train,
+        env_id=SESSION_ID,
+        hyperparams={key: _number(value) for key, value in hyperparams.items()},
+        timesteps=args.timesteps,
+        seed=args.seed,
+        holdout=False,
+        n_evaluations=args.evaluations,
+        eval_users=args.eval_users,
+        references=("popularity",),
+        output=Path(args.out) / "models",
+        checkpoint_freq=None,
+        force=True,
+        on_result=keep_validation,
+        callbacks=stop,
+    )
+    stop.append(StopAfterSeconds(args.budget_s, None))
+    experiment = run_experiment(spec)
+    stop[0].validation = experiment.validation
+    callback = experiment.validation
+    assert callback is not None and experiment.best_model_path is not None
+    evaluating = callback.eval_seconds + callback.reference_seconds
+    train_s = max(0.0, float(experiment.train.config["train_seconds"]) - evaluating)
+    best_steps, best = callback.best or (0, {})
+    recipe = load_hyperparams(args.algo, SESSION_ID, spec.hyperparams)
+    model = load_model(args.algo, experiment.best_model_path, hyperparams=recipe)
+    test_users = None
+    if args.test_users:
+        from rlrec.evaluation.metrics import relevant_users
+
+        judged = relevant_users(split)
+        rng = np.random.default_rng(args.seed)
+        test_users = np.sort(rng.choice(judged, min(args.test_users, len(judged)), replace=False))
+    agent = evaluate_model(model, split, env_id=SESSION_ID, env_kwargs=callback.env_kwargs, users=test_users)
+    popularity = make_baseline("popularity").fit(split.train)
+    reference = evaluate_scores(popularity.score, split, users=test_users)
+    return {
+        "world": world,
+        "generate_s": generate_s,
+        "algo": args.algo,
+        "timesteps": experiment.train.timesteps,
+        "best_timesteps": best_steps,
+        "validation_ndcg@10": best.get("ndcg@10"),
+        "validation_popularity_ndcg@10": (callback.references or {}).get("popularity"),
+        "train_s": train_s,
+        "test_users": agent["n_users"],
+        "agent_ndcg@10": agent["ndcg@10"],
+        "popularity_ndcg@10": reference["ndcg@10"],
+        "peak_rss": peak_rss_bytes(),
+    }
+
+
+def _number(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
 # --------------------------------------------------------------------------- driver
 def _child(*args: str) -> dict[str, Any]:
     """Run this script's ``--phase`` in a fresh interpreter and return its JSON answer."""
@@ -225,8 +338,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", default=None, help="also write the figures to this JSON file")
     parser.add_argument("--phase", choices=["generate", "measure"], default=None, help=argparse.SUPPRESS)
     parser.add_argument("--folder", default=None, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--learn", action="store_true",
+        help="train a session agent on the 25M-rating world (--scale small: a smoke run) and rank test",
+    )  # fmt: skip
+    parser.add_argument("--algo", default="dqn", help="--learn: the learner (session recipe), default dqn")
+    parser.add_argument("--timesteps", type=int, default=None, help="--learn: budget (default the recipe's)")
+    parser.add_argument(
+        "--budget-s", type=float, default=LEARN_TARGET_S, help="--learn: training seconds at most"
+    )
+    parser.add_argument("--evaluations", type=int, default=10, help="--learn: validation rankings")
+    parser.add_argument("--eval-users", type=int, default=5000, help="--learn: users per validation ranking")
+    parser.add_argument("--test-users", type=int, default=0, help="--learn: test users (0: all)")
+    parser.add_argument(
+        "--hyperparams", nargs="*", default=[], metavar="K=V", help="--learn: recipe overrides"
+    )
+    parser.add_argument("--out", default="bench_scale_out", help="--learn: folder of the run")
     args = parser.parse_args(argv)
 
+    if args.learn:
+        res = learn(args)
+        print(json.dumps(res))
+        if args.json:
+            Path(args.json).write_text(json.dumps(res, indent=2))
+        print(
+            f"scale-learn: agent {res['agent_ndcg@10']:.4f} popularity {res['popularity_ndcg@10']:.4f} "
+            f"train_s {res['train_s']:.0f} peak_rss_gb {res['peak_rss'] / 1e9:.2f}"
+        )
+        return 0
     if args.phase == "generate":
         print(json.dumps(generate(args.scale, Path(args.folder), args.seed)))
         return 0

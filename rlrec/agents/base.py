@@ -29,6 +29,7 @@ from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.utils import LinearSchedule
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
+from rlrec.utils.arrays import to_host
 from rlrec.utils.logging import make_logger, record_hparams
 from rlrec.utils.seeding import seed_everything
 
@@ -128,7 +129,7 @@ class EnvRunner:
     # ----------------------------------------------------------------- reset
     def reset(self, seed: int | None = None) -> np.ndarray:
         if isinstance(self.env, VectorEnv):
-            obs, vinfos = self.env.reset(seed=seed)
+            obs, vinfos = to_host(self.env.reset(seed=seed))
             self.infos = [_info_of(vinfos, i) for i in range(self.n_envs)]
             self.obs = np.array(obs, copy=True)
         else:
@@ -152,7 +153,7 @@ class EnvRunner:
         if isinstance(self.env, VectorEnv):
             own = getattr(self.env, "action_masks", None)
             if own is not None:
-                return np.asarray(own(), dtype=bool).reshape(self.n_envs, -1)
+                return np.asarray(to_host(own()), dtype=bool).reshape(self.n_envs, -1)
             call = getattr(self.env, "call", None)  # SyncVectorEnv / AsyncVectorEnv
             if call is None:
                 return None
@@ -200,7 +201,8 @@ class EnvRunner:
     def _step_vector(self, actions: np.ndarray) -> StepResult:
         env = self.env
         assert isinstance(env, VectorEnv)
-        obs, rewards, terminated, truncated, vinfos = env.step(actions)
+        # A torch-backend env's tensors cross to the host here, once per step.
+        obs, rewards, terminated, truncated, vinfos = to_host(env.step(actions))
         obs = np.array(obs, copy=True)
         infos = [_info_of(vinfos, i) for i in range(self.n_envs)]
         valid = ~self._pending_reset
@@ -227,7 +229,7 @@ class EnvRunner:
         if self.autoreset_mode == AutoresetMode.NEXT_STEP:
             self._pending_reset = done & valid
         elif self.autoreset_mode == AutoresetMode.DISABLED and done.any():
-            obs, vinfos = env.reset(options={"reset_mask": done})
+            obs, vinfos = to_host(env.reset(options={"reset_mask": done}))
             obs = np.array(obs, copy=True)
             infos = [_info_of(vinfos, i) if done[i] else infos[i] for i in range(self.n_envs)]
         self.obs, self.infos = obs, infos

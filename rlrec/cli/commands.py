@@ -164,6 +164,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         resume=args.resume,
         force=args.force,
         progress=args.progress or progress_shown(),
+        device=args.device,
     )
     result = run_experiment(spec).train
     if result.interrupted:
@@ -239,7 +240,7 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
     baselines = DEFAULT_BASELINES if args.baselines is None else tuple(args.baselines)
     report = run_benchmark(
         args.data, args.out, timesteps=args.timesteps, seed=args.seed, algos=args.algos, baselines=baselines,
-        progress=progress_shown(),
+        progress=progress_shown(), device=args.device,
     )  # fmt: skip
     k = report["protocol"]["k"]
     print(f"benchmark on {report['dataset']['name']} (seed {args.seed}):")

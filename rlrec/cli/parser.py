@@ -94,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--seed", type=int, default=None, help="seed of the learner and the env (default 0)")
     train.add_argument(
+        "--device", default=None, choices=("auto", "cpu", "cuda"),
+        help="where the learner's networks run (default: the YAML's, else auto = CUDA when available); "
+        "recorded in run.json",
+    )  # fmt: skip
+    train.add_argument(
         "--tensorboard-log", "-tb", default=None, help="folder of TensorBoard runs (default: none written)"
     )
     train.add_argument(
@@ -187,6 +192,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--quiet", "-q", action="store_true", help="no progress (default: shown on a terminal)"
     )
+    bench.add_argument(
+        "--device", default=None, choices=("auto", "cpu", "cuda"),
+        help="where every learner's networks run (default: each YAML's, else auto); recorded in run.json",
+    )  # fmt: skip
     bench.set_defaults(run="benchmark")
 
     ope = sub.add_parser("ope", help="off-policy evaluation of a trained model on a logged Minari dataset")

@@ -77,6 +77,13 @@ class SyntheticWorld:
         """
         return np.clip(self.score(user_index, movie_indices), RATING_MIN, RATING_MAX)
 
+    def preferences(self, user_indices: np.ndarray) -> np.ndarray:
+        """:meth:`preference` of every movie for several users at once, ``(len(users), n_movies)``."""
+        users = np.asarray(user_indices, dtype=np.int64)
+        raw = self.user_factors[users].astype(np.float64) @ self.movie_factors.T.astype(np.float64)
+        raw += self.movie_bias + self.user_bias[users][:, None] + self.global_mean
+        return np.clip(raw, RATING_MIN, RATING_MAX)
+
     def preference_pairs(self, user_indices: np.ndarray, movie_indices: np.ndarray) -> np.ndarray:
         """:meth:`preference` of the pairs ``(user_indices[j], movie_indices[j])`` (float64)."""
         users = np.asarray(user_indices, dtype=np.int64).reshape(-1)

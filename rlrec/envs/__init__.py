@@ -20,6 +20,7 @@ from rlrec.envs.registration import (
     check_env_kwargs,
     constructor_params,
     env_takes_data,
+    has_torch_backend,
     register_envs,
 )
 
@@ -35,5 +36,6 @@ __all__ = [
     "check_env_kwargs",
     "constructor_params",
     "env_takes_data",
+    "has_torch_backend",
     "register_envs",
 ]

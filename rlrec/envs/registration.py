@@ -73,6 +73,8 @@ def check_env_kwargs(env_id: str, env_kwargs: Mapping[str, Any]) -> None:
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
         raise ValueError(f"--env-kwargs: max_episode_steps: expected a whole number, got {limit!r}")
     make_args = {"max_episode_steps", "disable_env_checker", "render_mode"}
+    if has_torch_backend(env_id):
+        make_args |= {"backend", "device"}  # the batched env's (rlrec.envs.torch_backend)
     for key in env_kwargs:
         if key not in params and key not in make_args:
             known = ", ".join(sorted((set(params) - {"data"}) | make_args))
@@ -88,6 +90,13 @@ def constructor_params(entry_point: Any) -> dict[str, inspect.Parameter] | None:
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         return None
     return params
+
+
+def has_torch_backend(env_id: str) -> bool:
+    """Whether ``env_id``'s batched env takes ``backend="torch"`` (the session and slate ids)."""
+    entry = gymnasium.spec(env_id).vector_entry_point
+    creator = load_env_creator(entry) if isinstance(entry, str) else entry
+    return bool(getattr(creator, "has_torch_backend", False))
 
 
 def env_takes_data(env_id: str) -> bool:

@@ -15,6 +15,8 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
+from rlrec.utils.arrays import to_host
+
 __all__ = ["GymnasiumVecEnv"]
 
 _FINAL_KEYS = frozenset({"final_obs", "_final_obs", "final_info", "_final_info"})
@@ -52,14 +54,14 @@ class GymnasiumVecEnv(VecEnv):
         )
         self._reset_seeds()
         self._reset_options()
-        self.reset_infos = self._unbatch(info)
-        return np.array(obs, copy=True)
+        self.reset_infos = self._unbatch(to_host(info))
+        return np.array(to_host(obs), copy=True)
 
     def step_async(self, actions: np.ndarray) -> None:
         self._actions = np.asarray(actions).reshape(self.num_envs, *(self.action_space.shape or ()))
 
     def step_wait(self) -> VecEnvStepReturn:
-        obs, rewards, terminated, truncated, info = self.venv.step(self._actions)
+        obs, rewards, terminated, truncated, info = to_host(self.venv.step(self._actions))
         dones = np.asarray(terminated) | np.asarray(truncated)
         infos = self._unbatch(info)
         finished = np.flatnonzero(dones)
@@ -99,7 +101,7 @@ class GymnasiumVecEnv(VecEnv):
     ) -> list[Any]:
         chosen: Iterable[int] = self._get_indices(indices)
         if method_name == "action_masks":
-            masks = self.venv.action_masks()  # type: ignore[attr-defined]
+            masks = to_host(self.venv.action_masks())  # type: ignore[attr-defined]
             return [masks[i] for i in chosen]
         method = getattr(self.venv, method_name)
         return [method(*method_args, **method_kwargs) for _ in chosen]

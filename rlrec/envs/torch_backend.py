@@ -23,17 +23,15 @@ that ended stays ended until ``reset(options={"reset_mask": mask})``, which is h
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
-from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from rlrec.data.dataset import LIKED_RATING, RATING_MAX
-from rlrec.envs.world import MovieLensWorld, WorldViews, check_choice
+from rlrec.envs.world import MovieLensWorld, WorldViews
 
 __all__ = ["DEVICES", "TorchEpisodes", "TorchRatingModel", "TorchVectorEnv", "resolve_device"]
 
@@ -114,8 +112,10 @@ class TorchWorld:
         if kind not in self._models:
             world = self.world
             truth = world.dataset.truth
-            if kind == "expected" and truth is not None and (
-                world._simulator is None or isinstance(world._simulator, dict)
+            if (
+                kind == "expected"
+                and truth is not None
+                and (world._simulator is None or isinstance(world._simulator, dict))
             ):
                 source: Any = truth
             else:
@@ -212,13 +212,17 @@ class TorchEpisodes(WorldViews):
             low, high = self.hidden_fraction
             share = torch.full((n_rows,), low, dtype=torch.float64, device=self.device)
             if high > low:
-                share = low + (high - low) * torch.rand(n_rows, generator=generator, device=self.device, dtype=torch.float64)
+                share = low + (high - low) * torch.rand(
+                    n_rows, generator=generator, device=self.device, dtype=torch.float64
+                )
             n_hidden = torch.floor(share * lengths + 0.5).to(torch.int64).clamp(min=1)
             n_hidden = torch.minimum(n_hidden, lengths - 1)
             if self.hiding == "recent":
                 hide = recency >= (lengths - n_hidden)[row_of]
             else:
-                keys = torch.rand(len(positions), generator=generator, device=self.device, dtype=torch.float64)
+                keys = torch.rand(
+                    len(positions), generator=generator, device=self.device, dtype=torch.float64
+                )
                 hide = _rank_in_segments(keys, row_of, first) < n_hidden[row_of]
         else:
             hide = torch.as_tensor(hidden, device=self.device, dtype=torch.bool)
@@ -228,7 +232,9 @@ class TorchEpisodes(WorldViews):
         # Sort by (session, time): recency is each rating's rank in its user's time order.
         order = torch.argsort(row_of * (1 << 32) + recency)
         shown_before = torch.cumsum(visible[order].to(torch.int64), 0)
-        n_visible = torch.zeros(n_rows, dtype=torch.int64, device=self.device).index_add_(0, row_of, visible.to(torch.int64))
+        n_visible = torch.zeros(n_rows, dtype=torch.int64, device=self.device).index_add_(
+            0, row_of, visible.to(torch.int64)
+        )
         before_segment = (torch.cumsum(n_visible, 0) - n_visible)[row_of[order]]
         from_latest = torch.empty_like(order)
         from_latest[order] = n_visible[row_of[order]] - (shown_before - before_segment)
@@ -244,7 +250,9 @@ class TorchEpisodes(WorldViews):
         self.n_hidden_total[rows] = n_hide
         self.hidden_left[rows] = n_hide
         liked = (hide & (ratings >= LIKED_RATING)).to(torch.int64)
-        self.liked_left[rows] = torch.zeros(n_rows, dtype=torch.int64, device=self.device).index_add_(0, row_of, liked)
+        self.liked_left[rows] = torch.zeros(n_rows, dtype=torch.int64, device=self.device).index_add_(
+            0, row_of, liked
+        )
         self.allowed[rows] = self.world.n_movies - n_visible
         self.steps[rows] = 0
 
@@ -391,7 +399,9 @@ class TorchVectorEnv(WorldViews, VectorEnv):  # type: ignore[type-arg]
         modes = {"next_step": AutoresetMode.NEXT_STEP, "same_step": AutoresetMode.SAME_STEP}
         mode = modes.get(autoreset_mode) if isinstance(autoreset_mode, str) else autoreset_mode
         if mode not in modes.values():
-            raise ValueError(f"autoreset_mode: backend='torch' takes 'next_step' or 'same_step', got {autoreset_mode!r}")
+            raise ValueError(
+                f"autoreset_mode: backend='torch' takes 'next_step' or 'same_step', got {autoreset_mode!r}"
+            )
         self.device = resolve_device(device)
         self.episodes = TorchEpisodes(episodes, self.device)
         self.world = episodes.world
@@ -447,7 +457,11 @@ class TorchVectorEnv(WorldViews, VectorEnv):  # type: ignore[type-arg]
         options = dict(options or {})
         unknown = sorted(set(options) - {"user_id", "reset_mask"})
         if unknown:
-            raise ValueError(f"options: unknown key(s) {', '.join(map(repr, unknown))} (known: user_id, reset_mask)")
+            raise ValueError(
+                f"options: unknown key(s) {', '.join(map(repr, unknown))} (known: user_id, reset_mask)"
+            )
+        if isinstance(seed, list | tuple):  # one per session (SB3's convention: seed + i): the first
+            seed = seed[0] if seed else None
         if seed is not None:
             if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
                 raise ValueError(f"seed: backend='torch' takes one integer seed, got {seed!r}")
@@ -456,14 +470,18 @@ class TorchVectorEnv(WorldViews, VectorEnv):  # type: ignore[type-arg]
         if options.get("reset_mask") is not None:
             mask = torch.as_tensor(np.asarray(options["reset_mask"], dtype=bool), device=self.device)
             if mask.shape != (self.num_envs,):
-                raise ValueError(f"options['reset_mask']: expected {self.num_envs} booleans, got shape {tuple(mask.shape)}")
+                raise ValueError(
+                    f"options['reset_mask']: expected {self.num_envs} booleans, got shape {tuple(mask.shape)}"
+                )
             rows = torch.nonzero(mask).flatten()
         users = None
         if options.get("user_id") is not None:
             value = options["user_id"]
             ids = [value] * self.num_envs if np.ndim(value) == 0 else list(value)
             if len(ids) != self.num_envs:
-                raise ValueError(f"options['user_id']: expected one userId or {self.num_envs}, got {len(ids)}")
+                raise ValueError(
+                    f"options['user_id']: expected one userId or {self.num_envs}, got {len(ids)}"
+                )
             chosen = [self.world.user_index(ids[i]) for i in rows.tolist()]
             users = torch.as_tensor(chosen, dtype=torch.int64, device=self.device)
         self._start(rows, users)
@@ -473,13 +491,18 @@ class TorchVectorEnv(WorldViews, VectorEnv):  # type: ignore[type-arg]
         present[rows] = True
         return self.episodes.obs, self._masked(self.episodes.start_info(rows), rows, present)
 
-    def step(self, actions: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, dict[str, Any]]:
+    def step(
+        self, actions: Any
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, dict[str, Any]]:
         if not self._started:
             raise RuntimeError("call reset() before step()")
         actions = torch.as_tensor(actions, device=self.device)
         shape = (self.num_envs, *(self.single_action_space.shape or ()))
         if tuple(actions.shape) != shape or actions.dtype.is_floating_point or actions.dtype == torch.bool:
-            raise ValueError(f"actions must be integer movie indices of shape {shape}, got {tuple(actions.shape)} {actions.dtype}")
+            raise ValueError(
+                f"actions must be integer movie indices of shape {shape}, "
+                f"got {tuple(actions.shape)} {actions.dtype}"
+            )
         actions = actions.to(torch.int64)
         n_movies = self.world.n_movies
         if bool(((actions < 0) | (actions >= n_movies)).any()):
@@ -510,7 +533,9 @@ class TorchVectorEnv(WorldViews, VectorEnv):  # type: ignore[type-arg]
         info = self._flag(info)
         info["final_obs"] = self.episodes.obs.clone()
         info["_final_obs"] = done.clone()
-        info["final_info"] = {key: value for key, value in info.items() if key not in ("final_obs", "_final_obs")}
+        info["final_info"] = {
+            key: value for key, value in info.items() if key not in ("final_obs", "_final_obs")
+        }
         info["_final_info"] = done.clone()
         self._start(finished)
         for key, value in self.episodes.start_info(finished).items():
@@ -526,7 +551,9 @@ class TorchVectorEnv(WorldViews, VectorEnv):  # type: ignore[type-arg]
             info[key], info[f"_{key}"] = value, every
         return info
 
-    def _masked(self, values: dict[str, torch.Tensor], rows: torch.Tensor, present: torch.Tensor) -> dict[str, Any]:
+    def _masked(
+        self, values: dict[str, torch.Tensor], rows: torch.Tensor, present: torch.Tensor
+    ) -> dict[str, Any]:
         info: dict[str, Any] = {}
         for key, value in values.items():
             full = torch.zeros((self.num_envs, *value.shape[1:]), dtype=value.dtype, device=self.device)

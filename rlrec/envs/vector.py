@@ -371,10 +371,14 @@ class EpisodesVectorEnv(RecVectorEnv):
     ) -> Any:
         if check_choice("backend", backend, BACKENDS) == "numpy":
             if device not in (None, "cpu"):
-                raise ValueError(f"device: {device!r} needs backend='torch' (the numpy backend runs on the CPU)")
+                raise ValueError(
+                    f"device: {device!r} needs backend='torch' (the numpy backend runs on the CPU)"
+                )
             return super().__new__(cls)
         if not cls.has_torch_backend:
-            raise ValueError(f"backend: 'torch' is not available for {cls.__name__} (session and slate envs only)")
+            raise ValueError(
+                f"backend: 'torch' is not available for {cls.__name__} (session and slate envs only)"
+            )
         if copy_obs or render_mode is not None:
             raise ValueError("backend='torch': copy_obs and render_mode are numpy-backend options")
         # Deferred: importing torch costs about a second, and only this backend needs it here.
@@ -383,7 +387,9 @@ class EpisodesVectorEnv(RecVectorEnv):
         episodes = cls.make_episodes(data, num_envs, **env_kwargs)
         if max_episode_steps is None:
             max_episode_steps = cls.default_max_episode_steps
-        return TorchVectorEnv(episodes, "auto" if device is None else device, max_episode_steps, autoreset_mode)
+        return TorchVectorEnv(
+            episodes, "auto" if device is None else device, max_episode_steps, autoreset_mode
+        )
 
     def __init__(
         self,

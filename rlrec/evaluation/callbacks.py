@@ -8,17 +8,17 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv
 
 from rlrec.agents.factory import save_model
 from rlrec.data.split import Split
-from rlrec.evaluation.baselines import GRIDS, select_on_split
+from rlrec.evaluation.baselines import GRIDS, make_baseline, select_on_split
 from rlrec.evaluation.metrics import RELEVANCE_THRESHOLD, evaluate_scores
 from rlrec.evaluation.protocol import (
     DEFAULT_EVAL_ENV_ID,
     check_env_on_train,
-    evaluate_baseline,
     make_eval_env,
     model_score_fn,
 )
@@ -67,6 +67,8 @@ class RankingEvalCallback(BaseCallback):
         :data:`REFERENCE_BASELINES` (EASE only up to 20,000 movies); a mapping
         ``{name: ndcg}`` gives the values directly, ``()`` logs none.
     :param verbose: 1 prints each result.
+    :param users: rank only these user indices (the references too): a fixed sample keeps
+        evaluations affordable on a large world; default every user with a validation movie.
     """
 
     def __init__(
@@ -83,6 +85,7 @@ class RankingEvalCallback(BaseCallback):
         best_model_path: str | os.PathLike[str] | None = None,
         references: Sequence[str] | Mapping[str, float] | None = REFERENCE_BASELINES,
         verbose: int = 0,
+        users: np.ndarray | None = None,
     ) -> None:
         super().__init__(verbose=verbose)
         if k < 1:
@@ -96,6 +99,7 @@ class RankingEvalCallback(BaseCallback):
         self.batch_size = int(batch_size)
         self.on_result = on_result
         self.eval_at_end = eval_at_end
+        self.users = None if users is None else np.asarray(users, dtype=np.int64)
         #: ``(num_timesteps, metrics)`` of every evaluation, in order.
         self.evaluations: list[tuple[int, dict[str, float]]] = []
         #: Wall time spent evaluating (to subtract from a training time).
@@ -146,7 +150,9 @@ class RankingEvalCallback(BaseCallback):
                 # This split is the validation split: the grid's best on it is the level to reach.
                 values[name] = select_on_split(name, self.split, k=self.k).score
             else:
-                values[name] = float(evaluate_baseline(name, self.split, k=self.k)[f"ndcg@{self.k}"])
+                baseline = make_baseline(name).fit(self.split.train)
+                metrics = evaluate_scores(baseline.score, self.split, k=self.k, users=self.users)
+                values[name] = float(metrics[f"ndcg@{self.k}"])
         return values
 
     def _on_training_start(self) -> None:
@@ -163,6 +169,7 @@ class RankingEvalCallback(BaseCallback):
             k=self.k,
             batch_size=self.batch_size,
             threshold=RELEVANCE_THRESHOLD,
+            users=self.users,
         )
         for key, value in metrics.items():
             if key != "n_users":

@@ -214,9 +214,7 @@ def evaluate_scores(
 def _regret(truth: object, users: np.ndarray, ranked: np.ndarray, allowed: np.ndarray, k: int) -> float:
     """Sum over ``users`` of the mean true preference (expected rating) the top ``k`` gives up
     against the best ``k`` movies each may be recommended (``SyntheticWorld.preference``)."""
-    total = 0.0
-    for row, user in enumerate(users):
-        preference = np.where(allowed[row], truth.preference(int(user)), -np.inf)  # type: ignore[attr-defined]
-        best = np.sort(np.partition(preference, -k)[-k:])
-        total += float(best.sum() - preference[ranked[row]].sum()) / k
-    return total
+    preference = np.where(allowed, truth.preferences(users), -np.inf)  # type: ignore[attr-defined]
+    best = np.partition(preference, -k, axis=1)[:, -k:]
+    given = np.take_along_axis(preference, ranked, axis=1)
+    return float(np.sum((best.sum(axis=1) - given.sum(axis=1)) / k))

@@ -139,6 +139,7 @@ def evaluate_model(
     k: int = 10,
     batch_size: int = 256,
     per_user: bool = False,
+    users: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Ranking metrics of a learner under the protocol.
 
@@ -152,6 +153,7 @@ def evaluate_model(
     :param k: cut-off; default 10.
     :param batch_size: users per ``score_movies`` call; default 256.
     :param per_user: also each user's NDCG@K (see :func:`rlrec.evaluation.metrics.evaluate_scores`).
+    :param users: rank only these user indices (a sample of a large world); default all.
     """
     own_env = env is None
     if own_env:
@@ -160,7 +162,7 @@ def evaluate_model(
         check_env_on_train(env, split)
     try:
         return evaluate_scores(
-            model_score_fn(model, env), split, k=k, batch_size=batch_size, per_user=per_user
+            model_score_fn(model, env), split, k=k, batch_size=batch_size, per_user=per_user, users=users
         )
     finally:
         if own_env:

@@ -129,6 +129,7 @@ def _train_learner(
     progress: bool,
     references: Mapping[str, float] | Sequence[str] | None = None,
     n_evaluations: int = N_EVALUATIONS,
+    device: str | None = None,
 ) -> dict[str, Any]:
     algo = setup.algo or name
     # A setup named after another algo gets its own folder: out/models/<name>/<algo>/.
@@ -152,6 +153,7 @@ def _train_learner(
         checkpoint_freq=None,
         progress=progress,
         run_info={"split": split.describe(), "data_source": data_label(data), "benchmark": setup.describe()},
+        device=device,
     )
     experiment = run_experiment(spec)
     result, callback = experiment.train, experiment.validation
@@ -185,7 +187,7 @@ def _train_learner(
         row["interrupted"] = refit.interrupted
     else:
         hyperparams = load_hyperparams(algo, setup.env_id, setup.hyperparams)
-        model = load_model(algo, experiment.best_model_path, hyperparams=hyperparams)
+        model = load_model(algo, experiment.best_model_path, hyperparams=hyperparams, device=device or "auto")
     metrics = evaluate_model(
         model, split, env_id=setup.env_id, env_kwargs=callback.env_kwargs, k=k, per_user=True
     )
@@ -294,6 +296,7 @@ def run_benchmark(
     setups: Mapping[str, LearnerSetup] | None = None,
     n_evaluations: int = N_EVALUATIONS,
     references: Sequence[str] | None = None,
+    device: str | None = None,
 ) -> dict[str, Any]:
     """Train ``algos`` on the train split, evaluate them and ``baselines``, write the report.
 
@@ -318,6 +321,7 @@ def run_benchmark(
         stopping step is chosen); default 10.
     :param references: baselines drawn beside each validation curve, fitted once on the
         validation split; default popularity and EASE (``RankingEvalCallback``'s).
+    :param device: where every learner's networks run (``RunSpec.device``); default each recipe's.
     :return: the content of ``benchmark.json``.
     """
     setups = dict(BENCHMARK_SETUPS if setups is None else setups)
@@ -349,7 +353,7 @@ def run_benchmark(
             announce(f"benchmark [{number}/{len(algos) + len(baselines)}] {algo}: training")
             row = _train_learner(
                 algo, setups[algo], data, split, out, budgets.get(algo), seed, k, progress, fitted,
-                n_evaluations,
+                n_evaluations, device,
             )  # fmt: skip
             steps_done[algo] = {"timesteps": row["timesteps"], "timesteps_target": row["timesteps_target"]}
             if f"ndcg@{k}" in row:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
 from rlrec.agents.recipes import load_hyperparams, split_hyperparams
@@ -23,9 +24,16 @@ from rlrec.agents.registry import DEFAULT_ENV_ID, algo_spec
 from rlrec.agents.runs import RUN_FILE, data_label, default_output, run_dir_of
 from rlrec.data import load_movielens
 from rlrec.data.dataset import RatingsDataset
-from rlrec.data.split import DEFAULT_MIN_RATINGS, DEFAULT_TEST_FRACTION, temporal_split, validation_split
+from rlrec.data.split import (
+    DEFAULT_MIN_RATINGS,
+    DEFAULT_TEST_FRACTION,
+    Split,
+    temporal_split,
+    validation_split,
+)
 from rlrec.envs import SESSION_ID, check_env_kwargs
 from rlrec.evaluation.callbacks import RankingEvalCallback
+from rlrec.evaluation.metrics import relevant_users
 from rlrec.experiments.training import DEFAULT_CHECKPOINT_FREQ, TrainResult, resumable_run, train
 from rlrec.utils.progress import status
 
@@ -67,6 +75,11 @@ class RunSpec:
     :param progress: show a progress bar.
     :param callbacks: further SB3 callbacks, after the validation ranking.
     :param run_info: further facts for ``run.json`` (they win over the ones the run derives).
+    :param eval_users: rank a fixed random sample (drawn with ``seed``) of this many validation
+        users at each evaluation instead of all of them (a large world); default all.
+    :param device: where the learner's networks live (``"auto"``, ``"cpu"``, ``"cuda"``; the
+        ``device`` hyperparameter, recorded in ``run.json``); a torch-backend env
+        (``env_kwargs backend=torch``) without a ``device`` of its own runs there too.
     """
 
     algo: str
@@ -91,6 +104,8 @@ class RunSpec:
     progress: bool = False
     callbacks: Sequence[BaseCallback] = ()
     run_info: Mapping[str, Any] = field(default_factory=dict)
+    device: str | None = None
+    eval_users: int | None = None
 
     @property
     def run_dir(self) -> Path:
@@ -202,6 +217,19 @@ def _recorded_run(spec: RunSpec) -> dict[str, Any]:
     return config
 
 
+def _user_sample(split: Split, size: int | None, seed: int | None) -> np.ndarray | None:
+    """``size`` users drawn (with ``seed``) among those the split can judge; None: all of them."""
+    if size is None:
+        return None
+    if int(size) < 1:
+        raise ValueError(f"eval_users: must be >= 1, got {size}")
+    judged = relevant_users(split)
+    if int(size) >= len(judged):
+        return None
+    rng = np.random.default_rng(0 if seed is None else seed)
+    return np.sort(rng.choice(judged, int(size), replace=False))
+
+
 def run_experiment(spec: RunSpec) -> ExperimentResult:
     """Carry out ``spec``: pick the data, carve validation, train, rank and keep the best model.
 
@@ -230,6 +258,11 @@ def run_experiment(spec: RunSpec) -> ExperimentResult:
         # Rank in the env the learner trains in: the recipe's env_kwargs under the run's own.
         eval_env_kwargs = {**recipe.env_kwargs, **spec.env_kwargs}
         run_info = {**derived, **spec.run_info}
+    hyperparams, env_kwargs = dict(spec.hyperparams), dict(spec.env_kwargs)
+    if spec.device is not None:
+        hyperparams["device"] = spec.device
+        if env_kwargs.get("backend") == "torch" and "device" not in env_kwargs:
+            env_kwargs["device"] = spec.device
     validation_callback = None
     if eval_freq > 0 and data is not None:
         validation = validation_split(load_movielens(data))
@@ -243,16 +276,19 @@ def run_experiment(spec: RunSpec) -> ExperimentResult:
             on_result=spec.on_result,
             best_model_path=best,
             references=spec.references,
+            users=_user_sample(validation, run_info.get("eval_users"), spec.seed),
         )
         data = validation.train
         if recorded is None:
             run_info = {**run_info, "validation": validation.describe(), "eval_freq": eval_freq}
+            if spec.eval_users is not None:
+                run_info["eval_users"] = int(spec.eval_users)
     result = train(
         spec.algo,
         data=data,
         env_id=env_id,
-        env_kwargs=spec.env_kwargs,
-        hyperparams=spec.hyperparams,
+        env_kwargs=env_kwargs,
+        hyperparams=hyperparams,
         timesteps=spec.timesteps,
         seed=0 if spec.seed is None else spec.seed,
         tensorboard_log=spec.tensorboard_log,

@@ -170,7 +170,7 @@ def make_training_env(
         # A callable rather than the id: given an id, make_vec_env asks for render_mode="rgb_array".
         make = functools.partial(gymnasium.make, env_id)
         return make_vec_env(make, n_envs=n_envs, seed=seed, env_kwargs=kwargs, vec_env_cls=DummyVecEnv)
-    if n_envs == 1:
+    if n_envs == 1 and kwargs.get("backend", "numpy") == "numpy":
         return gymnasium.make(env_id, **kwargs)
     if batched_same_step(env_id):  # no step wasted on resetting a finished session
         return gymnasium.make_vec(
@@ -363,6 +363,8 @@ def train(
                 run_info,
             )
             to_learn = target
+        # Where the networks ran (a tabular learner's table: the CPU); a resume may move them.
+        config["device"] = str(getattr(model, "device", "cpu"))
 
         started = time.perf_counter()
         seconds_before = float(config.get("train_seconds", 0.0))
