@@ -85,7 +85,9 @@ def load_model(
         if algo_spec(algo).family == "sb3":
             if hyperparams is None:
                 hyperparams = _recorded_hyperparams(path)
-            recipe = split_hyperparams(algo, {k: v for k, v in hyperparams.items() if k != "n_timesteps"})
+            # ``device`` is where to load it now (a model trained on CUDA loads on the CPU).
+            kept = {k: v for k, v in hyperparams.items() if k not in ("n_timesteps", "device")}
+            recipe = split_hyperparams(algo, kept)
             return load_sb3_zip(cls, path, recipe.model_kwargs, env=env, device=device)
         return cls.load(path, env=env, device=device)
     except (FileNotFoundError, PermissionError, IsADirectoryError):

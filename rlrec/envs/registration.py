@@ -54,8 +54,10 @@ def batched_same_step(env_id: str) -> bool:
     entry = gymnasium.spec(env_id).vector_entry_point
     if entry is None:
         return False
-    params = constructor_params(entry)
-    return params is not None and "autoreset_mode" in params
+    creator = load_env_creator(entry) if isinstance(entry, str) else entry
+    target = creator.__init__ if inspect.isclass(creator) else creator
+    # Named parameters only: the batched envs take the single env's arguments as **env_kwargs.
+    return "autoreset_mode" in inspect.signature(target).parameters
 
 
 def check_env_kwargs(env_id: str, env_kwargs: Mapping[str, Any]) -> None:

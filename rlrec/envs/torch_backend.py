@@ -382,8 +382,8 @@ class TorchVectorEnv(WorldViews, VectorEnv):  # type: ignore[type-arg]
     What :class:`rlrec.envs.vector.RecVectorEnv` does (truncation after ``max_episode_steps``,
     the ``"next_step"`` and ``"same_step"`` autoreset modes, ``reset_mask`` and ``user_id``
     reset options, ``_key``-masked infos), with tensors on ``device``. ``final_obs`` under
-    ``"same_step"`` is a ``(num_envs, n_movies)`` tensor (rows of sessions that did not end
-    are the current observation) rather than an object array: one copy, no host loop.
+    ``"same_step"`` is the numpy backend's object array, holding one tensor row per session
+    that ended.
 
     :param episodes: the family's NumPy episode logic (checks the arguments; its world is shared).
     :param device: ``"cpu"``, ``"cuda"`` (``"cuda:N"``) or ``"auto"``.
@@ -531,7 +531,13 @@ class TorchVectorEnv(WorldViews, VectorEnv):  # type: ignore[type-arg]
         done = terminated | truncated
         finished = torch.nonzero(done).flatten()
         info = self._flag(info)
-        info["final_obs"] = self.episodes.obs.clone()
+        # As the numpy backend: an object array, the last observation of each session that ended
+        # (a copy of its row), None elsewhere; copying every row would cost a whole batch a step.
+        last = self.episodes.obs.index_select(0, finished)
+        final_obs = np.full(self.num_envs, None, dtype=object)
+        for j, i in enumerate(finished.tolist()):
+            final_obs[i] = last[j]
+        info["final_obs"] = final_obs
         info["_final_obs"] = done.clone()
         info["final_info"] = {
             key: value for key, value in info.items() if key not in ("final_obs", "_final_obs")

@@ -276,7 +276,9 @@ def run_experiment(spec: RunSpec) -> ExperimentResult:
             on_result=spec.on_result,
             best_model_path=best,
             references=spec.references,
-            users=_user_sample(validation, run_info.get("eval_users"), spec.seed),
+            users=_user_sample(
+                validation, spec.eval_users if recorded is None else run_info.get("eval_users"), spec.seed
+            ),
         )
         data = validation.train
         if recorded is None:
