@@ -147,7 +147,9 @@ def main(argv: list[str] | None = None) -> int:
         "--parts", nargs="+", default=["env", "train", "bar"], choices=("env", "train", "bar")
     )
     parser.add_argument("--sessions", nargs="+", type=int, default=list(SESSIONS))
-    parser.add_argument("--env-steps", type=int, default=120, help="steps timed per env configuration (> 50: resets)")
+    parser.add_argument(
+        "--env-steps", type=int, default=120, help="steps timed per env configuration (> 50: resets)"
+    )
     parser.add_argument("--entries", nargs="+", default=list(TRAIN_ENTRIES))
     parser.add_argument("--train-steps", type=int, default=100_000)
     parser.add_argument("--bar-steps", type=int, default=1_000_000, help="budget of the time-to-1.2x runs")

@@ -14,7 +14,7 @@ explicit-feedback ALS of Zhou et al. (2008, "ALS-WR"), which is a few lines of n
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -74,11 +74,17 @@ class RatingSimulator:
         :param n_iters: number of (users, items) sweeps; 10 is where held-out RMSE flattens.
         :param seed: seed of the item factors' initialisation.
         """
+        return cls.fit_matrix(dataset.ratings, n_factors, reg, n_iters, seed)
+
+    @classmethod
+    def fit_matrix(
+        cls, ratings: sp.csr_matrix, n_factors: int = 32, reg: float = 0.1, n_iters: int = 10, seed: int = 0
+    ) -> RatingSimulator:
+        """:meth:`fit` on a users x movies CSR matrix of ratings (no duplicate entries)."""
         if n_factors < 0 or n_iters < 0 or reg <= 0:
             raise ValueError(
                 f"need n_factors >= 0, n_iters >= 0 and reg > 0 (got {n_factors}, {n_iters}, {reg})"
             )
-        ratings = dataset.ratings
         n_users, n_movies = ratings.shape
         mu = float(ratings.data.astype(np.float64).mean()) if ratings.nnz else 0.0
         by_user = sp.csr_matrix(ratings, dtype=np.float64)
@@ -119,12 +125,127 @@ class RatingSimulator:
 
     def rmse(self, dataset: RatingsDataset) -> float:
         """Root mean squared error of the (clipped) predictions on ``dataset``'s ratings."""
-        matrix = dataset.ratings
-        if not matrix.nnz:
-            return float("nan")
-        rows = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
-        errors = self.predict_pairs(rows, matrix.indices).astype(np.float64) - matrix.data
-        return float(np.sqrt(np.mean(errors**2)))
+        return _rmse(self, dataset)
+
+
+#: Share of the train ratings each ensemble member is fitted on: the share of distinct ratings a
+#: bootstrap resample holds on average (1 - 1/e). ALS cannot weigh a rating drawn twice (a CSR
+#: matrix sums duplicates), so each member sees a subsample of that size, without repeats.
+BOOTSTRAP_SHARE = 1.0 - float(np.exp(-1.0))
+
+
+@dataclass(eq=False)
+class EnsembleSimulator:
+    """A simulator that knows what it does not know: K rating models and two guards against an
+    agent that seeks out the simulator's errors (its optimism about movies with little evidence).
+
+    The prediction for ``(u, i)`` is, with ``m_k`` the K members' predictions (each clipped):
+
+    * ``mean_k m_k - penalty * std_k m_k`` (the MOPO penalty, Yu et al. 2020: the members
+      disagree where the data says little, so an agent pays for going there); ``std`` is the
+      population standard deviation of the K values;
+    * then shrunk toward the user's mean train rating ``prior_u`` by the movie's evidence
+      ``n_i`` (its number of train ratings): ``(n_i * value + shrinkage * prior_u) / (n_i + shrinkage)``
+      (a movie with ``shrinkage`` ratings keeps half of its own prediction; one nobody rated is
+      the user's mean);
+    * clipped to ``[low, high]``.
+
+    ``penalty=0, shrinkage=0`` is the members' plain mean. DORL's entropy term (Gao et al.
+    2023) is a reward on the agent's recent diversity, not a rating: it is not modelled here.
+
+    :param members: the K fitted :class:`RatingSimulator`.
+    :param penalty: ``lambda`` of the uncertainty penalty, in stars per standard deviation.
+    :param shrinkage: pseudo-count of the shrinkage toward ``prior``, in ratings.
+    :param evidence: ``n_i`` per movie index (its train ratings).
+    :param prior: ``prior_u`` per user index (the user's mean train rating).
+    """
+
+    members: list[RatingSimulator]
+    penalty: float
+    shrinkage: float
+    evidence: np.ndarray
+    prior: np.ndarray
+    low: float = RATING_MIN
+    high: float = RATING_MAX
+
+    @classmethod
+    def fit(
+        cls,
+        dataset: RatingsDataset,
+        n_models: int = 5,
+        penalty: float = 1.0,
+        shrinkage: float = 10.0,
+        share: float = BOOTSTRAP_SHARE,
+        seed: int = 0,
+        **member_options: Any,
+    ) -> EnsembleSimulator:
+        """Fit ``n_models`` :class:`RatingSimulator` on random ``share`` subsamples of ``dataset``'s
+        ratings (callers pass training data only); ``member_options`` go to each fit."""
+        if isinstance(n_models, bool) or not isinstance(n_models, int) or n_models < 1:
+            raise ValueError(f"simulator n_models: a whole number >= 1, got {n_models!r}")
+        for name, value in (("penalty", penalty), ("shrinkage", shrinkage)):
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < np.inf:
+                raise ValueError(f"simulator {name}: a number >= 0, got {value!r}")
+        if not 0.0 < share <= 1.0:
+            raise ValueError(f"simulator share: in (0, 1], got {share!r}")
+        ratings = dataset.ratings.tocsr()
+        rng = np.random.default_rng(seed)
+        members = []
+        for k in range(n_models):
+            kept = rng.random(ratings.nnz) < share if n_models > 1 else np.ones(ratings.nnz, dtype=bool)
+            rows = np.repeat(np.arange(ratings.shape[0]), np.diff(ratings.indptr))[kept]
+            sample = sp.csr_matrix((ratings.data[kept], (rows, ratings.indices[kept])), shape=ratings.shape)
+            members.append(RatingSimulator.fit_matrix(sample, seed=seed + k, **member_options))
+        counts = np.diff(ratings.indptr)
+        owners = np.repeat(np.arange(ratings.shape[0]), counts)
+        sums = np.bincount(owners, weights=ratings.data.astype(np.float64), minlength=ratings.shape[0])
+        mean = float(ratings.data.mean()) if ratings.nnz else (RATING_MIN + RATING_MAX) / 2
+        prior = np.where(counts > 0, np.divide(sums, np.maximum(counts, 1)), mean).astype(np.float32)
+        evidence = np.bincount(ratings.indices, minlength=ratings.shape[1]).astype(np.float32)
+        return cls(members, float(penalty), float(shrinkage), evidence, prior)
+
+    def spread(self, user_indices: np.ndarray, movie_indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(mean, population std) of the members' predictions for the pairs, float64."""
+        values = np.stack([m.predict_pairs(user_indices, movie_indices) for m in self.members])
+        values = values.astype(np.float64)
+        return values.mean(axis=0), values.std(axis=0)
+
+    def predict_pairs(self, user_indices: np.ndarray, movie_indices: np.ndarray) -> np.ndarray:
+        """The guarded predictions of the pairs ``(user_indices[j], movie_indices[j])`` (float32)."""
+        movies = np.asarray(movie_indices, dtype=np.int64)
+        users = np.broadcast_to(np.asarray(user_indices, dtype=np.int64), movies.shape)
+        mean, std = self.spread(users, movies)
+        value = mean - self.penalty * std
+        if self.shrinkage > 0:
+            evidence = self.evidence[movies].astype(np.float64)
+            value = (evidence * value + self.shrinkage * self.prior[users]) / (evidence + self.shrinkage)
+        return np.clip(value, self.low, self.high).astype(np.float32)
+
+    def predict(self, user_index: int, movie_indices: np.ndarray | int) -> np.ndarray:
+        """Guarded predictions of one user for ``movie_indices`` (float32)."""
+        movies = np.asarray(movie_indices, dtype=np.int64)
+        return self.predict_pairs(np.full(movies.shape, user_index, dtype=np.int64), movies)
+
+    def rmse(self, dataset: RatingsDataset) -> float:
+        """Root mean squared error of the guarded predictions on ``dataset``'s ratings."""
+        return _rmse(self, dataset)
+
+
+def fit_simulator(dataset: RatingsDataset, **options: Any) -> RatingSimulator | EnsembleSimulator:
+    """The ``simulator=`` keyword arguments of an env: an :class:`EnsembleSimulator` when they name
+    ``n_models``, ``penalty`` or ``shrinkage``, else a :class:`RatingSimulator`."""
+    if {"n_models", "penalty", "shrinkage", "share"} & set(options):
+        return EnsembleSimulator.fit(dataset, **options)
+    return RatingSimulator.fit(dataset, **options)
+
+
+def _rmse(model: Any, dataset: RatingsDataset) -> float:
+    matrix = dataset.ratings
+    if not matrix.nnz:
+        return float("nan")
+    rows = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
+    errors = model.predict_pairs(rows, matrix.indices).astype(np.float64) - matrix.data
+    return float(np.sqrt(np.mean(errors**2)))
 
 
 def _plan_blocks(

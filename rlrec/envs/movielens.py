@@ -16,7 +16,7 @@ import gymnasium
 import numpy as np
 from gymnasium import spaces
 
-from rlrec.data.simulator import RatingSimulator
+from rlrec.data.simulator import EnsembleSimulator, RatingSimulator
 from rlrec.envs.registration import DEFAULT_MAX_EPISODE_STEPS
 from rlrec.envs.vector import Episodes, RecVectorEnv, check_action, check_options
 from rlrec.envs.world import (
@@ -82,7 +82,7 @@ def _world(
     data: DataSource,
     users: Iterable[int] | None,
     memory_budget_mb: float,
-    simulator: RatingSimulator | Mapping[str, Any] | None,
+    simulator: RatingSimulator | EnsembleSimulator | Mapping[str, Any] | None,
     embedding_dim: int,
 ) -> MovieLensWorld:
     return MovieLensWorld(
@@ -307,7 +307,7 @@ class MovieLensEnv(WorldViews, gymnasium.Env[np.ndarray, np.int64]):
         embedding_dim: int = 32,
         render_mode: str | None = None,
         memory_budget_mb: float = 256.0,
-        simulator: RatingSimulator | Mapping[str, Any] | None = None,
+        simulator: RatingSimulator | EnsembleSimulator | Mapping[str, Any] | None = None,
     ) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise RenderModeError(f"render_mode: {render_mode!r} is not one of None, 'human', 'ansi'")
@@ -431,7 +431,7 @@ class MovieLensVectorEnv(RecVectorEnv):
         observation: str = "profile",
         embedding_dim: int = 32,
         memory_budget_mb: float = 256.0,
-        simulator: RatingSimulator | Mapping[str, Any] | None = None,
+        simulator: RatingSimulator | EnsembleSimulator | Mapping[str, Any] | None = None,
     ) -> None:
         world = _world(data, users, memory_budget_mb, simulator, embedding_dim)
         episodes = SeedEpisodes(world, num_envs, reward_mode, user_order, mask_recommended, observation)

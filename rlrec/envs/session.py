@@ -27,7 +27,7 @@ import numpy as np
 from gymnasium import spaces
 
 from rlrec.data.dataset import LIKED_RATING, RATING_MAX, recency_weight
-from rlrec.data.simulator import RatingSimulator
+from rlrec.data.simulator import EnsembleSimulator, RatingSimulator
 from rlrec.envs.registration import SESSION_MAX_EPISODE_STEPS
 from rlrec.envs.vector import Episodes, EpisodesEnv, EpisodesVectorEnv
 from rlrec.envs.world import DataSource, MovieLensWorld, check_choice, check_flag
@@ -263,7 +263,7 @@ def _episodes(
     data: DataSource = "synthetic",
     num_envs: int = 1,
     users: Iterable[int] | None = None,
-    simulator: RatingSimulator | Mapping[str, Any] | None = None,
+    simulator: RatingSimulator | EnsembleSimulator | Mapping[str, Any] | None = None,
     **options: Any,
 ) -> SessionEpisodes:
     # A session hides at least one rating and shows at least one: users need 2.
@@ -350,7 +350,7 @@ class MovieLensSessionEnv(EpisodesEnv):
         observation: str = "ratings",
         users: Iterable[int] | None = None,
         render_mode: str | None = None,
-        simulator: RatingSimulator | Mapping[str, Any] | None = None,
+        simulator: RatingSimulator | EnsembleSimulator | Mapping[str, Any] | None = None,
         show_misses: bool = False,
         half_life: float = 10.0,
     ) -> None:

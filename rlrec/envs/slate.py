@@ -27,7 +27,7 @@ import numpy as np
 from gymnasium import spaces
 
 from rlrec.data.dataset import LIKED_RATING
-from rlrec.data.simulator import RatingSimulator
+from rlrec.data.simulator import EnsembleSimulator, RatingSimulator
 from rlrec.envs.registration import SLATE_MAX_EPISODE_STEPS
 from rlrec.envs.session import MISS, SessionEpisodes, rating_reward
 from rlrec.envs.vector import EpisodesEnv, EpisodesVectorEnv
@@ -198,7 +198,7 @@ def _episodes(
     data: DataSource = "synthetic",
     num_envs: int = 1,
     users: Iterable[int] | None = None,
-    simulator: RatingSimulator | Mapping[str, Any] | None = None,
+    simulator: RatingSimulator | EnsembleSimulator | Mapping[str, Any] | None = None,
     **options: Any,
 ) -> SlateEpisodes:
     world = MovieLensWorld(data, users, min_ratings=2, simulator=simulator)
@@ -270,7 +270,7 @@ class MovieLensSlateEnv(EpisodesEnv):
         observation: str = "ratings",
         half_life: float = 10.0,
         users: Iterable[int] | None = None,
-        simulator: RatingSimulator | Mapping[str, Any] | None = None,
+        simulator: RatingSimulator | EnsembleSimulator | Mapping[str, Any] | None = None,
         show_misses: bool = False,
         render_mode: str | None = None,
     ) -> None:

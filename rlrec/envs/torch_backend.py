@@ -120,6 +120,11 @@ class TorchWorld:
                 source: Any = truth
             else:
                 source = world.simulator
+            if not hasattr(source, "user_factors"):
+                raise ValueError(
+                    f"backend='torch': simulated feedback needs one rating model on the device, not a "
+                    f"{type(source).__name__} (use backend='numpy')"
+                )
             dtype = torch.float32 if kind == "predicted" else torch.float64
             self._models[kind] = TorchRatingModel(source, self.device, dtype)
         return self._models[kind]

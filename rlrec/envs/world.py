@@ -18,7 +18,7 @@ import numpy as np
 from rlrec.data import load_movielens
 from rlrec.data.dataset import LIKED_RATING, RatingsDataset
 from rlrec.data.errors import DatasetError
-from rlrec.data.simulator import RatingSimulator
+from rlrec.data.simulator import EnsembleSimulator, RatingSimulator, fit_simulator
 from rlrec.envs.profiles import ProfileStore, user_embeddings
 
 __all__ = ["DataSource", "MovieLensWorld", "RenderModeError", "as_dataset", "check_choice", "check_flag"]
@@ -73,8 +73,10 @@ class MovieLensWorld:
     :param min_ratings: fewest ratings a served user must have (the session env needs 2: one to
         show, one to hide).
     :param memory_budget_mb: largest dense profile cache (see :class:`ProfileStore`).
-    :param simulator: a fitted :class:`RatingSimulator` answering for unrated movies, or the keyword
-        arguments of :meth:`RatingSimulator.fit` (default: fitted with its defaults on first use).
+    :param simulator: a fitted :class:`RatingSimulator` or :class:`EnsembleSimulator` answering
+        for unrated movies, or the keyword arguments of :func:`rlrec.data.simulator.fit_simulator`
+        (``n_models`` / ``penalty`` / ``shrinkage`` select the ensemble; default: a
+        ``RatingSimulator`` fitted with its defaults on first use).
     :param embedding_dim: width of the SVD user embeddings (:meth:`embeddings`).
     """
 
@@ -84,7 +86,7 @@ class MovieLensWorld:
         users: Iterable[int] | None = None,
         min_ratings: int = 0,
         memory_budget_mb: float = 256.0,
-        simulator: RatingSimulator | Mapping[str, Any] | None = None,
+        simulator: RatingSimulator | EnsembleSimulator | Mapping[str, Any] | None = None,
         embedding_dim: int = 32,
     ) -> None:
         self.dataset = as_dataset(data)
@@ -209,11 +211,11 @@ class MovieLensWorld:
         return self.predicted(users, movies).astype(np.float64)
 
     @cached_property
-    def simulator(self) -> RatingSimulator:
+    def simulator(self) -> RatingSimulator | EnsembleSimulator:
         """The rating simulator (fitted on this world's data on first use unless one was given)."""
         given = self._simulator
         if given is None or isinstance(given, Mapping):
-            return RatingSimulator.fit(self.dataset, **dict(given or {}))
+            return fit_simulator(self.dataset, **dict(given or {}))
         return given
 
     # ------------------------------------------------------------------ observations

@@ -70,7 +70,9 @@ def test_a_validation_sample_ranks_that_many_users(tmp_path: Path) -> None:
     assert [m["n_users"] for _, m in experiment.validation.evaluations] == [5]
     assert read_run_config(tmp_path / "dqn" / "run.json")["run_info"]["eval_users"] == 5
     with pytest.raises(ValueError, match="eval_users: must be >= 1"):
-        run_experiment(RunSpec("dqn", data=TINY, timesteps=10, eval_freq=10, eval_users=0, output=tmp_path / "b"))
+        run_experiment(
+            RunSpec("dqn", data=TINY, timesteps=10, eval_freq=10, eval_users=0, output=tmp_path / "b")
+        )
 
 
 @pytest.mark.parametrize("algo", ["dqn", "sb3-dqn", "ppo", "slateq"])
