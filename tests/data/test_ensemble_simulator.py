@@ -90,5 +90,5 @@ def test_the_penalty_reaches_the_reward_the_agent_sees() -> None:
         expected = float(simulator.predict_pairs(np.array([user]), np.array([movie]))[0]) / 5
         assert reward == pytest.approx(expected)
         paid[penalty] = reward
-        mean, std = simulator.spread(np.array([user]), np.array([movie]))
+        _, std = simulator.spread(np.array([user]), np.array([movie]))
     assert std[0] > 0 and paid[3.0] < paid[0.0]
