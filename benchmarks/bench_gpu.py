@@ -92,10 +92,14 @@ def env_steps_per_second(
 
 
 # ------------------------------------------------------------------------------- learners
-def _spec(entry: str, data: Any, device: str, seed: int, out: Path, **options: Any) -> RunSpec:
+def _spec(
+    entry: str, data: Any, device: str, seed: int, out: Path, backend: str | None = None, **options: Any
+) -> RunSpec:
+    """The entry's run on ``device``; its env on the torch backend off the CPU (or as ``backend`` says)."""
     setup = BENCHMARK_SETUPS[entry]
     env_kwargs = dict(setup.env_kwargs)
-    if device != "cpu":
+    backend = backend or ("numpy" if device == "cpu" else "torch")
+    if backend == "torch":
         env_kwargs["backend"] = "torch"
     return RunSpec(
         setup.algo or entry,
@@ -105,7 +109,7 @@ def _spec(entry: str, data: Any, device: str, seed: int, out: Path, **options: A
         hyperparams=setup.hyperparams,
         seed=seed,
         holdout=False,
-        output=out / f"{entry}-{device}",
+        output=out / f"{entry}-{device}-{backend}",
         checkpoint_freq=None,
         force=True,
         device=device,
@@ -113,8 +117,10 @@ def _spec(entry: str, data: Any, device: str, seed: int, out: Path, **options: A
     )
 
 
-def train_steps_per_second(entry: str, data: Any, device: str, steps: int, seed: int, out: Path) -> float:
-    spec = _spec(entry, data, device, seed, out, timesteps=steps, eval_freq=0)
+def train_steps_per_second(
+    entry: str, data: Any, device: str, backend: str, steps: int, seed: int, out: Path
+) -> float:
+    spec = _spec(entry, data, device, seed, out, backend, timesteps=steps, eval_freq=0)
     started = time.perf_counter()
     result = run_experiment(spec).train
     _sync(device)
@@ -177,11 +183,13 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {n:>6} sessions  {backend:<5} {device:<4} {rate:>14,.0f} steps/s", flush=True)
     if "train" in args.parts:
         print(f"training env-steps/s ({args.train_steps:,} steps, validation off):")
+        # On the CPU both backends: what the host crossing of the torch backend costs there.
+        runs = [("cpu", "numpy"), ("cpu", "torch")] + [(d, "torch") for d in devices if d != "cpu"]
         for entry in args.entries:
-            for device in devices:
-                rate = train_steps_per_second(entry, train, device, args.train_steps, args.seed, out)
-                figures[f"train/{entry}/{device}"] = rate
-                print(f"  {entry:<18} {device:<4} {rate:>10,.0f} steps/s", flush=True)
+            for device, backend in runs:
+                rate = train_steps_per_second(entry, train, device, backend, args.train_steps, args.seed, out)
+                figures[f"train/{entry}/{device}/{backend}"] = rate
+                print(f"  {entry:<18} {device:<4} {backend:<5} {rate:>10,.0f} steps/s", flush=True)
     if "bar" in args.parts:
         print(
             f"training seconds to {BAR}x popularity on validation (ranked every {args.eval_every:,} steps):"

@@ -144,10 +144,13 @@ class EnsembleSimulator:
     * ``mean_k m_k - penalty * std_k m_k`` (the MOPO penalty, Yu et al. 2020: the members
       disagree where the data says little, so an agent pays for going there); ``std`` is the
       population standard deviation of the K values;
-    * then shrunk toward the user's mean train rating ``prior_u`` by the movie's evidence
-      ``n_i`` (its number of train ratings): ``(n_i * value + shrinkage * prior_u) / (n_i + shrinkage)``
-      (a movie with ``shrinkage`` ratings keeps half of its own prediction; one nobody rated is
-      the user's mean);
+    * then shrunk toward a prior rating ``prior_u`` by the movie's evidence ``n_i`` (its number
+      of train ratings): ``(n_i * value + shrinkage * prior_u) / (n_i + shrinkage)`` (a movie
+      with ``shrinkage`` ratings keeps half of its own prediction; one nobody rated is the
+      prior). The prior is 3 stars by default, the rating under which the slate env's users are
+      never attracted: a movie the data says little about is assumed not to attract, so an agent
+      gains nothing by showing what nobody watched. ``prior="user"`` shrinks toward each user's
+      mean train rating instead (a neutral guess, which still pays for the long tail);
     * clipped to ``[low, high]``.
 
     ``penalty=0, shrinkage=0`` is the members' plain mean. DORL's entropy term (Gao et al.
@@ -157,7 +160,7 @@ class EnsembleSimulator:
     :param penalty: ``lambda`` of the uncertainty penalty, in stars per standard deviation.
     :param shrinkage: pseudo-count of the shrinkage toward ``prior``, in ratings.
     :param evidence: ``n_i`` per movie index (its train ratings).
-    :param prior: ``prior_u`` per user index (the user's mean train rating).
+    :param prior: ``prior_u`` per user index.
     """
 
     members: list[RatingSimulator]
@@ -176,11 +179,15 @@ class EnsembleSimulator:
         penalty: float = 1.0,
         shrinkage: float = 10.0,
         share: float = BOOTSTRAP_SHARE,
+        prior: float | str = 3.0,
         seed: int = 0,
         **member_options: Any,
     ) -> EnsembleSimulator:
         """Fit ``n_models`` :class:`RatingSimulator` on random ``share`` subsamples of ``dataset``'s
-        ratings (callers pass training data only); ``member_options`` go to each fit."""
+        ratings (callers pass training data only); ``member_options`` go to each fit.
+
+        :param prior: the shrinkage target in stars, or ``"user"``: each user's mean train rating.
+        """
         if isinstance(n_models, bool) or not isinstance(n_models, int) or n_models < 1:
             raise ValueError(f"simulator n_models: a whole number >= 1, got {n_models!r}")
         for name, value in (("penalty", penalty), ("shrinkage", shrinkage)):
@@ -200,9 +207,20 @@ class EnsembleSimulator:
         owners = np.repeat(np.arange(ratings.shape[0]), counts)
         sums = np.bincount(owners, weights=ratings.data.astype(np.float64), minlength=ratings.shape[0])
         mean = float(ratings.data.mean()) if ratings.nnz else (RATING_MIN + RATING_MAX) / 2
-        prior = np.where(counts > 0, np.divide(sums, np.maximum(counts, 1)), mean).astype(np.float32)
+        if prior == "user":
+            priors = np.where(counts > 0, np.divide(sums, np.maximum(counts, 1)), mean).astype(np.float32)
+        elif (
+            isinstance(prior, int | float)
+            and not isinstance(prior, bool)
+            and RATING_MIN <= prior <= RATING_MAX
+        ):
+            priors = np.full(ratings.shape[0], prior, dtype=np.float32)
+        else:
+            raise ValueError(
+                f"simulator prior: 'user' or a rating in [{RATING_MIN}, {RATING_MAX}], got {prior!r}"
+            )
         evidence = np.bincount(ratings.indices, minlength=ratings.shape[1]).astype(np.float32)
-        return cls(members, float(penalty), float(shrinkage), evidence, prior)
+        return cls(members, float(penalty), float(shrinkage), evidence, priors)
 
     def spread(self, user_indices: np.ndarray, movie_indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(mean, population std) of the members' predictions for the pairs, float64."""
@@ -234,7 +252,7 @@ class EnsembleSimulator:
 def fit_simulator(dataset: RatingsDataset, **options: Any) -> RatingSimulator | EnsembleSimulator:
     """The ``simulator=`` keyword arguments of an env: an :class:`EnsembleSimulator` when they name
     ``n_models``, ``penalty`` or ``shrinkage``, else a :class:`RatingSimulator`."""
-    if {"n_models", "penalty", "shrinkage", "share"} & set(options):
+    if {"n_models", "penalty", "shrinkage", "share", "prior"} & set(options):
         return EnsembleSimulator.fit(dataset, **options)
     return RatingSimulator.fit(dataset, **options)
 

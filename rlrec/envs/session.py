@@ -325,7 +325,10 @@ class MovieLensSessionEnv(EpisodesEnv):
     * ``half_life``: of ``"recency"``, in ratings; default 10.
     * ``users``: original userIds sessions are drawn from (default: every user with >= 2
       ratings: one to show, one to hide).
-    * ``simulator``: a fitted ``RatingSimulator`` for ``"simulated"``, or ``fit()`` arguments.
+    * ``simulator``: a fitted ``RatingSimulator`` or ``EnsembleSimulator`` for ``"simulated"``,
+      or ``rlrec.data.simulator.fit_simulator`` arguments (``{"n_models": 5, "penalty": 1.0,
+      "shrinkage": 20.0}``: an ensemble whose disagreement and thin evidence lower what an
+      unrated movie pays, so an agent cannot profit from the simulator's optimism).
     * ``show_misses``: show a recommended movie that was not a hit as ``-1``; then
       ``obs != 0`` is exactly ``not action_masks()`` (``rlrec.nn.UnseenDQNPolicy`` masks from it).
     * ``render_mode``: ``None``, ``"ansi"`` (``render()`` returns text) or ``"human"`` (prints it).

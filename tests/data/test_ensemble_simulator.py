@@ -57,7 +57,9 @@ def test_shrinkage_toward_the_users_mean_by_evidence() -> None:
 
 def test_fit_uses_subsamples_and_the_data_for_its_priors() -> None:
     data = load_movielens(SYNTH)
-    ensemble = EnsembleSimulator.fit(data, n_models=3, penalty=1.0, shrinkage=5.0, n_factors=4, seed=1)
+    ensemble = EnsembleSimulator.fit(
+        data, n_models=3, penalty=1.0, shrinkage=5.0, prior="user", n_factors=4, seed=1
+    )
     assert len(ensemble.members) == 3
     # Each member saw a different subsample: their predictions differ.
     users, movies = np.repeat(np.arange(5), 10), np.tile(np.arange(10), 5)
@@ -67,6 +69,9 @@ def test_fit_uses_subsamples_and_the_data_for_its_priors() -> None:
     np.testing.assert_allclose(ensemble.prior, data.user_means, rtol=1e-6)
     with pytest.raises(ValueError, match="penalty"):
         EnsembleSimulator.fit(data, penalty=-1.0)
+    assert (EnsembleSimulator.fit(data, n_models=1, n_factors=2).prior == 3.0).all()  # the default prior
+    with pytest.raises(ValueError, match="prior"):
+        EnsembleSimulator.fit(data, prior=7.0)
     with pytest.raises(ValueError, match="n_models"):
         EnsembleSimulator.fit(data, n_models=0)
     assert isinstance(fit_simulator(data, n_factors=2), RatingSimulator)
