@@ -22,6 +22,7 @@ from rlrec.nn.buffers import CompactReplayBuffer
 from rlrec.nn.catalogue import (
     ActionPriorCallback,
     CatalogueActorCriticPolicy,
+    CatalogueSlatePolicy,
     CatalogueDQNPolicy,
     CatalogueQRDQNPolicy,
     MaskableCatalogueActorCriticPolicy,
@@ -43,6 +44,7 @@ from rlrec.nn.torch_layers import SparseInputExtractor, sqrt_count_scale
 __all__ = [
     "ActionPriorCallback",
     "CatalogueActorCriticPolicy",
+    "CatalogueSlatePolicy",
     "CatalogueDQNPolicy",
     "CatalogueQRDQNPolicy",
     "CompactReplayBuffer",

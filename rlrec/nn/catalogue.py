@@ -39,12 +39,13 @@ from stable_baselines3.common.type_aliases import Schedule
 from stable_baselines3.dqn.policies import QNetwork as SB3QNetwork
 from torch import nn
 
-from rlrec.nn.policies import UnseenDQNPolicy, UnseenQRDQNPolicy, mask_seen
+from rlrec.nn.policies import SlatePolicy, UnseenDQNPolicy, UnseenQRDQNPolicy, mask_seen
 from rlrec.nn.torch_layers import SparseInputExtractor
 
 __all__ = [
     "ActionPriorCallback",
     "CatalogueActorCriticPolicy",
+    "CatalogueSlatePolicy",
     "CatalogueDQNPolicy",
     "CatalogueQRDQNPolicy",
     "MaskableCatalogueActorCriticPolicy",
@@ -211,13 +212,17 @@ class _CatalogueActorCritic(_HeadOptions):
         features = self.extract_features(obs, self.pi_features_extractor)  # type: ignore[attr-defined]
         return self.action_net(self.mlp_extractor.forward_actor(features))  # type: ignore[attr-defined]
 
+    def _n_movies(self) -> int:
+        space: Any = self.action_space  # type: ignore[attr-defined]
+        return int(space.n) if hasattr(space, "n") else int(space.nvec[0])  # Discrete, or slates
+
     def _replace_action_net(self, lr_schedule: Schedule) -> None:
         if self.mlp_extractor.latent_dim_pi != self.features_dim and self.tie_embeddings:  # type: ignore[attr-defined]
             raise ValueError("tie_embeddings: needs net_arch=dict(pi=[], ...) (the actor reads the features)")
         self.action_net = _head(
             self.pi_features_extractor,  # type: ignore[attr-defined]
             self.mlp_extractor.latent_dim_pi,  # type: ignore[attr-defined]
-            int(self.action_space.n),  # type: ignore[attr-defined]
+            self._n_movies(),
             1,
             self.tie_embeddings,  # type: ignore[attr-defined]
             self.head_init_std,  # type: ignore[attr-defined]
@@ -256,6 +261,22 @@ class MaskableCatalogueActorCriticPolicy(_CatalogueActorCritic, MaskableActorCri
     """sb3-contrib's ``MaskableActorCriticPolicy`` (MaskablePPO) with the head of
     :class:`CatalogueActorCriticPolicy` (same arguments); ``action_masks()`` still decide what
     may be drawn."""
+
+    def _build(self, lr_schedule: Schedule) -> None:
+        super()._build(lr_schedule)
+        self._replace_action_net(lr_schedule)
+
+
+class CatalogueSlatePolicy(_CatalogueActorCritic, SlatePolicy):  # type: ignore[misc]
+    """:class:`rlrec.nn.SlatePolicy` (PPO, A2C on ``MultiDiscrete([n_movies] * K)`` slates) whose
+    movie scores come from a :class:`MovieScoringHead`, so that :class:`ActionPriorCallback`
+    starts its Plackett-Luce slates at the env's prior (the movies its users liked most).
+
+    Movies the observation shows are never drawn, as with ``SlatePolicy``. Arguments:
+    ``tie_embeddings`` and ``head_init_std`` as :class:`CatalogueActorCriticPolicy`; SB3's otherwise.
+    """
+
+    _options = ("tie_embeddings", "head_init_std")
 
     def _build(self, lr_schedule: Schedule) -> None:
         super()._build(lr_schedule)
