@@ -22,9 +22,9 @@ from rlrec.nn.buffers import CompactReplayBuffer
 from rlrec.nn.catalogue import (
     ActionPriorCallback,
     CatalogueActorCriticPolicy,
-    CatalogueSlatePolicy,
     CatalogueDQNPolicy,
     CatalogueQRDQNPolicy,
+    CatalogueSlatePolicy,
     MaskableCatalogueActorCriticPolicy,
     MovieScoringHead,
     prior_logits,
@@ -44,9 +44,9 @@ from rlrec.nn.torch_layers import SparseInputExtractor, sqrt_count_scale
 __all__ = [
     "ActionPriorCallback",
     "CatalogueActorCriticPolicy",
-    "CatalogueSlatePolicy",
     "CatalogueDQNPolicy",
     "CatalogueQRDQNPolicy",
+    "CatalogueSlatePolicy",
     "CompactReplayBuffer",
     "MaskableCatalogueActorCriticPolicy",
     "MovieScoringHead",

@@ -45,9 +45,9 @@ from rlrec.nn.torch_layers import SparseInputExtractor
 __all__ = [
     "ActionPriorCallback",
     "CatalogueActorCriticPolicy",
-    "CatalogueSlatePolicy",
     "CatalogueDQNPolicy",
     "CatalogueQRDQNPolicy",
+    "CatalogueSlatePolicy",
     "MaskableCatalogueActorCriticPolicy",
     "MovieScoringHead",
     "prior_logits",
