@@ -51,14 +51,13 @@ from rlrec.evaluation.slates import expected_clicks_per_step
 from rlrec.experiments.training import train
 
 REPO = Path(__file__).resolve().parents[1]
-#: The simulator settings the recipes ship (``ppo.yml``, ``slateq.yml`` slate sections).
-SHIPPED: dict[str, Any] = {"n_models": 5, "penalty": 1.0, "shrinkage": 20.0}
-PLAIN: dict[str, Any] = {"n_models": 5, "penalty": 0.0, "shrinkage": 0.0}
-#: The slate env every policy is scored in: ppo.yml's slate recipe (simulated clicks, "hits").
-SLATE_ENV: dict[str, Any] = {
-    "slate_size": 10, "feedback": "simulated", "click_model": "hits", "hidden_fraction": 0.8,
-    "observation": "binary", "show_misses": True,
-}  # fmt: skip
+#: The slate env every policy is scored in, and the simulator settings it ships with: ppo.yml's
+#: slate recipe (simulated clicks, "hits" click model, rlrec.data.simulator.EnsembleSimulator).
+_RECIPE = split_hyperparams("ppo", load_hyperparams("ppo", SLATE_ID)).env_kwargs
+SHIPPED: dict[str, Any] = dict(_RECIPE["simulator"])
+#: lambda = 0 and no shrinkage: the ensemble's plain mean.
+PLAIN: dict[str, Any] = {"n_models": SHIPPED.get("n_models", 5), "penalty": 0.0, "shrinkage": 0.0}
+SLATE_ENV: dict[str, Any] = {key: value for key, value in _RECIPE.items() if key != "simulator"}
 AGENTS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "ppo-slate": ("ppo", SLATE_ID, dict(SLATE_ENV)),
     "slateq-slate": ("slateq", SLATE_ID, dict(SLATE_ENV)),
