@@ -74,8 +74,13 @@ class TorchRatingModel:
 
     def pairs(self, users: torch.Tensor, movies: torch.Tensor) -> torch.Tensor:
         """Ratings of the pairs ``(users[j], movies[j])``."""
-        dots = (self.user_factors[users] * self.movie_factors[movies]).sum(-1)
-        raw = dots + self.user_bias[users] + self.movie_bias[movies] + self.global_mean
+        dots = (self.user_factors.index_select(0, users) * self.movie_factors.index_select(0, movies)).sum(-1)
+        raw = (
+            dots
+            + self.user_bias.index_select(0, users)
+            + self.movie_bias.index_select(0, movies)
+            + self.global_mean
+        )
         return raw.clamp(self.low, self.high)
 
 
@@ -99,11 +104,13 @@ class TorchWorld:
 
     def histories(self, users: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Every rating of ``users``: (row in ``users``, CSR position, first entry of each row, lengths)."""
-        starts = self.indptr[users]
+        starts = self.indptr.index_select(0, users)
         lengths = self.indptr[users + 1] - starts
         row_of = torch.repeat_interleave(torch.arange(len(users), device=self.device), lengths)
         first = torch.cumsum(lengths, 0) - lengths
-        positions = torch.arange(int(row_of.numel()), device=self.device) + (starts - first)[row_of]
+        positions = torch.arange(int(row_of.numel()), device=self.device) + (starts - first).index_select(
+            0, row_of
+        )
         return row_of, positions, first, lengths
 
     def model(self, kind: str) -> TorchRatingModel:
@@ -135,7 +142,8 @@ def _rank_in_segments(keys: torch.Tensor, segment: torch.Tensor, first: torch.Te
     and ``first[s]`` is segment ``s``'s first entry; ``keys`` lie in [0, 1)."""
     order = torch.argsort(segment.to(torch.float64) + keys.to(torch.float64), stable=True)
     ranks = torch.empty_like(order)
-    ranks[order] = torch.arange(len(order), device=order.device) - first[segment[order]]
+    in_segment = first.index_select(0, segment.index_select(0, order))
+    ranks.scatter_(0, order, torch.arange(len(order), device=order.device) - in_segment)
     return ranks
 
 
@@ -189,9 +197,11 @@ class TorchEpisodes(WorldViews):
         """Users' whole train histories as observations (what a ranking is asked from)."""
         users = torch.as_tensor(users, device=self.device, dtype=torch.int64)
         row_of, positions, _, lengths = self.tw.histories(users)
-        since = (lengths[row_of] - 1) - self.tw.recency[positions]
+        since = (lengths.index_select(0, row_of) - 1) - self.tw.recency.index_select(0, positions)
         out = torch.zeros((len(users), self.world.n_movies), dtype=torch.float32, device=self.device)
-        out[row_of, self.tw.indices[positions]] = self.encode(self.tw.ratings[positions], since)
+        out[row_of, self.tw.indices.index_select(0, positions)] = self.encode(
+            self.tw.ratings.index_select(0, positions), since
+        )
         return out
 
     # ------------------------------------------------------------------ episodes
@@ -210,9 +220,9 @@ class TorchEpisodes(WorldViews):
             return
         if users is None:
             picks = torch.randint(len(tw.users), (n_rows,), generator=generator, device=self.device)
-            users = tw.users[picks]
+            users = tw.users.index_select(0, picks)
         row_of, positions, first, lengths = tw.histories(users)
-        recency = tw.recency[positions]
+        recency = tw.recency.index_select(0, positions)
         if hidden is None:
             low, high = self.hidden_fraction
             share = torch.full((n_rows,), low, dtype=torch.float64, device=self.device)
@@ -223,51 +233,54 @@ class TorchEpisodes(WorldViews):
             n_hidden = torch.floor(share * lengths + 0.5).to(torch.int64).clamp(min=1)
             n_hidden = torch.minimum(n_hidden, lengths - 1)
             if self.hiding == "recent":
-                hide = recency >= (lengths - n_hidden)[row_of]
+                hide = recency >= (lengths - n_hidden).index_select(0, row_of)
             else:
                 keys = torch.rand(
                     len(positions), generator=generator, device=self.device, dtype=torch.float64
                 )
-                hide = _rank_in_segments(keys, row_of, first) < n_hidden[row_of]
+                hide = _rank_in_segments(keys, row_of, first) < n_hidden.index_select(0, row_of)
         else:
             hide = torch.as_tensor(hidden, device=self.device, dtype=torch.bool)
         visible = ~hide
-        movies, ratings = tw.indices[positions], tw.ratings[positions]
+        movies, ratings = tw.indices.index_select(0, positions), tw.ratings.index_select(0, positions)
         # Among the shown ratings, how many are later than each (the recency observation's age).
         # Sort by (session, time): recency is each rating's rank in its user's time order.
         order = torch.argsort(row_of * (1 << 32) + recency)
-        shown_before = torch.cumsum(visible[order].to(torch.int64), 0)
+        shown_before = torch.cumsum(visible.index_select(0, order).to(torch.int64), 0)
         n_visible = torch.zeros(n_rows, dtype=torch.int64, device=self.device).index_add_(
             0, row_of, visible.to(torch.int64)
         )
-        before_segment = (torch.cumsum(n_visible, 0) - n_visible)[row_of[order]]
-        from_latest = torch.empty_like(order)
-        from_latest[order] = n_visible[row_of[order]] - (shown_before - before_segment)
-        session = rows[row_of]
-        self.users[rows] = users
-        self.obs[rows] = 0.0
-        self.obs[session[visible], movies[visible]] = self.encode(ratings[visible], from_latest[visible])
-        self.mask[rows] = True
-        self.mask[session[visible], movies[visible]] = False
-        self.hidden[rows] = 0.0
-        self.hidden[session[hide], movies[hide]] = ratings[hide]
-        n_hide = lengths - n_visible
-        self.n_hidden_total[rows] = n_hide
-        self.hidden_left[rows] = n_hide
-        liked = (hide & (ratings >= LIKED_RATING)).to(torch.int64)
-        self.liked_left[rows] = torch.zeros(n_rows, dtype=torch.int64, device=self.device).index_add_(
-            0, row_of, liked
+        before_segment = (torch.cumsum(n_visible, 0) - n_visible).index_select(
+            0, row_of.index_select(0, order)
         )
-        self.allowed[rows] = self.world.n_movies - n_visible
-        self.steps[rows] = 0
+        from_latest = torch.empty_like(order)
+        later = n_visible.index_select(0, row_of.index_select(0, order)) - (shown_before - before_segment)
+        from_latest.scatter_(0, order, later)
+        cells = rows.index_select(0, row_of) * self.world.n_movies + movies  # each rating's cell, flat
+        self.users.index_copy_(0, rows, users)
+        self.obs.index_fill_(0, rows, 0.0)
+        shown = torch.where(visible, self.encode(ratings, from_latest), 0.0)
+        self.obs.view(-1).scatter_(0, cells, shown)
+        self.mask.index_fill_(0, rows, True)
+        self.mask.view(-1).scatter_(0, cells, hide)
+        self.hidden.index_fill_(0, rows, 0.0)
+        self.hidden.view(-1).scatter_(0, cells, torch.where(hide, ratings, 0.0))
+        n_hide = lengths - n_visible
+        self.n_hidden_total.index_copy_(0, rows, n_hide)
+        self.hidden_left.index_copy_(0, rows, n_hide)
+        liked = (hide & (ratings >= LIKED_RATING)).to(torch.int64)
+        liked_hidden = torch.zeros(n_rows, dtype=torch.int64, device=self.device).index_add_(0, row_of, liked)
+        self.liked_left.index_copy_(0, rows, liked_hidden)
+        self.allowed.index_copy_(0, rows, self.world.n_movies - n_visible)
+        self.steps.index_fill_(0, rows, 0)
 
     def info(self, rows: torch.Tensor, hits: torch.Tensor, ratings: torch.Tensor) -> dict[str, torch.Tensor]:
         return {
-            "user_index": self.users[rows].clone(),
-            "user_id": self.tw.user_ids[self.users[rows]],
+            "user_index": self.users.index_select(0, rows).clone(),
+            "user_id": self.tw.user_ids.index_select(0, self.users.index_select(0, rows)),
             "hit": hits,
             "rating": ratings.to(torch.float64),
-            "hidden_left": self.hidden_left[rows].clone(),
+            "hidden_left": self.hidden_left.index_select(0, rows).clone(),
         }
 
     def start_info(self, rows: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -285,29 +298,32 @@ class TorchEpisodes(WorldViews):
         """Step sessions ``rows``; ``draws``: the slate's uniform draws (``(len(rows), slate_size)``)."""
         if self.slate_size is not None:
             return self._slate_step(rows, actions, draws)
-        fresh = self.mask[rows, actions]
-        self.mask[rows, actions] = False
-        self.allowed[rows] -= fresh.to(torch.int64)
-        found = self.hidden[rows, actions]
+        cells = rows * self.world.n_movies + actions
+        fresh = self.mask.view(-1).index_select(0, cells)
+        self.mask.view(-1).scatter_(0, cells, False)
+        self.allowed.index_add_(0, rows, -fresh.to(torch.int64))
+        found = self.hidden.view(-1).index_select(0, cells)
         hit = found > 0
-        rewards = self._rating_reward(found, self.reward_mode)
-        self.obs[rows[hit], actions[hit]] = self.encode(found[hit])
-        self.hidden[rows[hit], actions[hit]] = 0.0
-        self.hidden_left[rows] -= hit.to(torch.int64)
-        self.liked_left[rows] -= (found >= LIKED_RATING).to(torch.int64)
         missed = fresh & ~hit
+        rewards = self._rating_reward(found, self.reward_mode)
+        # Fixed-shape writes (a cell keeps its value where nothing happens): no host sync for sizes.
+        shown = torch.where(hit, self.encode(found), self.obs.view(-1).index_select(0, cells))
         if self.show_misses:
-            self.obs[rows[missed], actions[missed]] = -1.0
+            shown = torch.where(missed, -1.0, shown)
+        self.obs.view(-1).scatter_(0, cells, shown)
+        self.hidden.view(-1).scatter_(0, cells, torch.where(hit, 0.0, found))
+        self.hidden_left.index_add_(0, rows, -hit.to(torch.int64))
+        self.liked_left.index_add_(0, rows, -(found >= LIKED_RATING).to(torch.int64))
         if self.reward_mode == "simulated":
-            predicted = self.tw.model("predicted").pairs(self.users[rows], actions)
+            predicted = self.tw.model("predicted").pairs(self.users.index_select(0, rows), actions)
             rewards = torch.where(missed, self._rating_reward(predicted, "rating"), rewards)
-        self.steps[rows] += 1
+        self.steps.index_add_(0, rows, torch.ones_like(rows))
         if self.reward_mode == "binary":
-            terminated = self.liked_left[rows] == 0
+            terminated = self.liked_left.index_select(0, rows) == 0
         elif self.reward_mode == "rating":
-            terminated = self.hidden_left[rows] == 0
+            terminated = self.hidden_left.index_select(0, rows) == 0
         else:
-            terminated = self.allowed[rows] == 0
+            terminated = self.allowed.index_select(0, rows) == 0
         return rewards, terminated, self.info(rows, hit, found)
 
     @staticmethod
@@ -328,14 +344,15 @@ class TorchEpisodes(WorldViews):
         stopped = torch.zeros(len(rows), dtype=torch.bool, device=self.device)
         for slot in range(size):
             movies = slates[:, slot]
-            fresh = self.mask[rows, movies]
-            self.mask[rows, movies] = False
-            self.allowed[rows] -= fresh.to(torch.int64)
-            found = self.hidden[rows, movies]
+            cells = rows * self.world.n_movies + movies
+            fresh = self.mask.view(-1).index_select(0, cells)
+            self.mask.view(-1).scatter_(0, cells, False)
+            self.allowed.index_add_(0, rows, -fresh.to(torch.int64))
+            found = self.hidden.view(-1).index_select(0, cells)
             if self.feedback == "logged":
                 chance = (fresh & (found >= LIKED_RATING)).to(torch.float64)
             else:
-                expected = self.tw.model("expected").pairs(self.users[rows], movies)
+                expected = self.tw.model("expected").pairs(self.users.index_select(0, rows), movies)
                 chance = torch.where(fresh, ((expected - 3.0) / 2.0).clamp(0.0, 1.0), 0.0)
             exam = 1.0 if self.click_model == "cascade" else self.examination[slot]
             clicked = fresh & ~stopped & (draws[:, slot] < exam * chance)
@@ -347,24 +364,24 @@ class TorchEpisodes(WorldViews):
             else:
                 rated = torch.where(found > 0, found.to(torch.float64), 0.0)
                 if self.feedback == "simulated":  # logged clicks are hidden movies: rated
-                    expected = self.tw.model("expected").pairs(self.users[rows], movies)
+                    expected = self.tw.model("expected").pairs(self.users.index_select(0, rows), movies)
                     rated = torch.where(found > 0, rated, expected)
                 slot_rewards[:, slot] = torch.where(clicked, rated / RATING_MAX, 0.0)
-            shown = torch.maximum(found, torch.tensor(LIKED_RATING, device=self.device))
-            self.obs[rows[clicked], movies[clicked]] = self.encode(shown[clicked])
-            was_hidden = clicked & (found > 0)
-            self.hidden[rows[was_hidden], movies[was_hidden]] = 0.0
-            self.hidden_left[rows] -= was_hidden.to(torch.int64)
-            self.liked_left[rows] -= (was_hidden & (found >= LIKED_RATING)).to(torch.int64)
+            watched = torch.maximum(found, torch.tensor(LIKED_RATING, device=self.device))
+            shown = torch.where(clicked, self.encode(watched), self.obs.view(-1).index_select(0, cells))
             if self.show_misses:
-                missed = fresh & ~clicked
-                self.obs[rows[missed], movies[missed]] = -1.0
-        self.steps[rows] += 1
+                shown = torch.where(fresh & ~clicked, -1.0, shown)
+            self.obs.view(-1).scatter_(0, cells, shown)
+            was_hidden = clicked & (found > 0)
+            self.hidden.view(-1).scatter_(0, cells, torch.where(was_hidden, 0.0, found))
+            self.hidden_left.index_add_(0, rows, -was_hidden.to(torch.int64))
+            self.liked_left.index_add_(0, rows, -(was_hidden & (found >= LIKED_RATING)).to(torch.int64))
+        self.steps.index_add_(0, rows, torch.ones_like(rows))
         rewards = slot_rewards.sum(1)
         if self.feedback == "logged":
-            terminated = self.liked_left[rows] == 0
+            terminated = self.liked_left.index_select(0, rows) == 0
         else:
-            terminated = self.allowed[rows] < size
+            terminated = self.allowed.index_select(0, rows) < size
         info = self.info(rows, clicks.any(1), torch.zeros(len(rows), dtype=torch.float64, device=self.device))
         info["clicks"], info["slot_rewards"] = clicks, slot_rewards
         return rewards, terminated, info
@@ -452,7 +469,7 @@ class TorchVectorEnv(WorldViews, VectorEnv):  # type: ignore[type-arg]
 
     def _start(self, rows: torch.Tensor, users: torch.Tensor | None = None) -> None:
         self.episodes.start(rows, self.generator, users)
-        self._elapsed[rows] = 0
+        self._elapsed.index_fill_(0, rows, 0)
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
