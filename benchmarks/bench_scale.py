@@ -342,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
         "--learn", action="store_true",
         help="train a session agent on the 25M-rating world (--scale small: a smoke run) and rank test",
     )  # fmt: skip
-    parser.add_argument("--algo", default="dqn", help="--learn: the learner (session recipe), default dqn")
+    parser.add_argument("--algo", default="ppo", help="--learn: the learner (session recipe), default ppo")
     parser.add_argument("--timesteps", type=int, default=None, help="--learn: budget (default the recipe's)")
     parser.add_argument(
         "--budget-s", type=float, default=LEARN_TARGET_S, help="--learn: training seconds at most"
