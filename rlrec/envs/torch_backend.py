@@ -176,22 +176,20 @@ class TorchEpisodes(WorldViews):
         self.obs = torch.zeros((n, m), dtype=torch.float32, device=device)
         self.mask = torch.ones((n, m), dtype=torch.bool, device=device)
         self.hidden = torch.zeros((n, m), dtype=torch.float32, device=device)
-        zeros = {"dtype": torch.int64, "device": device}
-        self.users = torch.zeros(n, **zeros)
-        self.n_hidden_total = torch.zeros(n, **zeros)
-        self.hidden_left = torch.zeros(n, **zeros)
-        self.liked_left = torch.zeros(n, **zeros)
-        self.allowed = torch.zeros(n, **zeros)
-        self.steps = torch.zeros(n, **zeros)
+        def counters() -> torch.Tensor:
+            return torch.zeros(n, dtype=torch.int64, device=device)
+
+        self.users, self.n_hidden_total, self.hidden_left = counters(), counters(), counters()
+        self.liked_left, self.allowed, self.steps = counters(), counters(), counters()
 
     # ------------------------------------------------------------------ encoding
     def encode(self, ratings: torch.Tensor, from_latest: torch.Tensor | None = None) -> torch.Tensor:
         """As :meth:`SessionEpisodes.encode`."""
         if self.observation == "recency" and from_latest is not None:
-            return torch.exp2(-from_latest.to(torch.float32) / np.float32(self.half_life))
+            return torch.exp2(-from_latest.to(torch.float32) / float(self.half_life))
         if self.observation in ("binary", "recency"):
             return torch.ones_like(ratings, dtype=torch.float32)
-        return ratings.to(torch.float32) / np.float32(RATING_MAX)
+        return ratings.to(torch.float32) / float(RATING_MAX)
 
     def observations(self, users: torch.Tensor) -> torch.Tensor:
         """Users' whole train histories as observations (what a ranking is asked from)."""
@@ -543,7 +541,7 @@ class TorchVectorEnv(WorldViews, VectorEnv):  # type: ignore[type-arg]
             self._start(restart)
             fresh = self.episodes.start_info(restart)
             for key, value in fresh.items():
-                info[key][restart] = value
+                info[key].index_copy_(0, restart, value)
             rewards = torch.where(resetting, 0.0, rewards)
             terminated = terminated & ~resetting
             truncated = truncated & ~resetting
@@ -552,24 +550,24 @@ class TorchVectorEnv(WorldViews, VectorEnv):  # type: ignore[type-arg]
             return self.episodes.obs, rewards, terminated, truncated, self._flag(info)
         done = terminated | truncated
         finished = torch.nonzero(done).flatten()
-        info = self._flag(info)
+        reply: dict[str, Any] = self._flag(info)
         # As the numpy backend: an object array, the last observation of each session that ended
         # (a copy of its row), None elsewhere; copying every row would cost a whole batch a step.
         last = self.episodes.obs.index_select(0, finished)
         final_obs = np.full(self.num_envs, None, dtype=object)
         for j, i in enumerate(finished.tolist()):
             final_obs[i] = last[j]
-        info["final_obs"] = final_obs
-        info["_final_obs"] = done.clone()
-        info["final_info"] = {
-            key: value for key, value in info.items() if key not in ("final_obs", "_final_obs")
+        reply["final_obs"] = final_obs
+        reply["_final_obs"] = done.clone()
+        reply["final_info"] = {
+            key: value for key, value in reply.items() if key not in ("final_obs", "_final_obs")
         }
-        info["_final_info"] = done.clone()
+        reply["_final_info"] = done.clone()
         self._start(finished)
         for key, value in self.episodes.start_info(finished).items():
-            info[key] = info[key].clone()
-            info[key][finished] = value
-        return self.episodes.obs, rewards, terminated, truncated, info
+            reply[key] = reply[key].clone()
+            reply[key].index_copy_(0, finished, value)
+        return self.episodes.obs, rewards, terminated, truncated, reply
 
     def _flag(self, values: dict[str, torch.Tensor]) -> dict[str, Any]:
         """Every session reports every key: Gymnasium's ``_key`` masks are all True."""
