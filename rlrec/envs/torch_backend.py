@@ -176,6 +176,7 @@ class TorchEpisodes(WorldViews):
         self.obs = torch.zeros((n, m), dtype=torch.float32, device=device)
         self.mask = torch.ones((n, m), dtype=torch.bool, device=device)
         self.hidden = torch.zeros((n, m), dtype=torch.float32, device=device)
+
         def counters() -> torch.Tensor:
             return torch.zeros(n, dtype=torch.int64, device=device)
 
