@@ -182,7 +182,7 @@ class SeedEpisodes(Episodes):
         self.recommended[full] = False  # every movie recommended: the mask starts over
         self.n_recommended[full] = 0
 
-    def observe(self, out: np.ndarray) -> np.ndarray:
+    def observe(self, out: np.ndarray | None) -> np.ndarray:
         return self.observations(self.users, out)
 
     def observations(self, user_indices: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:

@@ -43,7 +43,7 @@ __all__ = [
 ]
 
 REWARD_MODES = ("binary", "rating", "simulated")
-OBSERVATIONS = ("ratings", "binary", "recency")
+OBSERVATIONS = ("ratings", "binary", "recency", "sequence")
 HIDINGS = ("random", "recent")
 #: How a recommended movie that was not a hit shows in the observation with ``show_misses``.
 MISS = -1.0
@@ -97,6 +97,7 @@ class SessionEpisodes(Episodes):
         observation: str = "ratings",
         show_misses: bool = False,
         half_life: float = 10.0,
+        sequence_length: int = 50,
     ) -> None:
         if int(num_envs) < 1:
             raise ValueError(f"num_envs: must be >= 1, got {num_envs}")
@@ -114,6 +115,20 @@ class SessionEpisodes(Episodes):
         self.action_space = spaces.Discrete(n_movies)
         low = MISS if self.show_misses else 0.0
         self.observation_space = spaces.Box(low, 1.0, shape=(n_movies,), dtype=np.float32)
+        if isinstance(sequence_length, bool) or not isinstance(sequence_length, int) or sequence_length < 1:
+            raise ValueError(f"sequence_length: a whole number >= 1, got {sequence_length!r}")
+        self.sequence_length = int(sequence_length)
+        #: ``observation="sequence"``: each session's last watched movies (see :meth:`sequences`).
+        self.seq: np.ndarray | None = None
+        if self.observation == "sequence":
+            if self.show_misses:
+                raise ValueError(
+                    "show_misses: not with observation='sequence' (a sequence holds what was watched)"
+                )
+            high = np.ones((2, self.sequence_length), dtype=np.float32)
+            high[0] = n_movies
+            self.observation_space = spaces.Box(0.0, high, dtype=np.float32)
+            self.seq = np.zeros((n, 2, self.sequence_length), dtype=np.float32)
         self.obs = np.zeros((n, n_movies), dtype=np.float32)
         self.mask = np.ones((n, n_movies), dtype=bool)
         self.hidden = np.zeros((n, n_movies), dtype=np.float32)
@@ -132,7 +147,7 @@ class SessionEpisodes(Episodes):
         given after this one; a movie found in the session is the latest, 1)."""
         if self.observation == "recency" and from_latest is not None:
             return recency_weight(from_latest, self.half_life)
-        if self.observation in ("binary", "recency"):
+        if self.observation in ("binary", "recency", "sequence"):
             return np.ones(np.shape(ratings), dtype=np.float32)
         return np.asarray(ratings, dtype=np.float32) / np.float32(RATING_MAX)
 
@@ -142,12 +157,18 @@ class SessionEpisodes(Episodes):
         What a trained agent sees when it is asked for a ranking: nothing hidden.
         """
         users = np.asarray(user_indices, dtype=np.int64)
+        row_of, positions = self.world.histories(users)
+        from_latest = self.world.dataset.ratings_since[positions]
+        if self.seq is not None:
+            sequences = np.zeros((len(users), *self.seq.shape[1:]), dtype=np.float32)
+            self._place(
+                sequences, row_of, self.world.indices[positions], self.world.ratings[positions], from_latest
+            )
+            return sequences
         if out is None:
             out = np.zeros((len(users), self.world.n_movies), dtype=np.float32)
         else:
             out[...] = 0.0
-        row_of, positions = self.world.histories(users)
-        from_latest = self.world.dataset.ratings_since[positions]
         out[row_of, self.world.indices[positions]] = self.encode(self.world.ratings[positions], from_latest)
         return out
 
@@ -185,6 +206,10 @@ class SessionEpisodes(Episodes):
         shown_order = np.argsort(np.argsort(self.world.recency(user)[visible]))  # 0 = oldest shown
         from_latest = int(visible.sum()) - 1 - shown_order
         self.obs[index, movies[visible]] = self.encode(ratings[visible], from_latest)
+        if self.seq is not None:
+            self.seq[index] = 0.0
+            self._place(self.seq[index : index + 1], np.zeros(len(from_latest), dtype=np.int64),
+                        movies[visible], ratings[visible], from_latest)  # fmt: skip
         self.mask[index] = True
         self.mask[index, movies[visible]] = False
         self.hidden[index] = 0.0
@@ -220,6 +245,7 @@ class SessionEpisodes(Episodes):
         rewards = rating_reward(found, self.reward_mode)  # 0 where nothing was found
         hit_rows, hit_movies = rows[hit], actions[hit]
         self.obs[hit_rows, hit_movies] = self.encode(found[hit])
+        self.watched(hit_rows, hit_movies, found[hit])
         self.hidden[hit_rows, hit_movies] = 0.0
         self.hidden_left[hit_rows] -= 1
         self.liked_left[hit_rows] -= found[hit] >= LIKED_RATING
@@ -241,8 +267,33 @@ class SessionEpisodes(Episodes):
             terminated = self.allowed[rows] == 0
         return rewards, terminated, self._info(rows, hit, found)
 
-    def observe(self, out: np.ndarray) -> np.ndarray:
-        return self.obs
+    def _place(
+        self,
+        out: np.ndarray,
+        rows: np.ndarray,
+        movies: np.ndarray,
+        ratings: np.ndarray,
+        from_latest: np.ndarray,
+    ) -> None:
+        """Write ratings into ``(rows, 2, L)`` sequences: the latest at the end, ``from_latest`` ratings
+        before it further left; older than ``L`` left out."""
+        length = self.sequence_length
+        kept = from_latest < length
+        slots = length - 1 - from_latest[kept]
+        out[rows[kept], 0, slots] = movies[kept] + 1
+        out[rows[kept], 1, slots] = np.asarray(ratings[kept], dtype=np.float32) / np.float32(RATING_MAX)
+
+    def watched(self, rows: np.ndarray, movies: np.ndarray, ratings: np.ndarray) -> None:
+        """Movies sessions ``rows`` (distinct) just watched, rated ``ratings``: the newest entry of
+        their sequences (``observation="sequence"``; nothing otherwise)."""
+        if self.seq is None or not len(rows):
+            return
+        self.seq[rows, :, :-1] = self.seq[rows, :, 1:]
+        self.seq[rows, 0, -1] = movies + 1
+        self.seq[rows, 1, -1] = np.asarray(ratings, dtype=np.float32) / np.float32(RATING_MAX)
+
+    def observe(self, out: np.ndarray | None) -> np.ndarray:
+        return self.obs if self.seq is None else self.seq
 
     def action_masks(self) -> np.ndarray:
         return self.mask.copy()
@@ -321,8 +372,14 @@ class MovieLensSessionEnv(EpisodesEnv):
       to predict the future from the past; the same part every session of a user).
     * ``reward_mode``: ``"binary"`` (default), ``"rating"`` or ``"simulated"``.
     * ``observation``: ``"ratings"`` (default), ``"binary"`` or ``"recency"`` (a visible movie
-      shows ``0.5 ** (ratings given after it / half_life)``: what was watched last weighs most).
+      shows ``0.5 ** (ratings given after it / half_life)``: what was watched last weighs most),
+      or ``"sequence"``: the order itself, ``Box(0, high, (2, sequence_length), float32)`` whose
+      row 0 holds the last ``sequence_length`` visible movies as ``index + 1`` (0: padding, on
+      the left) and row 1 their ratings / 5, oldest first; a movie found in the session is
+      appended. Read it with ``rlrec.nn.GRUSequenceExtractor`` or
+      ``rlrec.nn.SelfAttentionSequenceExtractor``; masks come from ``action_masks()``.
     * ``half_life``: of ``"recency"``, in ratings; default 10.
+    * ``sequence_length``: of ``"sequence"``, the movies shown; default 50.
     * ``users``: original userIds sessions are drawn from (default: every user with >= 2
       ratings: one to show, one to hide).
     * ``simulator``: a fitted ``RatingSimulator`` or ``EnsembleSimulator`` for ``"simulated"``,
@@ -341,7 +398,7 @@ class MovieLensSessionEnv(EpisodesEnv):
 
     ## Version History
 
-    * v0: first version (``hiding`` added with the default unchanged).
+    * v0: first version (``hiding`` and ``observation="sequence"`` added with the defaults unchanged).
     """
 
     def __init__(
@@ -356,6 +413,7 @@ class MovieLensSessionEnv(EpisodesEnv):
         simulator: RatingSimulator | EnsembleSimulator | Mapping[str, Any] | None = None,
         show_misses: bool = False,
         half_life: float = 10.0,
+        sequence_length: int = 50,
     ) -> None:
         episodes = _episodes(
             data,
@@ -368,6 +426,7 @@ class MovieLensSessionEnv(EpisodesEnv):
             observation=observation,
             show_misses=show_misses,
             half_life=half_life,
+            sequence_length=sequence_length,
         )
         self._attach(episodes, render_mode)
 

@@ -135,7 +135,9 @@ class SlateEpisodes(SessionEpisodes):
                 slot_rewards[clicked, slot] = rating_reward(rated, "rating")
             # A clicked movie is watched: it shows in the observation from now on.
             shown_rows, shown_movies = rows[clicked], movies[clicked]
-            self.obs[shown_rows, shown_movies] = self.encode(np.maximum(found[clicked], LIKED_RATING))
+            watched = np.maximum(found[clicked], LIKED_RATING)
+            self.obs[shown_rows, shown_movies] = self.encode(watched)
+            self.watched(shown_rows, shown_movies, watched)
             was_hidden = clicked & (found > 0)
             self.hidden[rows[was_hidden], movies[was_hidden]] = 0.0
             self.hidden_left[rows[was_hidden]] -= 1
@@ -223,7 +225,7 @@ class MovieLensSlateEnv(EpisodesEnv):
 
     ## Observation Space
 
-    As ``MovieLensSession-v0`` (``observation="ratings"``, ``"binary"`` or ``"recency"``); a
+    As ``MovieLensSession-v0`` (``observation="ratings"``, ``"binary"``, ``"recency"`` or ``"sequence"``); a
     clicked movie appears in it (as a rating of at least 4 stars when it was not rated).
 
     ## Rewards
@@ -273,11 +275,12 @@ class MovieLensSlateEnv(EpisodesEnv):
         simulator: RatingSimulator | EnsembleSimulator | Mapping[str, Any] | None = None,
         show_misses: bool = False,
         render_mode: str | None = None,
+        sequence_length: int = 50,
     ) -> None:
         options = dict(
             slate_size=slate_size, click_model=click_model, feedback=feedback, reward_mode=reward_mode,
             hidden_fraction=hidden_fraction, hiding=hiding, observation=observation, half_life=half_life,
-            show_misses=show_misses,
+            show_misses=show_misses, sequence_length=sequence_length,
         )  # fmt: skip
         self._attach(_episodes(data, 1, users, simulator, **options), render_mode)
         self._last_slate: np.ndarray | None = None

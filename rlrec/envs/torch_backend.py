@@ -155,6 +155,8 @@ class TorchEpisodes(WorldViews):
     """
 
     def __init__(self, episodes: Any, device: torch.device) -> None:
+        if getattr(episodes, "seq", None) is not None:
+            raise ValueError("backend='torch': observation='sequence' is a numpy-backend observation")
         self.world = episodes.world
         self.tw = TorchWorld(episodes.world, device)
         self.device = device

@@ -107,7 +107,7 @@ class Episodes(WorldViews, ABC):
         aligned with ``rows``. ``rngs[i]`` is sub-env ``rows[i]``'s generator."""
 
     @abstractmethod
-    def observe(self, out: np.ndarray) -> np.ndarray:
+    def observe(self, out: np.ndarray | None) -> np.ndarray:
         """Fill ``out`` (``(num_envs, obs_dim)`` float32) with every sub-env's observation."""
 
     @abstractmethod
@@ -459,7 +459,7 @@ class EpisodesEnv(WorldViews, gymnasium.Env):  # type: ignore[type-arg]
         self._started = True
         if self.render_mode == "human":
             self.render()
-        return self.episodes.obs[0].copy(), _first_of(self.episodes.start_info(_FIRST))
+        return self.episodes.observe(None)[0].copy(), _first_of(self.episodes.start_info(_FIRST))
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         if not self._started:
@@ -468,7 +468,13 @@ class EpisodesEnv(WorldViews, gymnasium.Env):  # type: ignore[type-arg]
         rewards, terminated, info = self.episodes.step(_FIRST, actions, [self.np_random])
         if self.render_mode == "human":
             self.render()
-        return self.episodes.obs[0].copy(), float(rewards[0]), bool(terminated[0]), False, _first_of(info)
+        return (
+            self.episodes.observe(None)[0].copy(),
+            float(rewards[0]),
+            bool(terminated[0]),
+            False,
+            _first_of(info),
+        )
 
     def action_masks(self) -> np.ndarray:
         """The movies worth recommending now (sb3-contrib's interface), as the vector env's row 0."""

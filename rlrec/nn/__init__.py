@@ -12,6 +12,9 @@
   :class:`CatalogueDQNPolicy`, :class:`CatalogueQRDQNPolicy`: the ``policy`` of ``PPO`` / ``A2C``,
   ``MaskablePPO``, ``DQN``, ``QRDQN`` with a :class:`MovieScoringHead` (a per-movie embedding and
   bias) that :class:`ActionPriorCallback` starts at the env's ``action_prior()``;
+* :class:`GRUSequenceExtractor`, :class:`SelfAttentionSequenceExtractor`: GRU4Rec and SASRec
+  as ``features_extractor_class`` over ``observation="sequence"``;
+* :class:`CatalogueSlatePolicy`: :class:`SlatePolicy` with the head and the prior;
 * :class:`QNetwork`: the Q-network of rlrec's own value learners (``dqn``, ``slateq``), built
   from :class:`SparseInputExtractor`.
 
@@ -38,6 +41,7 @@ from rlrec.nn.policies import (
     UnseenQRDQNPolicy,
     mask_seen,
 )
+from rlrec.nn.sequence import GRUSequenceExtractor, SelfAttentionSequenceExtractor
 from rlrec.nn.targets import StateTargetValues, TargetValues
 from rlrec.nn.torch_layers import SparseInputExtractor, sqrt_count_scale
 
@@ -48,10 +52,12 @@ __all__ = [
     "CatalogueQRDQNPolicy",
     "CatalogueSlatePolicy",
     "CompactReplayBuffer",
+    "GRUSequenceExtractor",
     "MaskableCatalogueActorCriticPolicy",
     "MovieScoringHead",
     "QNetwork",
     "RowSparseAdam",
+    "SelfAttentionSequenceExtractor",
     "SlateDistribution",
     "SlatePolicy",
     "SparseInputExtractor",

@@ -170,15 +170,15 @@ class CompactReplayBuffer(BaseBuffer):
         handle_timeout_termination: bool = True,
         observations_fn: Callable[[np.ndarray], np.ndarray] | None = None,
     ) -> None:
-        if not isinstance(observation_space, spaces.Box) or len(observation_space.shape) != 1:
-            raise ValueError(
-                f"CompactReplayBuffer needs a flat Box observation space, got {observation_space}"
-            )
+        if not isinstance(observation_space, spaces.Box):
+            raise ValueError(f"CompactReplayBuffer needs a Box observation space, got {observation_space}")
         super().__init__(buffer_size, observation_space, action_space, device, n_envs=n_envs)
         self.buffer_size = max(buffer_size // n_envs, 1)
         self.optimize_memory_usage = optimize_memory_usage
         self.handle_timeout_termination = handle_timeout_termination
-        self.obs_dim = int(observation_space.shape[0])
+        # Stored flat (a sequence observation's (2, L) too), handed out in the space's shape.
+        self.obs_shape = tuple(observation_space.shape)
+        self.obs_dim = int(np.prod(self.obs_shape))
         self.obs_dtype = np.dtype(observation_space.dtype)
         slots = self.buffer_size * n_envs
         self._ring = _RaggedRing(self.obs_dim, self.obs_dtype)
@@ -353,10 +353,11 @@ class CompactReplayBuffer(BaseBuffer):
         obs = self.observations_at(slots)
         next_obs = self.next_observations_at(slots, obs)
         dones = self.dones[slots].astype(np.float32) * (1.0 - self.timeouts[slots].astype(np.float32))
+        shape = (len(slots), *self.obs_shape)
         data: tuple[np.ndarray, ...] = (
-            np.asarray(self._normalize_obs(obs, env)),
+            np.asarray(self._normalize_obs(obs.reshape(shape), env)),
             self.actions[slots],
-            np.asarray(self._normalize_obs(next_obs, env)),
+            np.asarray(self._normalize_obs(next_obs.reshape(shape), env)),
             dones.reshape(-1, 1),
             self._normalize_reward(self.rewards[slots].reshape(-1, 1), env),
         )

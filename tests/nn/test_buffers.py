@@ -149,6 +149,15 @@ def test_a_million_session_transitions_fit_in_256_mb() -> None:
     assert per_transition < 256
 
 
-def test_needs_a_flat_box() -> None:
-    with pytest.raises(ValueError, match="flat Box"):
+def test_needs_a_box_and_hands_out_its_shape() -> None:
+    with pytest.raises(ValueError, match="Box observation space"):
         CompactReplayBuffer(10, spaces.Discrete(3), spaces.Discrete(3))
+    # A (2, L) sequence observation is stored flat and sampled back in its shape, values intact.
+    space = spaces.Box(0.0, 9.0, shape=(2, 4), dtype=np.float32)
+    buffer = CompactReplayBuffer(8, space, spaces.Discrete(9), device="cpu")
+    obs = np.array([[[0, 3, 5, 7], [0, 0.2, 0.4, 1.0]]], dtype=np.float32)
+    next_obs = np.array([[[3, 5, 7, 8], [0.2, 0.4, 1.0, 0.6]]], dtype=np.float32)
+    buffer.add_transitions(obs, next_obs, np.array([8]), np.array([1.0]), np.array([False]))
+    batch = buffer.latest()
+    np.testing.assert_array_equal(batch.observations.numpy(), obs)
+    np.testing.assert_array_equal(batch.next_observations.numpy(), next_obs)
