@@ -14,6 +14,8 @@ user's train movies itself, so baselines do not.
 * ``rp3beta``: RP3beta (Paudel et al., 2017), a popularity-discounted random walk item -> user ->
   item. ItemKNN and RP3beta are the cheap models reproducibility studies found hard to beat
   (Dacrema et al., RecSys 2019).
+* ``sasrec``, ``gru4rec``: next-item models over each user's history in time order
+  (:mod:`rlrec.evaluation.sequential`), epochs chosen on validation inside ``fit``.
 
 Hyperparameters of every baseline with a :data:`GRIDS` entry are chosen on a validation split of the
 train part (:func:`select_on_validation`) wherever rlrec reports them (``rlrec evaluate``,
@@ -41,11 +43,13 @@ __all__ = [
     "Baseline",
     "EASEBaseline",
     "EDLAEBaseline",
+    "GRU4RecBaseline",
     "ItemKNNBaseline",
     "PopularityBaseline",
     "RP3betaBaseline",
     "RandomBaseline",
     "RecentEASEBaseline",
+    "SASRecBaseline",
     "Selection",
     "item_gram",
     "keep_top_neighbours",
@@ -432,6 +436,50 @@ class RP3betaBaseline(_NeighbourBaseline):
         return weights.astype(np.float32)
 
 
+class _SequentialBaseline:
+    """A next-item model over each user's train history in time order (:mod:`rlrec.evaluation.sequential`).
+
+    :param epochs: training epochs; default None: chosen on a validation split of train.
+    :param max_length: the last movies read per user; default 50.
+    :param seed: seeds the initialisation and the batches.
+    :param options: ``dim``, ``lr``, ``batch_size``, ``dropout``, ``max_epochs``, ``eval_every``.
+    """
+
+    name = ""
+
+    def __init__(
+        self, epochs: int | None = None, max_length: int = 50, seed: int = 0, **options: Any
+    ) -> None:
+        self.epochs, self.max_length, self.seed, self.options = epochs, int(max_length), int(seed), options
+        self.model: Any = None
+
+    def fit(self, train: RatingsDataset) -> _SequentialBaseline:
+        # Deferred: the module imports torch (a second), and the CLI reads these names at start-up.
+        from rlrec.evaluation.sequential import fit_sequential
+
+        self.model = fit_sequential(
+            self.name, train, self.epochs, max_length=self.max_length, seed=self.seed, **self.options
+        )
+        return self
+
+    def score(self, user_indices: np.ndarray) -> np.ndarray:
+        if self.model is None:
+            raise ValueError(f"{self.name}: call fit(train) before score()")
+        return np.asarray(self.model.score(user_indices))
+
+
+class SASRecBaseline(_SequentialBaseline):
+    """SASRec (Kang and McAuley, 2018): causal self-attention over the user's last movies."""
+
+    name = "sasrec"
+
+
+class GRU4RecBaseline(_SequentialBaseline):
+    """GRU4Rec (Hidasi et al., 2016): a GRU over the user's last movies."""
+
+    name = "gru4rec"
+
+
 #: Baseline name -> class; the CLI's ``--baseline`` choices.
 BASELINES: dict[str, type[Any]] = {
     "random": RandomBaseline,
@@ -442,6 +490,8 @@ BASELINES: dict[str, type[Any]] = {
     "als": ALSBaseline,
     "itemknn": ItemKNNBaseline,
     "rp3beta": RP3betaBaseline,
+    "sasrec": SASRecBaseline,
+    "gru4rec": GRU4RecBaseline,
 }
 
 
@@ -507,7 +557,7 @@ def make_baseline(name: str, seed: int = 0, **kwargs: Any) -> Any:
     if name not in BASELINES:
         raise ValueError(f"unknown baseline {name!r}; choose from {', '.join(BASELINES)}")
     cls = BASELINES[name]
-    if name in ("random", "als"):
+    if name in ("random", "als", "sasrec", "gru4rec"):
         kwargs = {"seed": seed, **kwargs}
     try:
         return cls(**kwargs)
