@@ -20,6 +20,7 @@ every ``reset`` / ``step``: copy it if you keep it across steps, or pass ``copy_
 
 from __future__ import annotations
 
+import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -357,18 +358,12 @@ class EpisodesVectorEnv(RecVectorEnv):
     #: Whether ``backend="torch"`` can run this family (the session and slate families).
     has_torch_backend = False
 
-    def __new__(
-        cls,
-        data: Any = "synthetic",
-        num_envs: int = 1,
-        max_episode_steps: int | None = None,
-        autoreset_mode: str | AutoresetMode = AutoresetMode.NEXT_STEP,
-        copy_obs: bool = False,
-        render_mode: str | None = None,
-        backend: str = "numpy",
-        device: str | None = None,
-        **env_kwargs: Any,
-    ) -> Any:
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        # The arguments are __init__'s: read them there rather than restating the signature.
+        bound = inspect.signature(cls.__init__).bind(None, *args, **kwargs)
+        bound.apply_defaults()
+        given = bound.arguments
+        backend, device = given["backend"], given["device"]
         if check_choice("backend", backend, BACKENDS) == "numpy":
             if device not in (None, "cpu"):
                 raise ValueError(
@@ -379,17 +374,15 @@ class EpisodesVectorEnv(RecVectorEnv):
             raise ValueError(
                 f"backend: 'torch' is not available for {cls.__name__} (session and slate envs only)"
             )
-        if copy_obs or render_mode is not None:
+        if given["copy_obs"] or given["render_mode"] is not None:
             raise ValueError("backend='torch': copy_obs and render_mode are numpy-backend options")
         # Deferred: importing torch costs about a second, and only this backend needs it here.
         from rlrec.envs.torch_backend import TorchVectorEnv
 
-        episodes = cls.make_episodes(data, num_envs, **env_kwargs)
-        if max_episode_steps is None:
-            max_episode_steps = cls.default_max_episode_steps
-        return TorchVectorEnv(
-            episodes, "auto" if device is None else device, max_episode_steps, autoreset_mode
-        )
+        episodes = cls.make_episodes(given["data"], given["num_envs"], **given["env_kwargs"])
+        limit = given["max_episode_steps"]
+        limit = cls.default_max_episode_steps if limit is None else limit
+        return TorchVectorEnv(episodes, "auto" if device is None else device, limit, given["autoreset_mode"])
 
     def __init__(
         self,
