@@ -75,7 +75,8 @@ def _all_positions(encoder: nn.Module, obs: torch.Tensor) -> torch.Tensor:
 
 def _logits(encoder: nn.Module, obs: torch.Tensor) -> torch.Tensor:
     """Next-movie logits after each position, ``(batch, L, n_movies)`` (the tied embedding table)."""
-    table = encoder.embedding.weight[1:]  # type: ignore[union-attr]
+    embedding: nn.Embedding = encoder.embedding  # type: ignore[assignment]
+    table = embedding.weight[1:]
     return _all_positions(encoder, obs) @ table.T
 
 
