@@ -10,7 +10,8 @@ User model, in two parts (both documented on :class:`MovieLensSlateEnv`):
 * **attraction** (``feedback``): ``"logged"``, a movie attracts when it is one of the hidden
   movies the user rated >= 4 (real feedback, deterministic); ``"simulated"``, a movie attracts
   with probability ``clip((r - 3) / 2, 0, 1)`` where ``r`` is the user's expected rating
-  (the synthetic world's true preference when the data has one, else a ``RatingSimulator``'s).
+  (the ``simulator=`` given to the env; without one, the synthetic world's true preference when the
+  data has one, else a ``RatingSimulator`` fitted on the data).
 * **clicks** (``click_model``): ``"hits"``, every attractive movie is clicked (a slate pays the
   sum of its movies, SlateQ's additive decomposition); ``"pbm"``, position ``k`` (from 0) is
   examined with probability ``1 / (k + 1)`` and an examined attractive movie clicked; ``"cascade"``,

@@ -119,11 +119,7 @@ class TorchWorld:
         if kind not in self._models:
             world = self.world
             truth = world.dataset.truth
-            if (
-                kind == "expected"
-                and truth is not None
-                and (world._simulator is None or isinstance(world._simulator, dict))
-            ):
+            if kind == "expected" and truth is not None and world._simulator is None:
                 source: Any = truth
             else:
                 source = world.simulator

@@ -204,9 +204,10 @@ class MovieLensWorld:
     def expected_ratings(self, users: np.ndarray, movies: np.ndarray) -> np.ndarray:
         """What the user would rate each movie, float64: a simulator given to the world, else the
         synthetic world's true preference when the data has one (``dataset.truth``), else the
-        rating simulator fitted on the data."""
+        rating simulator fitted on the data. A simulator given as ``fit()`` arguments counts as
+        given: an agent trained on a fitted simulator is never answered by the truth instead."""
         truth = self.dataset.truth
-        if truth is not None and (self._simulator is None or isinstance(self._simulator, Mapping)):
+        if truth is not None and self._simulator is None:
             return truth.preference_pairs(users, movies)
         return self.predicted(users, movies).astype(np.float64)
 
