@@ -12,6 +12,9 @@ the GroupLens CSV layout (``write_movielens_csv``); then a FRESH process loads i
   and with SVD embedding observations (plus the time to fit the embeddings);
 * time to build one user's profile observation, alone and in a batch of 256.
 
+``--learn`` instead trains a session agent on the 25M-rating world and ranks its test part against
+popularity (see ``learn``; the README has the figures).
+
 Generation and measurement run in separate processes so that the peak memory is that of loading
 and stepping, not of generating. Not run by the tests (minutes, GBs); run it by hand::
 
