@@ -189,7 +189,7 @@ class StopAfterSeconds(BaseCallback):
 def learn(args: argparse.Namespace) -> dict[str, Any]:
     """Train ``args.algo`` on the 25M world's temporal split, rank test with its best validation model."""
     from rlrec.agents.factory import load_model
-    from rlrec.agents.recipes import load_hyperparams
+    from rlrec.agents.recipes import load_hyperparams, split_hyperparams
     from rlrec.data import make_synthetic
     from rlrec.data.split import temporal_split
     from rlrec.envs import SESSION_ID
@@ -214,33 +214,43 @@ def learn(args: argparse.Namespace) -> dict[str, Any]:
         print(f"  validation at {steps:,} steps: ndcg@10 {metrics['ndcg@10']:.4f}", flush=True)
         return True
 
+    # --refit-at N: the step a validation run chose, trained again on all of train (no validation):
+    # the benchmark's refit, so that the model has seen the same ratings as popularity.
+    refit = args.refit_at is not None
     spec = RunSpec(
         args.algo,
         data=split.train,
         env_id=SESSION_ID,
         hyperparams={key: _number(value) for key, value in hyperparams.items()},
-        timesteps=args.timesteps,
+        timesteps=args.refit_at if refit else args.timesteps,
         seed=args.seed,
         holdout=False,
-        n_evaluations=args.evaluations,
-        eval_users=args.eval_users,
+        eval_freq=0 if refit else None,
+        n_evaluations=None if refit else args.evaluations,
+        eval_users=None if refit else args.eval_users,
         references=("popularity",),
         output=Path(args.out) / "models",
         checkpoint_freq=None,
         force=True,
-        on_result=keep_validation,
+        on_result=None if refit else keep_validation,
         callbacks=stop,
     )
     stop.append(StopAfterSeconds(args.budget_s, None))
     experiment = run_experiment(spec)
     stop[0].validation = experiment.validation
     callback = experiment.validation
-    assert callback is not None and experiment.best_model_path is not None
-    evaluating = callback.eval_seconds + callback.reference_seconds
-    train_s = max(0.0, float(experiment.train.config["train_seconds"]) - evaluating)
-    best_steps, best = callback.best or (0, {})
     recipe = load_hyperparams(args.algo, SESSION_ID, spec.hyperparams)
-    model = load_model(args.algo, experiment.best_model_path, hyperparams=recipe)
+    if refit:
+        train_s = float(experiment.train.config["train_seconds"])
+        best_steps, best = int(args.refit_at), {}
+        model, env_kwargs = experiment.train.model, split_hyperparams(args.algo, recipe).env_kwargs
+    else:
+        assert callback is not None and experiment.best_model_path is not None
+        evaluating = callback.eval_seconds + callback.reference_seconds
+        train_s = max(0.0, float(experiment.train.config["train_seconds"]) - evaluating)
+        best_steps, best = callback.best or (0, {})
+        model = load_model(args.algo, experiment.best_model_path, hyperparams=recipe)
+        env_kwargs = callback.env_kwargs
     test_users = None
     if args.test_users:
         from rlrec.evaluation.metrics import relevant_users
@@ -248,7 +258,7 @@ def learn(args: argparse.Namespace) -> dict[str, Any]:
         judged = relevant_users(split)
         rng = np.random.default_rng(args.seed)
         test_users = np.sort(rng.choice(judged, min(args.test_users, len(judged)), replace=False))
-    agent = evaluate_model(model, split, env_id=SESSION_ID, env_kwargs=callback.env_kwargs, users=test_users)
+    agent = evaluate_model(model, split, env_id=SESSION_ID, env_kwargs=env_kwargs, users=test_users)
     popularity = make_baseline("popularity").fit(split.train)
     reference = evaluate_scores(popularity.score, split, users=test_users)
     return {
@@ -258,7 +268,9 @@ def learn(args: argparse.Namespace) -> dict[str, Any]:
         "timesteps": experiment.train.timesteps,
         "best_timesteps": best_steps,
         "validation_ndcg@10": best.get("ndcg@10"),
-        "validation_popularity_ndcg@10": (callback.references or {}).get("popularity"),
+        "validation_popularity_ndcg@10": None
+        if callback is None
+        else (callback.references or {}).get("popularity"),
         "train_s": train_s,
         "test_users": agent["n_users"],
         "agent_ndcg@10": agent["ndcg@10"],
@@ -357,6 +369,10 @@ def main(argv: list[str] | None = None) -> int:
         "--hyperparams", nargs="*", default=[], metavar="K=V", help="--learn: recipe overrides"
     )
     parser.add_argument("--out", default="bench_scale_out", help="--learn: folder of the run")
+    parser.add_argument(
+        "--refit-at", type=int, default=None, metavar="STEPS",
+        help="--learn: train on all of train to this step (chosen by a validation run), no validation",
+    )  # fmt: skip
     args = parser.parse_args(argv)
 
     if args.learn:
