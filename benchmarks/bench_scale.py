@@ -171,30 +171,48 @@ LEARN_TARGET_S = 3600.0
 
 
 class StopAfterSeconds(BaseCallback):
-    """Stops training once ``seconds`` of wall time were spent training (evaluations excluded)."""
+    """Stops training once ``seconds`` of wall time have passed since training started (validation
+    rankings included: they are part of what it takes to train this way)."""
 
-    def __init__(self, seconds: float, validation: Any) -> None:
+    def __init__(self, seconds: float) -> None:
         super().__init__()
-        self.seconds, self.validation = float(seconds), validation
+        self.seconds = float(seconds)
         self.started = time.perf_counter()
 
     def _on_training_start(self) -> None:
         self.started = time.perf_counter()
 
     def _on_step(self) -> bool:
-        evaluating = self.validation.eval_seconds if self.validation is not None else 0.0
-        return time.perf_counter() - self.started - evaluating < self.seconds
+        return time.perf_counter() - self.started < self.seconds
+
+
+class StopAtStep(BaseCallback):
+    """Stops training once the learner has taken ``steps`` env steps (SB3's ``num_timesteps``)."""
+
+    def __init__(self, steps: int) -> None:
+        super().__init__()
+        self.steps = int(steps)
+
+    def _on_step(self) -> bool:
+        return int(self.num_timesteps) < self.steps
 
 
 def learn(args: argparse.Namespace) -> dict[str, Any]:
-    """Train ``args.algo`` on the 25M world's temporal split, rank test with its best validation model."""
-    from rlrec.agents.factory import load_model
+    """Train ``args.algo`` on the 25M world's temporal split and rank its test part against popularity.
+
+    Two phases, as the benchmark's baselines pick their epochs: (1) train on the fit part of train,
+    rank a sample of the validation part every ``budget / evaluations`` steps and stop after
+    ``--patience`` rankings without a new best (or at half the time budget); (2) train again, same
+    seed and schedule, on all of train up to the step validation chose, so that the agent has seen
+    the ratings popularity has. The test part is ranked once, by that model. ``train_s`` is both
+    phases' wall time, validation rankings included.
+    """
     from rlrec.agents.recipes import load_hyperparams, split_hyperparams
     from rlrec.data import make_synthetic
     from rlrec.data.split import temporal_split
     from rlrec.envs import SESSION_ID
     from rlrec.evaluation.baselines import make_baseline
-    from rlrec.evaluation.metrics import evaluate_scores
+    from rlrec.evaluation.metrics import evaluate_scores, relevant_users
     from rlrec.evaluation.protocol import evaluate_model
     from rlrec.experiments.manager import RunSpec, run_experiment
 
@@ -207,71 +225,77 @@ def learn(args: argparse.Namespace) -> dict[str, Any]:
     split = temporal_split(dataset)
     print(f"world: {dataset.n_users:,} users, {dataset.n_movies:,} movies, {dataset.n_ratings:,} ratings, "
           f"generated in {generate_s:.1f} s", flush=True)  # fmt: skip
-    hyperparams = dict(kv.split("=", 1) for kv in args.hyperparams)
-    stop: list[Any] = []
+    overrides = {key: _number(value) for key, value in (kv.split("=", 1) for kv in args.hyperparams)}
+    recipe = load_hyperparams(args.algo, SESSION_ID, overrides)
+    # Both phases run the same schedule (a linear learning rate decays over this budget).
+    budget = int(args.timesteps or split_hyperparams(args.algo, recipe).n_timesteps)
+    common = {"data": split.train, "env_id": SESSION_ID, "hyperparams": overrides, "timesteps": budget,
+              "seed": args.seed, "holdout": False, "checkpoint_freq": None, "force": True}  # fmt: skip
 
-    def keep_validation(steps: int, metrics: dict[str, float]) -> bool:
-        print(f"  validation at {steps:,} steps: ndcg@10 {metrics['ndcg@10']:.4f}", flush=True)
-        return True
+    validation: dict[str, Any] = {}
+    best_steps, validation_s = args.refit_at, 0.0
+    if best_steps is None:
+        scores: list[float] = []
 
-    # --refit-at N: the step a validation run chose, trained again on all of train (no validation):
-    # the benchmark's refit, so that the model has seen the same ratings as popularity.
-    refit = args.refit_at is not None
-    spec = RunSpec(
-        args.algo,
-        data=split.train,
-        env_id=SESSION_ID,
-        hyperparams={key: _number(value) for key, value in hyperparams.items()},
-        timesteps=args.refit_at if refit else args.timesteps,
-        seed=args.seed,
-        holdout=False,
-        eval_freq=0 if refit else None,
-        n_evaluations=None if refit else args.evaluations,
-        eval_users=None if refit else args.eval_users,
-        references=("popularity",),
-        output=Path(args.out) / "models",
-        checkpoint_freq=None,
-        force=True,
-        on_result=None if refit else keep_validation,
-        callbacks=stop,
-    )
-    stop.append(StopAfterSeconds(args.budget_s, None))
-    experiment = run_experiment(spec)
-    stop[0].validation = experiment.validation
-    callback = experiment.validation
-    recipe = load_hyperparams(args.algo, SESSION_ID, spec.hyperparams)
-    if refit:
-        train_s = float(experiment.train.config["train_seconds"])
-        best_steps, best = int(args.refit_at), {}
-        model, env_kwargs = experiment.train.model, split_hyperparams(args.algo, recipe).env_kwargs
-    else:
-        assert callback is not None and experiment.best_model_path is not None
-        evaluating = callback.eval_seconds + callback.reference_seconds
-        train_s = max(0.0, float(experiment.train.config["train_seconds"]) - evaluating)
-        best_steps, best = callback.best or (0, {})
-        model = load_model(args.algo, experiment.best_model_path, hyperparams=recipe)
-        env_kwargs = callback.env_kwargs
+        def keep_validation(steps: int, metrics: dict[str, float]) -> bool:
+            scores.append(metrics["ndcg@10"])
+            print(f"  validation at {steps:,} steps: ndcg@10 {scores[-1]:.4f}", flush=True)
+            return len(scores) - 1 - int(np.argmax(scores)) < args.patience
+
+        started = time.perf_counter()
+        phase = run_experiment(
+            RunSpec(
+                args.algo,
+                **common,
+                n_evaluations=args.evaluations,
+                eval_users=args.eval_users,
+                references=("popularity",),
+                output=Path(args.out) / "validation",
+                keep_best=False,
+                on_result=keep_validation,
+                callbacks=[StopAfterSeconds(args.budget_s / 2)],
+            )
+        )
+        validation_s, chosen = time.perf_counter() - started, phase.validation
+        assert chosen is not None
+        best_steps, best = chosen.best or (0, {})
+        validation = {
+            "validation_timesteps": phase.train.timesteps,
+            "validation_ndcg@10": best.get("ndcg@10"),
+            "validation_popularity_ndcg@10": (chosen.references or {}).get("popularity"),
+        }
+        print(f"  chosen: {best_steps:,} steps; training again on all of train", flush=True)
+    started = time.perf_counter()
+    refit = run_experiment(
+        RunSpec(
+            args.algo,
+            **common,
+            eval_freq=0,
+            output=Path(args.out) / "refit",
+            callbacks=[StopAtStep(best_steps), StopAfterSeconds(args.budget_s - validation_s)],
+        )
+    ).train
+    refit_s = time.perf_counter() - started
     test_users = None
     if args.test_users:
-        from rlrec.evaluation.metrics import relevant_users
-
         judged = relevant_users(split)
         rng = np.random.default_rng(args.seed)
         test_users = np.sort(rng.choice(judged, min(args.test_users, len(judged)), replace=False))
-    agent = evaluate_model(model, split, env_id=SESSION_ID, env_kwargs=env_kwargs, users=test_users)
+    env_kwargs = {**split_hyperparams(args.algo, recipe).env_kwargs}
+    agent = evaluate_model(refit.model, split, env_id=SESSION_ID, env_kwargs=env_kwargs, users=test_users)
     popularity = make_baseline("popularity").fit(split.train)
     reference = evaluate_scores(popularity.score, split, users=test_users)
     return {
         "world": world,
         "generate_s": generate_s,
         "algo": args.algo,
-        "timesteps": experiment.train.timesteps,
-        "best_timesteps": best_steps,
-        "validation_ndcg@10": best.get("ndcg@10"),
-        "validation_popularity_ndcg@10": None
-        if callback is None
-        else (callback.references or {}).get("popularity"),
-        "train_s": train_s,
+        "budget_timesteps": budget,
+        **validation,
+        "best_timesteps": int(best_steps),
+        "refit_timesteps": refit.timesteps,
+        "validation_s": validation_s,
+        "refit_s": refit_s,
+        "train_s": validation_s + refit_s,
         "test_users": agent["n_users"],
         "agent_ndcg@10": agent["ndcg@10"],
         "popularity_ndcg@10": reference["ndcg@10"],
@@ -360,9 +384,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--algo", default="ppo", help="--learn: the learner (session recipe), default ppo")
     parser.add_argument("--timesteps", type=int, default=None, help="--learn: budget (default the recipe's)")
     parser.add_argument(
-        "--budget-s", type=float, default=LEARN_TARGET_S, help="--learn: training seconds at most"
+        "--budget-s", type=float, default=LEARN_TARGET_S,
+        help="--learn: wall seconds for both phases (validation at most half)",
+    )  # fmt: skip
+    parser.add_argument("--evaluations", type=int, default=8, help="--learn: validation rankings at most")
+    parser.add_argument(
+        "--patience", type=int, default=2, help="--learn: rankings without a new best before stopping"
     )
-    parser.add_argument("--evaluations", type=int, default=10, help="--learn: validation rankings")
     parser.add_argument("--eval-users", type=int, default=5000, help="--learn: users per validation ranking")
     parser.add_argument("--test-users", type=int, default=0, help="--learn: test users (0: all)")
     parser.add_argument(
@@ -371,7 +399,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="bench_scale_out", help="--learn: folder of the run")
     parser.add_argument(
         "--refit-at", type=int, default=None, metavar="STEPS",
-        help="--learn: train on all of train to this step (chosen by a validation run), no validation",
+        help="--learn: skip validation; train on all of train to this step (chosen by an earlier run)",
     )  # fmt: skip
     args = parser.parse_args(argv)
 

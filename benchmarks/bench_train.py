@@ -1,12 +1,14 @@
 """Training speed of our learners against SB3's DQN on ml-latest-small-2016.
 
-Prints, for the same hyperparameters (network, batch, train_freq, buffer size, learning_starts,
-target interval), the env steps per second and the peak RSS of our ``DQNAgent`` and of SB3's
-``DQN``, each trained in its own subprocess (so that peak memory is each one's own), and their
-ratio; the tabular Q-learning updates per second (one at a time, as its learning loop makes
-them); and the bytes of a replay buffer of 1M ``MovieLens-v0`` transitions, compact vs SB3's layout.
+Prints, for the same hyperparameters (network, batch, train_freq, learning_starts, target
+interval), the env steps per second and the peak RSS of our ``DQNAgent`` and of SB3's plain
+``MlpPolicy`` ``DQN``, each trained in its own subprocess (so that peak memory is each one's own),
+and their ratio, at each replay size of ``--buffer-sizes`` (10k and 100k transitions: where an
+edge comes from shows there, as SB3's dense buffer costs more the larger it is); the tabular
+Q-learning updates per second (one at a time, as its learning loop makes them); and the bytes
+of a replay buffer of 1M ``MovieLens-v0`` transitions, compact vs SB3's layout.
 
-    python benchmarks/bench_train.py                 # 20,000 steps each, data from $RLREC_DATA
+    python benchmarks/bench_train.py                 # 20,000 steps each, buffers 10k and 100k
     python benchmarks/bench_train.py --steps 5000 --data ../shared/data/ml-latest-small-2016
 """
 
@@ -26,10 +28,10 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 RELEASE = "ml-latest-small-2016"
-#: The hyperparameters both DQNs get (SB3's names); everything else is each library's default.
+#: The hyperparameters both DQNs get (SB3's names; ``buffer_size`` from ``--buffer-sizes``);
+#: everything else is each library's default.
 HYPERPARAMS: dict[str, Any] = {
     "learning_rate": 1e-4,
-    "buffer_size": 100_000,
     "learning_starts": 100,
     "batch_size": 32,
     "tau": 1.0,
@@ -60,20 +62,23 @@ def make_env(data: Path) -> Any:
 
 
 # ------------------------------------------------------------------ one learner, in a child
-def run_child(which: str, data: Path, steps: int, seed: int, threads: int) -> dict[str, Any]:
+def run_child(
+    which: str, data: Path, steps: int, seed: int, threads: int, buffer_size: int
+) -> dict[str, Any]:
     import torch
 
     torch.set_num_threads(threads)
     env = make_env(data)
+    hyperparams = {**HYPERPARAMS, "buffer_size": buffer_size}
     if which == "ours":
         from rlrec.agents.dqn import DQNAgent
 
-        model: Any = DQNAgent(env, net_arch=NET_ARCH, seed=seed, device="cpu", **HYPERPARAMS)
+        model: Any = DQNAgent(env, net_arch=NET_ARCH, seed=seed, device="cpu", **hyperparams)
     else:
         from stable_baselines3 import DQN
 
         model = DQN(
-            "MlpPolicy", env, policy_kwargs={"net_arch": NET_ARCH}, seed=seed, device="cpu", **HYPERPARAMS
+            "MlpPolicy", env, policy_kwargs={"net_arch": NET_ARCH}, seed=seed, device="cpu", **hyperparams
         )
     start = time.perf_counter()
     model.learn(steps)
@@ -81,6 +86,7 @@ def run_child(which: str, data: Path, steps: int, seed: int, threads: int) -> di
     # ru_maxrss is in KiB on Linux.
     return {
         "which": which,
+        "buffer_size": buffer_size,
         "steps": steps,
         "seconds": seconds,
         "steps_per_s": steps / seconds,
@@ -88,7 +94,7 @@ def run_child(which: str, data: Path, steps: int, seed: int, threads: int) -> di
     }
 
 
-def run_in_subprocess(which: str, args: argparse.Namespace) -> dict[str, Any]:
+def run_in_subprocess(which: str, args: argparse.Namespace, buffer_size: int) -> dict[str, Any]:
     command = [
         sys.executable,
         __file__,
@@ -102,6 +108,8 @@ def run_in_subprocess(which: str, args: argparse.Namespace) -> dict[str, Any]:
         str(args.seed),
         "--threads",
         str(args.threads),
+        "--buffer-sizes",
+        str(buffer_size),
     ]
     done = subprocess.run(command, check=True, capture_output=True, text=True, cwd=REPO)
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -171,6 +179,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch threads of both learners")
+    parser.add_argument(
+        "--buffer-sizes", type=int, nargs="+", default=[10_000, 100_000], help="replay sizes compared"
+    )
     parser.add_argument("--skip-sb3", action="store_true", help="only our learners (SB3 takes minutes)")
     parser.add_argument("--child", choices=("ours", "sb3"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -179,20 +190,33 @@ def main(argv: list[str] | None = None) -> int:
         print(f"--data: {args.data} has no ratings.csv", file=sys.stderr)
         return 2
     if args.child:
-        print(json.dumps(run_child(args.child, args.data, args.steps, args.seed, args.threads)))
+        print(
+            json.dumps(
+                run_child(args.child, args.data, args.steps, args.seed, args.threads, args.buffer_sizes[0])
+            )
+        )
         return 0
 
     print(f"data: {args.data}   steps: {args.steps:,}   torch threads: {args.threads}")
     print(
         f"hyperparameters (both): net_arch={NET_ARCH} " + " ".join(f"{k}={v}" for k, v in HYPERPARAMS.items())
     )
-    ours = run_in_subprocess("ours", args)
-    print(f"our DQNAgent : {ours['steps_per_s']:8.1f} env steps/s   peak RSS {ours['peak_rss_mb']:7.1f} MB")
-    if not args.skip_sb3:
-        sb3 = run_in_subprocess("sb3", args)
-        print(f"SB3 DQN      : {sb3['steps_per_s']:8.1f} env steps/s   peak RSS {sb3['peak_rss_mb']:7.1f} MB")
+    for buffer_size in args.buffer_sizes:
+        ours = run_in_subprocess("ours", args, buffer_size)
         print(
-            f"speed ratio ours / SB3: {ours['steps_per_s'] / sb3['steps_per_s']:.1f}x   "
+            f"buffer {buffer_size:>9,}  our DQNAgent: {ours['steps_per_s']:8.1f} env steps/s   "
+            f"peak RSS {ours['peak_rss_mb']:7.1f} MB"
+        )
+        if args.skip_sb3:
+            continue
+        sb3 = run_in_subprocess("sb3", args, buffer_size)
+        print(
+            f"buffer {buffer_size:>9,}  SB3 DQN     : {sb3['steps_per_s']:8.1f} env steps/s   "
+            f"peak RSS {sb3['peak_rss_mb']:7.1f} MB"
+        )
+        print(
+            f"buffer {buffer_size:>9,}  speed ratio ours / SB3: "
+            f"{ours['steps_per_s'] / sb3['steps_per_s']:.2f}x   "
             f"RSS ratio SB3 / ours: {sb3['peak_rss_mb'] / ours['peak_rss_mb']:.1f}x"
         )
 

@@ -14,10 +14,11 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
+import torch
 from gymnasium.vector import AutoresetMode, VectorEnv
 from stable_baselines3.common.callbacks import (
     BaseCallback,
@@ -33,10 +34,13 @@ from rlrec.utils.arrays import to_host
 from rlrec.utils.logging import make_logger, record_hparams
 from rlrec.utils.seeding import seed_everything
 
-__all__ = ["BaseLearner", "EnvRunner", "MaybeCallback", "StepResult"]
+__all__ = ["BaseLearner", "EnvRunner", "MaybeCallback", "StepResult", "TensorEnvRunner", "make_runner"]
 
 #: Episodes averaged in ``rollout/ep_rew_mean`` (SB3's ``stats_window_size`` default).
 STATS_WINDOW = 100
+
+#: A batch the runner hands over: a numpy array, or a tensor on the env's device (TensorEnvRunner).
+Batch = Any
 
 MaybeCallback = BaseCallback | list[BaseCallback] | Callable[[dict[str, Any], dict[str, Any]], bool] | None
 
@@ -53,15 +57,22 @@ class StepResult:
     resetting a finished sub-env: those rows are not transitions and must not be learned from.
     """
 
-    next_obs: np.ndarray
-    rewards: np.ndarray
-    terminated: np.ndarray
-    truncated: np.ndarray
-    valid: np.ndarray
+    next_obs: Batch
+    rewards: Batch
+    terminated: Batch
+    truncated: Batch
+    valid: Batch
     next_states: np.ndarray | None
-    next_masks: np.ndarray | None
-    infos: list[dict[str, Any]]
+    next_masks: Batch | None
+    infos: list[dict[str, Any]] | dict[str, Any]
     episodes: list[tuple[float, int]] = field(default_factory=list)
+
+    def info_array(self, key: str) -> Any:
+        """``info[key]`` of every sub-env stacked, ``(n_envs, ...)``: a float32 array, or a tensor
+        on the env's device for :class:`TensorEnvRunner` (whose ``infos`` is the vector env's dict)."""
+        if isinstance(self.infos, dict):
+            return self.infos[key].float()
+        return np.stack([np.asarray(info[key], np.float32) for info in self.infos])
 
 
 def _info_of(infos: dict[str, Any], index: int) -> dict[str, Any]:
@@ -107,7 +118,7 @@ class EnvRunner:
         self.n_states: int | None = getattr(base, "n_states", None)
         self._observations_fn: Callable[..., np.ndarray] | None = getattr(base, "observations", None)
         self.compact = False
-        self.obs: np.ndarray = np.empty(0)
+        self.obs: Batch = np.empty(0)
         self.states: np.ndarray | None = None
         self.infos: list[dict[str, Any]] = []
         self._pending_reset = np.zeros(self.n_envs, dtype=bool)
@@ -250,6 +261,84 @@ class EnvRunner:
                 returns[i], lengths[i] = 0.0, 0
 
 
+class TensorEnvRunner(EnvRunner):
+    """:class:`EnvRunner` over a torch-backend vector env (``backend="torch"``): observations,
+    actions, rewards, terminations and masks stay tensors on the env's device, so a learner that
+    acts and learns with tensors never copies a batch to the host. Only the scalars that control
+    the loop cross (whether any session ended; the returns of those that did, for the logs).
+
+    ``infos`` and :attr:`StepResult.infos` are the vector env's dict of tensors (Gymnasium's
+    vector layout), the step's own values under ``"same_step"`` autoreset (``final_info``).
+    """
+
+    def __init__(self, env: VectorEnv, use_masking: bool = False) -> None:
+        super().__init__(env, use_masking=use_masking)
+        self.device: torch.device = env.unwrapped.device  # type: ignore[attr-defined]
+        self.obs = torch.empty(0, device=self.device)
+        self._pending = torch.zeros(self.n_envs, dtype=torch.bool, device=self.device)
+        self._returns = torch.zeros(self.n_envs, dtype=torch.float64, device=self.device)
+        self._lengths = torch.zeros(self.n_envs, dtype=torch.int64, device=self.device)
+
+    def reset(self, seed: int | None = None) -> Batch:
+        obs, infos = self.env.reset(seed=seed)
+        self.obs, self.states = obs.clone(), None
+        self.infos = infos  # type: ignore[assignment]  # the vector env's dict of tensors
+        self._pending.zero_()
+        self._returns.zero_()
+        self._lengths.zero_()
+        return self.obs
+
+    def action_masks(self) -> Batch:
+        masks: torch.Tensor = self.env.unwrapped.action_masks()  # type: ignore[union-attr]
+        return masks.reshape(self.n_envs, -1)
+
+    def step(self, actions: Any) -> StepResult:
+        step: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, dict[str, Any]]
+        step = self.env.step(actions)  # type: ignore[assignment]
+        obs, rewards, terminated, truncated, infos = step
+        # Copies: the env writes its next observation into the tensor it returned.
+        obs = obs.clone()
+        valid, done = ~self._pending, terminated | truncated
+        next_obs, step_infos = obs, infos
+        if self.autoreset_mode == AutoresetMode.SAME_STEP:
+            step_infos = infos["final_info"]
+            ended = torch.nonzero(done).flatten().tolist()
+            if ended:
+                next_obs = obs.clone()
+                next_obs[ended] = torch.stack([infos["final_obs"][i] for i in ended])
+        result = StepResult(
+            next_obs=next_obs,
+            rewards=rewards.float(),
+            terminated=terminated,
+            truncated=truncated,
+            valid=valid,
+            next_states=None,
+            next_masks=self.action_masks() if self.use_masking else None,
+            infos=step_infos,
+        )
+        self._returns += torch.where(valid, rewards.double(), 0.0)
+        self._lengths += valid.long()
+        finished = torch.nonzero(done & valid).flatten()
+        if len(finished):
+            result.episodes.extend(
+                zip(self._returns[finished].tolist(), self._lengths[finished].tolist(), strict=True)
+            )
+            self._returns[finished], self._lengths[finished] = 0.0, 0
+        if self.autoreset_mode == AutoresetMode.NEXT_STEP:
+            self._pending = done & valid
+        self.obs, self.infos = obs, infos  # type: ignore[assignment]
+        return result
+
+
+def make_runner(env: gym.Env | VectorEnv, use_masking: bool = False, tensors: bool = False) -> EnvRunner:
+    """The runner for ``env``: with ``tensors`` (a learner that acts and learns on tensors), a
+    :class:`TensorEnvRunner` for a torch-backend vector env, whose tensors then stay on the
+    device; an :class:`EnvRunner` (numpy arrays, one host copy per step) otherwise."""
+    if tensors and isinstance(env, VectorEnv) and getattr(env.unwrapped, "backend", None) == "torch":
+        return TensorEnvRunner(env, use_masking=use_masking)
+    return EnvRunner(env, use_masking=use_masking)
+
+
 # ----------------------------------------------------------------------------- base learner
 class BaseLearner:
     """SB3 plumbing for a hand-written learner (mirrors ``OffPolicyAlgorithm``'s bookkeeping).
@@ -265,6 +354,10 @@ class BaseLearner:
     :param seed: seed of every random draw (``rlrec.utils.seeding.seed_everything``) and of the
         first ``env.reset``.
     """
+
+    #: True for a learner whose loop works on tensors too: it then steps a torch-backend env
+    #: through :class:`TensorEnvRunner` (nothing copied to the host), else through numpy.
+    tensor_native: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -369,9 +462,9 @@ class BaseLearner:
         if self.env is None:
             raise ValueError("learn: this model has no env; pass env= to the constructor or to load()")
         if self._runner is None or self._runner.env is not self.env:
-            self._runner = EnvRunner(self.env, use_masking=use_masking)
+            self._runner = make_runner(self.env, use_masking, tensors=self.tensor_native)
             reset_num_timesteps = True
-        if reset_num_timesteps or self._runner.obs.size == 0:
+        if reset_num_timesteps or len(self._runner.obs) == 0:
             # Seed the env only on the first reset, as SB3 does: later resets continue its stream.
             self._runner.reset(seed=self.seed if self.num_timesteps == 0 else None)
         return self._runner

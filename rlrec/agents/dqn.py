@@ -11,7 +11,11 @@ catalogue-sized observations is built once, before the loop, from rlrec's SB3 co
   state indices for an env that names its states: ~0.1 KB per transition, not 2 x 41 KB);
 * ``optimizer="sparse_adam"`` is :class:`~rlrec.nn.RowSparseAdam` (Adam on the touched rows);
 * the bootstrap values are :class:`~rlrec.nn.StateTargetValues` for such an env with hard target
-  updates: ``max_a' Q_target(s', a')`` computed once per state between syncs, then looked up.
+  updates: ``max_a' Q_target(s', a')`` computed once per state between syncs, then looked up;
+* over a torch-backend env (``backend="torch"``) the runner is a
+  :class:`~rlrec.agents.base.TensorEnvRunner` and the memory a :class:`~rlrec.nn.FreshBatch` /
+  :class:`~rlrec.nn.TensorReplayBuffer`, and acting is done on tensors (``_tensor_acting``):
+  observations, actions and batches stay on the device, the loop is the same.
 
 Learning rate: Adam at SB3's 1e-4, not the seed notebook's 0.1: Adam's step is about ``lr`` per
 weight whatever the gradient, so 0.1 moves every weight by 0.1 per update and the Q-values diverge.
@@ -37,8 +41,18 @@ from torch import nn
 from torch.nn import functional as F
 from typing_extensions import Self
 
-from rlrec.agents.base import BaseLearner, EnvRunner, MaybeCallback
-from rlrec.nn import CompactReplayBuffer, QNetwork, RowSparseAdam, StateTargetValues, TargetValues
+from rlrec.agents.base import BaseLearner, EnvRunner, MaybeCallback, TensorEnvRunner
+from rlrec.nn import (
+    CompactReplayBuffer,
+    FreshBatch,
+    GRUSequenceExtractor,
+    QNetwork,
+    RowSparseAdam,
+    SelfAttentionSequenceExtractor,
+    StateTargetValues,
+    TargetValues,
+    TensorReplayBuffer,
+)
 from rlrec.utils.io import atomic_open, save_json
 from rlrec.utils.schedules import Schedule, schedule_from, schedule_json
 
@@ -46,6 +60,8 @@ __all__ = ["DQNAgent", "DQNConfig", "ReplayMemory"]
 
 #: Rows per forward pass when scoring many observations.
 _CHUNK = 1024
+#: ``DQNConfig.features_extractor`` names: extractors of a sequence observation.
+EXTRACTORS = {"gru": GRUSequenceExtractor, "self_attention": SelfAttentionSequenceExtractor}
 
 
 class ReplayMemory(Protocol):
@@ -93,6 +109,11 @@ class DQNConfig:
     :param dropout: dropout after every hidden ReLU, in the loss's forward only (0).
     :param init: ``"linear"`` or ``"embedding"`` (see ``QNetwork``).
     :param optimizer: ``"adam"`` (fused where torch has it) or ``"sparse_adam"`` (``RowSparseAdam``).
+    :param features_extractor: ``None`` (the sparse first layer), or ``"gru"`` /
+        ``"self_attention"`` (:class:`~rlrec.nn.GRUSequenceExtractor` /
+        :class:`~rlrec.nn.SelfAttentionSequenceExtractor`, for ``observation="sequence"``); then
+        ``net_arch`` lists the layers after it (``[]``: the head reads the extractor's features).
+    :param features_extractor_kwargs: the extractor's arguments (e.g. ``features_dim``).
     """
 
     learning_rate: float | str = 1e-4
@@ -114,6 +135,8 @@ class DQNConfig:
     dropout: float = 0.0
     init: str = "linear"
     optimizer: str = "adam"
+    features_extractor: str | None = None
+    features_extractor_kwargs: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not 0.0 < self.tau <= 1.0:
@@ -124,7 +147,13 @@ class DQNConfig:
             raise ValueError("batch_size, train_freq, target_update_interval >= 1 and buffer_size >= 0")
         if self.init not in ("linear", "embedding") or self.optimizer not in ("adam", "sparse_adam"):
             raise ValueError(f"init: 'linear' / 'embedding', optimizer: 'adam' / 'sparse_adam' ({self})")
+        if self.features_extractor is not None and self.features_extractor not in EXTRACTORS:
+            raise ValueError(
+                f"features_extractor: one of {', '.join(sorted(EXTRACTORS))} or None, "
+                f"got {self.features_extractor!r}"
+            )
         self.net_arch = [int(width) for width in self.net_arch]
+        self.features_extractor_kwargs = dict(self.features_extractor_kwargs or {})
         schedule_json(self.learning_rate)  # refuses what cannot be saved
 
     def to_json(self) -> dict[str, Any]:
@@ -148,6 +177,7 @@ class DQNAgent(BaseLearner):
 
     config_class: ClassVar[type] = DQNConfig
     algo_name: ClassVar[str] = "dqn"
+    tensor_native: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -196,6 +226,7 @@ class DQNAgent(BaseLearner):
             else torch.optim.Adam(parameters, lr=lr, fused=self.device.type in ("cpu", "cuda"))
         )
         self.replay_buffer: ReplayMemory | None = None
+        self._generator: torch.Generator | None = None  # the tensor draws (torch-backend env)
         self.target_values = TargetValues(self.q_net_target)  # learn picks the cached kind when it can
         self._n_calls = 0
         self._n_updates = 0
@@ -220,6 +251,12 @@ class DQNAgent(BaseLearner):
 
     def _network(self) -> QNetwork:
         cfg = self.config
+        if cfg.features_extractor is not None:
+            extractor = EXTRACTORS[cfg.features_extractor](
+                self.observation_space, **cfg.features_extractor_kwargs
+            )
+            net = QNetwork(self.observation_space, self.n_actions, cfg.net_arch, features_extractor=extractor)
+            return net.to(self.device)
         flat = gym.spaces.Box(-np.inf, np.inf, shape=(self.obs_dim,), dtype=np.float32)
         net = QNetwork(flat, self.n_actions, cfg.net_arch, cfg.input_normalization, cfg.dropout, cfg.init)
         return net.to(self.device)
@@ -232,13 +269,7 @@ class DQNAgent(BaseLearner):
     def q_values(self, observation: np.ndarray) -> np.ndarray:
         """Q-values ``(B, n_actions)`` float32 of a batch of observations (``(n_actions,)`` for one)."""
         obs = np.asarray(observation, dtype=np.float32)
-        batch = obs.reshape(-1, self.obs_dim)
-        with torch.no_grad():
-            chunks = [
-                self.q_net(torch.as_tensor(batch[i : i + _CHUNK], device=self.device)).cpu().numpy()
-                for i in range(0, len(batch), _CHUNK)
-            ]
-        out = np.concatenate(chunks) if chunks else np.zeros((0, self.n_actions), dtype=np.float32)
+        out = self._q_tensor(torch.as_tensor(obs.reshape(-1, self.obs_dim))).cpu().numpy()
         return out[0] if obs.ndim <= 1 else out
 
     def _random_actions(self, n: int, masks: np.ndarray | None) -> np.ndarray:
@@ -262,6 +293,49 @@ class DQNAgent(BaseLearner):
         if deterministic:
             return self._greedy_actions(batch, masks)
         return self._epsilon_greedy(batch, self.exploration_rate, masks)
+
+    # ---------------------------------------------------- acting on tensors (torch-backend env)
+    def _tensor_generator(self) -> torch.Generator:
+        """The ``torch.Generator`` of the tensor draws, on the learner's device, seeded from the
+        learner's own random stream (so from ``seed``)."""
+        if self._generator is None:
+            self._generator = torch.Generator(device=self.device)
+            self._generator.manual_seed(int(self.rng.integers(2**62)))
+        return self._generator
+
+    def _tensor_acting(self, runner: TensorEnvRunner) -> tuple[Any, Any]:
+        """``(random_actions, epsilon_greedy)`` over tensors, answering on the env's device: what
+        ``learn`` acts with when the runner is a :class:`TensorEnvRunner`."""
+        self._tensor_generator()
+        device = runner.device
+        return (
+            lambda n, masks: self._random_tensor_actions(n, masks).to(device),
+            lambda obs, epsilon, masks: self._epsilon_greedy_tensor(obs, epsilon, masks).to(device),
+        )
+
+    def _q_tensor(self, obs: torch.Tensor) -> torch.Tensor:
+        """Q-values ``(B, n_actions)`` of a batch of observations, on the learner's device."""
+        batch = obs.to(self.device, torch.float32).reshape(len(obs), self.obs_dim)
+        with torch.no_grad():
+            chunks = [self.q_net(batch[i : i + _CHUNK]) for i in range(0, len(batch), _CHUNK)]
+        return torch.cat(chunks) if chunks else batch.new_zeros((0, self.n_actions))
+
+    def _random_tensor_actions(self, n: int, masks: torch.Tensor | None) -> torch.Tensor:
+        generator = self._tensor_generator()
+        if masks is None:
+            return torch.randint(0, self.n_actions, (n,), generator=generator, device=self.device)
+        return torch.multinomial(masks.to(self.device).float(), 1, generator=generator).flatten()
+
+    def _greedy_tensor_actions(self, obs: torch.Tensor, masks: torch.Tensor | None) -> torch.Tensor:
+        q = self._q_tensor(obs)
+        return (q if masks is None else q.masked_fill(~masks.to(self.device), -torch.inf)).argmax(dim=1)
+
+    def _epsilon_greedy_tensor(
+        self, obs: torch.Tensor, epsilon: float, masks: torch.Tensor | None
+    ) -> torch.Tensor:
+        explore = torch.rand(len(obs), generator=self._tensor_generator(), device=self.device) < epsilon
+        actions = self._random_tensor_actions(len(obs), masks)
+        return torch.where(explore, actions, self._greedy_tensor_actions(obs, masks))
 
     # ------------------------------------------------------------------------ training
     def td_targets(self, batch: ReplayBufferSamples) -> torch.Tensor:
@@ -304,7 +378,11 @@ class DQNAgent(BaseLearner):
     # ---------------------------------------------- built before the loop (a subclass may replace)
     def _make_replay_buffer(self, runner: EnvRunner) -> ReplayMemory:
         """A :class:`CompactReplayBuffer`; an env that names its states (MovieLens-v0: the user)
-        is replayed from state indices."""
+        is replayed from state indices. Over a torch-backend env, tensors on the device."""
+        if isinstance(runner, TensorEnvRunner):
+            if self.config.buffer_size == 0:
+                return FreshBatch(self.device)
+            return TensorReplayBuffer(self.config.buffer_size, self.device, self._tensor_generator())
         replayed = runner.observations if runner.compact else None
         return CompactReplayBuffer(
             self.config.buffer_size or runner.n_envs, self.observation_space, self.action_space,
@@ -318,9 +396,9 @@ class DQNAgent(BaseLearner):
             return StateTargetValues(self.q_net_target, runner.observations, runner.n_states)
         return TargetValues(self.q_net_target)
 
-    def _labels(self, step: Any) -> np.ndarray:
+    def _labels(self, step: Any) -> Any:
         """What each transition of a step is taught: the env's reward."""
-        return np.asarray(step.rewards)
+        return step.rewards
 
     # --------------------------------------------------------------------------- learn
     def learn(
@@ -346,6 +424,10 @@ class DQNAgent(BaseLearner):
         gradient_steps = 1 if fresh else cfg.gradient_steps if cfg.gradient_steps >= 0 else cfg.train_freq
         train_every = 1 if fresh else cfg.train_freq
         target_every = max(cfg.target_update_interval // runner.n_envs, 1)
+        random_actions, epsilon_greedy = (
+            self._tensor_acting(runner) if isinstance(runner, TensorEnvRunner)
+            else (self._random_actions, self._epsilon_greedy)
+        )  # fmt: skip
         callback.on_training_start(locals(), globals())
 
         while self.num_timesteps < total_timesteps:
@@ -354,9 +436,9 @@ class DQNAgent(BaseLearner):
             masks = runner.action_masks() if cfg.use_masking else None
             obs, states = runner.obs, runner.states
             if self.num_timesteps < cfg.learning_starts:
-                actions = self._random_actions(runner.n_envs, masks)
+                actions = random_actions(runner.n_envs, masks)
             else:
-                actions = self._epsilon_greedy(obs, epsilon, masks)
+                actions = epsilon_greedy(obs, epsilon, masks)
 
             # 2. step and remember (terminations only are terminal; a truncated episode goes on)
             step = runner.step(actions)
@@ -402,6 +484,8 @@ class DQNAgent(BaseLearner):
             "num_timesteps": self.num_timesteps,
             "n_updates": self._n_updates,
         }
+        if self.config.features_extractor is not None:  # a sequence extractor reads n_movies off the bound
+            meta["observation_high"] = np.asarray(self.observation_space.high).tolist()
         checkpoint = {
             "q_net": self.q_net.state_dict(),
             "q_net_target": self.q_net_target.state_dict(),
@@ -420,8 +504,7 @@ class DQNAgent(BaseLearner):
 
     @classmethod
     def _spaces_from_json(cls, meta: dict[str, Any]) -> tuple[gym.spaces.Space, gym.spaces.Space]:
-        obs = gym.spaces.Box(-np.inf, np.inf, shape=tuple(meta["observation_shape"]), dtype=np.float32)
-        return obs, gym.spaces.Discrete(int(meta["action_space"][0]))
+        return saved_observation_space(meta), gym.spaces.Discrete(int(meta["action_space"][0]))
 
     @classmethod
     def load(cls, path: str | Path, env: gym.Env | VectorEnv | None = None, device: str = "auto") -> DQNAgent:
@@ -448,3 +531,10 @@ class DQNAgent(BaseLearner):
         agent.optimizer.load_state_dict(checkpoint["optimizer"])
         agent.num_timesteps, agent._n_updates = int(meta["num_timesteps"]), int(meta["n_updates"])
         return agent
+
+
+def saved_observation_space(meta: dict[str, Any]) -> gym.spaces.Box:
+    """The saved observation space: its shape, and its upper bound where the model needs it."""
+    shape = tuple(meta["observation_shape"])
+    high = np.asarray(meta["observation_high"], dtype=np.float32) if "observation_high" in meta else np.inf
+    return gym.spaces.Box(-np.inf, high, shape=shape, dtype=np.float32)

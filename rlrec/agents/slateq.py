@@ -28,8 +28,8 @@ import torch
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 
 from rlrec.agents.base import EnvRunner
-from rlrec.agents.dqn import DQNAgent, DQNConfig, ReplayMemory
-from rlrec.nn import TargetValues
+from rlrec.agents.dqn import DQNAgent, DQNConfig, ReplayMemory, saved_observation_space
+from rlrec.nn import FreshBatch, TargetValues
 
 __all__ = ["SlateQAgent", "SlateQConfig"]
 
@@ -79,8 +79,9 @@ class SlateQAgent(DQNAgent):
 
     @classmethod
     def _spaces_from_json(cls, meta: dict[str, Any]) -> tuple[gym.spaces.Space, gym.spaces.Space]:
-        obs = gym.spaces.Box(-np.inf, np.inf, shape=tuple(meta["observation_shape"]), dtype=np.float32)
-        return obs, gym.spaces.MultiDiscrete(np.asarray(meta["action_space"], dtype=np.int64))
+        return saved_observation_space(meta), gym.spaces.MultiDiscrete(
+            np.asarray(meta["action_space"], dtype=np.int64)
+        )
 
     # ------------------------------------------------------------------------- acting
     def _allowed(self, masks: np.ndarray | None, n_rows: int) -> np.ndarray:
@@ -109,11 +110,34 @@ class SlateQAgent(DQNAgent):
             slates = np.where(explore, others, slates)
         return slates
 
+    # ---------------------------------------------------- acting on tensors (torch-backend env)
+    def _allowed_tensor(self, masks: torch.Tensor | None, n_rows: int) -> torch.Tensor:
+        if masks is None:
+            return torch.ones((n_rows, self.n_actions), dtype=torch.bool, device=self.device)
+        return masks.to(self.device).bool().reshape(n_rows, -1)[:, : self.n_actions]
+
+    def _greedy_tensor_actions(self, obs: torch.Tensor, masks: torch.Tensor | None) -> torch.Tensor:
+        q = self._q_tensor(obs).masked_fill(~self._allowed_tensor(masks, len(obs)), -torch.inf)
+        return _top_tensor(q, self.slate_size)
+
+    def _random_tensor_actions(self, n: int, masks: torch.Tensor | None) -> torch.Tensor:
+        noise = torch.rand((n, self.n_actions), generator=self._tensor_generator(), device=self.device)
+        return _top_tensor(noise.masked_fill(~self._allowed_tensor(masks, n), -1.0), self.slate_size)
+
+    def _epsilon_greedy_tensor(
+        self, obs: torch.Tensor, epsilon: float, masks: torch.Tensor | None
+    ) -> torch.Tensor:
+        """:meth:`_epsilon_greedy` on tensors (always drawing the replacements: no host sync)."""
+        slates = self._greedy_tensor_actions(obs, masks)
+        explore = torch.rand(slates.shape, generator=self._tensor_generator(), device=self.device) < epsilon
+        allowed = self._allowed_tensor(masks, len(obs)).clone().scatter_(1, slates, False)
+        return torch.where(explore, self._random_tensor_actions(len(obs), allowed), slates)
+
     # ------------------------------------------------------------------------ training
     def q_taken(self, batch: ReplayBufferSamples) -> torch.Tensor:
         """``Qbar(s, i)`` of every shown movie, flat ``(B * K,)``: one feature pass per session,
         ``K`` head rows each (``q_of`` for K movies per row)."""
-        features = self.q_net.hidden(self.q_net.features(batch.observations))
+        features = self.q_net.state_features(batch.observations)
         movies = batch.actions.long()
         head = self.q_net.head
         return (torch.einsum("bh,bkh->bk", features, head.weight[movies]) + head.bias[movies]).reshape(-1)
@@ -124,38 +148,9 @@ class SlateQAgent(DQNAgent):
     def _make_target_values(self, runner: EnvRunner) -> TargetValues:
         return SlateTargetValues(self.q_net_target, self.slate_size)
 
-    def _labels(self, step: Any) -> np.ndarray:
+    def _labels(self, step: Any) -> Any:
         """Every shown movie is one labelled pair: the slot rewards, ``(n_envs, K)``."""
-        return np.stack([np.asarray(info["slot_rewards"], np.float32) for info in step.infos])
-
-
-class FreshBatch:
-    """SlateQ's memory: the batch of slates just collected, nothing older (``buffer_size=0``)."""
-
-    def __init__(self, device: torch.device) -> None:
-        self.device = device
-        self._batch: ReplayBufferSamples | None = None
-
-    def add_transitions(
-        self,
-        obs: np.ndarray,
-        next_obs: np.ndarray,
-        actions: np.ndarray,
-        rewards: np.ndarray,
-        dones: np.ndarray,
-        states: np.ndarray | None = None,
-        next_states: np.ndarray | None = None,
-    ) -> None:
-        arrays = (obs, actions, next_obs, np.asarray(dones, np.float32).reshape(-1, 1), rewards)
-        self._batch = ReplayBufferSamples(*(torch.as_tensor(array, device=self.device) for array in arrays))
-
-    def latest(self) -> ReplayBufferSamples:
-        if self._batch is None:
-            raise ValueError("latest: nothing added yet")
-        return self._batch
-
-    def sample(self, batch_size: int) -> ReplayBufferSamples:
-        raise ValueError("SlateQ learns from each fresh batch (buffer_size=0): nothing to sample")
+        return step.info_array("slot_rewards")
 
 
 class SlateTargetValues(TargetValues):
@@ -176,3 +171,8 @@ def _top(scores: np.ndarray, k: int) -> np.ndarray:
     best = np.argpartition(-scores, k - 1, axis=1)[:, :k]
     order = np.lexsort((best, -np.take_along_axis(scores, best, axis=1)), axis=1)
     return np.take_along_axis(best, order, axis=1).astype(np.int64)
+
+
+def _top_tensor(scores: torch.Tensor, k: int) -> torch.Tensor:
+    """:func:`_top` on a tensor: each row's ``k`` best columns, best first, ties to the lower index."""
+    return torch.sort(scores, dim=1, descending=True, stable=True).indices[:, :k]

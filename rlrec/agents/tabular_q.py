@@ -327,7 +327,9 @@ class QLearningAgent(BaseLearner):
             actions = self._epsilon_greedy(states, epsilon, masks)
 
             step = runner.step(actions)
-            next_states = self._next_keys(runner, step.next_obs, step.next_states, step.infos)
+            infos = step.infos
+            assert isinstance(infos, list)  # a numpy runner (tabular Q is not tensor_native)
+            next_states = self._next_keys(runner, step.next_obs, step.next_states, infos)
             for i in np.flatnonzero(step.valid):
                 next_mask = None if step.next_masks is None else step.next_masks[i]
                 td_error = self.update(

@@ -18,6 +18,7 @@ __all__ = [
     "BENCHMARK_SETUPS",
     "BEST",
     "DEFAULT_BASELINES",
+    "SEQUENCE_SETUPS",
     "SESSION_SETUPS",
     "LearnerSetup",
     "resolve_algos",
@@ -85,6 +86,34 @@ BENCHMARK_SETUPS.update({name: LearnerSetup(SESSION_ID, algo=algo) for name, alg
 BENCHMARK_SETUPS["slateq-slate"] = LearnerSetup(SLATE_ID, algo="slateq", refit=True)
 #: PPO on slates of 10 with ``rlrec.nn.SlatePolicy`` (ppo.yml's rlrec/MovieLensSlate-v0 section).
 BENCHMARK_SETUPS["ppo-slate"] = LearnerSetup(SLATE_ID, algo="ppo")
+#: A sequence state (``observation="sequence"``: the last 50 movies watched, in order, with their
+#: ratings) read by a GRU4Rec encoder, on top of each session recipe: the order of a history is
+#: what sequential recommenders read and what the bag-of-movies observations lose. Misses cannot
+#: show in a sequence (it holds what was watched), so the action masks keep sessions from
+#: repeating a movie: the env's for our DQN (``use_masking``), the sequence's movies for SB3's
+#: policies (``mask_seen``). The head scores with the encoder's movie table (``tie_embeddings``).
+_SEQUENCE_ENV = {"observation": "sequence", "sequence_length": 50, "show_misses": False}
+_GRU = "importlib.import_module('rlrec.nn').GRUSequenceExtractor"
+_GRU_KWARGS = "features_extractor_kwargs=dict(features_dim=64, embedding_dim=64)"
+_DQN_GRU = {
+    "features_extractor": "gru",
+    "features_extractor_kwargs": {"features_dim": 64, "embedding_dim": 64},
+    "net_arch": [],
+    "optimizer": "adam",
+}
+_SB3_DQN_GRU = f"dict(net_arch=[], features_extractor_class={_GRU}, {_GRU_KWARGS}, tie_embeddings=True)"
+_PPO_GRU = (
+    f"dict(net_arch=dict(pi=[], vf=[]), mask_observed=True, features_extractor_class={_GRU}, "
+    f"{_GRU_KWARGS}, tie_embeddings=True, optimizer_kwargs=dict(eps=1e-5))"
+)
+SEQUENCE_SETUPS: dict[str, LearnerSetup] = {
+    "dqn-sequence": LearnerSetup(SESSION_ID, dict(_SEQUENCE_ENV), dict(_DQN_GRU), algo="dqn"),
+    "sb3-dqn-sequence": LearnerSetup(
+        SESSION_ID, dict(_SEQUENCE_ENV), {"policy_kwargs": _SB3_DQN_GRU}, algo="sb3-dqn"
+    ),
+    "ppo-sequence": LearnerSetup(SESSION_ID, dict(_SEQUENCE_ENV), {"policy_kwargs": _PPO_GRU}, algo="ppo"),
+}
+BENCHMARK_SETUPS.update(SEQUENCE_SETUPS)
 #: ``--algos best``: the entry that holds rlrec's headline RL result (kept current).
 BEST = "slateq-slate"
 ALIASES = {"best": BEST}

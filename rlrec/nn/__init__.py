@@ -15,6 +15,8 @@
 * :class:`GRUSequenceExtractor`, :class:`SelfAttentionSequenceExtractor`: GRU4Rec and SASRec
   as ``features_extractor_class`` over ``observation="sequence"``;
 * :class:`CatalogueSlatePolicy`: :class:`SlatePolicy` with the head and the prior;
+* :class:`FreshBatch`, :class:`TensorReplayBuffer`: the memories of ``dqn`` / ``slateq`` over
+  a torch-backend env (tensors kept on its device);
 * :class:`QNetwork`: the Q-network of rlrec's own value learners (``dqn``, ``slateq``), built
   from :class:`SparseInputExtractor`.
 
@@ -43,6 +45,7 @@ from rlrec.nn.policies import (
 )
 from rlrec.nn.sequence import GRUSequenceExtractor, SelfAttentionSequenceExtractor
 from rlrec.nn.targets import StateTargetValues, TargetValues
+from rlrec.nn.tensor_buffers import FreshBatch, TensorReplayBuffer
 from rlrec.nn.torch_layers import SparseInputExtractor, sqrt_count_scale
 
 __all__ = [
@@ -52,6 +55,7 @@ __all__ = [
     "CatalogueQRDQNPolicy",
     "CatalogueSlatePolicy",
     "CompactReplayBuffer",
+    "FreshBatch",
     "GRUSequenceExtractor",
     "MaskableCatalogueActorCriticPolicy",
     "MovieScoringHead",
@@ -63,6 +67,7 @@ __all__ = [
     "SparseInputExtractor",
     "StateTargetValues",
     "TargetValues",
+    "TensorReplayBuffer",
     "UnseenDQNPolicy",
     "UnseenQRDQNPolicy",
     "mask_seen",

@@ -40,6 +40,7 @@ from stable_baselines3.dqn.policies import QNetwork as SB3QNetwork
 from torch import nn
 
 from rlrec.nn.policies import SlatePolicy, UnseenDQNPolicy, UnseenQRDQNPolicy, mask_seen
+from rlrec.nn.sequence import GRUSequenceExtractor, SelfAttentionSequenceExtractor
 from rlrec.nn.torch_layers import SparseInputExtractor
 
 __all__ = [
@@ -81,8 +82,11 @@ class MovieScoringHead(nn.Module):
     :param n_movies: catalogue size (the number of actions).
     :param n_outputs: scores per movie (QR-DQN's quantiles); default 1. The output is flat,
         ``(B, n_outputs * n_movies)`` with the movie index fastest, the layout SB3's heads have.
-    :param tied: a ``(n_movies, features_dim)`` parameter to use as ``E`` (the extractor's input
-        table), shared by every output; default None: a table of its own.
+    :param tied: a ``(n_movies + offset, features_dim)`` parameter whose rows from ``offset`` on are
+        used as ``E`` (the extractor's input table), shared by every output; default None: a
+        table of its own.
+    :param offset: rows of ``tied`` before the first movie's (1 for a sequence extractor's table,
+        whose row 0 is the padding); default 0.
     :param init_std: standard deviation of the initial embedding (own table only); default 0.01,
         so that fresh scores are the bias.
     """
@@ -94,14 +98,17 @@ class MovieScoringHead(nn.Module):
         n_outputs: int = 1,
         tied: nn.Parameter | None = None,
         init_std: float = 0.01,
+        offset: int = 0,
     ) -> None:
         super().__init__()
         self.features_dim, self.n_movies, self.n_outputs = int(features_dim), int(n_movies), int(n_outputs)
+        self.offset = int(offset)
         if tied is not None:
-            if tuple(tied.shape) != (self.n_movies, self.features_dim):
+            if tuple(tied.shape) != (self.n_movies + self.offset, self.features_dim):
                 raise ValueError(
                     f"tie_embeddings: the extractor's table is {tuple(tied.shape)}, the head needs "
-                    f"({self.n_movies}, {self.features_dim}) (one row per movie, features_dim wide)"
+                    f"({self.n_movies + self.offset}, {self.features_dim}) (one row per movie, "
+                    "features_dim wide)"
                 )
             self.tied: list[nn.Parameter] = [tied]  # a list: not registered twice in the module
             self.embedding = None
@@ -117,7 +124,8 @@ class MovieScoringHead(nn.Module):
         """``E`` as ``(n_outputs * n_movies, features_dim)``, ``nn.Linear``'s layout."""
         if self.embedding is not None:
             return self.embedding
-        return self.tied[0].repeat(self.n_outputs, 1) if self.n_outputs > 1 else self.tied[0]
+        table = self.tied[0][self.offset :]
+        return table.repeat(self.n_outputs, 1) if self.n_outputs > 1 else table
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return torch.addmm(self.bias, features, self.weight.t())
@@ -133,12 +141,19 @@ class MovieScoringHead(nn.Module):
 
 def _head(features_extractor: nn.Module, features_dim: int, n_movies: int, n_outputs: int,
           tie_embeddings: bool, init_std: float) -> MovieScoringHead:  # fmt: skip
-    tied = None
+    tied: nn.Parameter | None = None
+    offset = 0
     if tie_embeddings:
-        if not isinstance(features_extractor, SparseInputExtractor):
-            raise ValueError("tie_embeddings: needs features_extractor_class=rlrec.nn.SparseInputExtractor")
-        tied = features_extractor.weight
-    return MovieScoringHead(features_dim, n_movies, n_outputs, tied, init_std)
+        if isinstance(features_extractor, SparseInputExtractor):
+            tied = features_extractor.weight
+        elif isinstance(features_extractor, GRUSequenceExtractor | SelfAttentionSequenceExtractor):
+            tied, offset = cast(nn.Parameter, features_extractor.embedding.weight), 1
+        else:
+            raise ValueError(
+                "tie_embeddings: needs features_extractor_class=rlrec.nn.SparseInputExtractor "
+                "or a sequence extractor (GRUSequenceExtractor, SelfAttentionSequenceExtractor)"
+            )
+    return MovieScoringHead(features_dim, n_movies, n_outputs, tied, init_std, offset)
 
 
 class _HeadOptions:

@@ -24,6 +24,7 @@ import torch
 from sb3_contrib.qrdqn.policies import QRDQNPolicy
 from stable_baselines3.common.distributions import CategoricalDistribution, Distribution
 from stable_baselines3.common.policies import ActorCriticPolicy
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.common.type_aliases import Schedule
 from stable_baselines3.dqn.policies import DQNPolicy
 from torch import nn
@@ -44,8 +45,18 @@ InitName = Literal["linear", "embedding"]
 
 
 def mask_seen(scores: torch.Tensor, observation: torch.Tensor) -> torch.Tensor:
-    """``scores`` with ``-inf`` where ``observation`` is non-zero (a row with nothing left keeps all)."""
-    seen = observation.reshape(scores.shape) != 0
+    """``scores`` with ``-inf`` on the movies ``observation`` shows (a row with nothing left keeps all).
+
+    A catalogue-wide observation shows a movie where its entry is non-zero; a sequence observation
+    (``observation="sequence"``, ``(batch, 2, L)``) shows the movies of its row 0 (``index + 1``,
+    0 the padding).
+    """
+    if observation.dim() == 3 and observation.shape[1] == 2 and scores.shape[1] != 2 * observation.shape[2]:
+        movies = observation[:, 0].long()
+        seen = torch.zeros((len(scores), scores.shape[1] + 1), dtype=torch.bool, device=scores.device)
+        seen = seen.scatter_(1, movies, True)[:, 1:]
+    else:
+        seen = observation.reshape(scores.shape) != 0
     seen &= ~seen.all(dim=1, keepdim=True)
     return scores.masked_fill(seen, -torch.inf)
 
@@ -79,6 +90,10 @@ class QNetwork(nn.Module):
     (std ``1/sqrt(3 obs_dim)``); ``"embedding"`` draws it ``N(0, 1/width)`` and zeroes the head's
     biases, for unit-norm sparse inputs (``input_normalization="sqrt_count"``), whose hidden units
     would otherwise start ~``sqrt(obs_dim / width)`` times smaller.
+
+    ``features_extractor`` replaces the first layer with any SB3 features extractor (e.g.
+    :class:`~rlrec.nn.GRUSequenceExtractor` over ``observation="sequence"``): observations are
+    then read in the space's shape, and every ``net_arch`` entry is a ``Linear + ReLU`` after it.
     """
 
     def __init__(
@@ -89,14 +104,21 @@ class QNetwork(nn.Module):
         input_normalization: str | None = None,
         dropout: float = 0.0,
         init: InitName = "linear",
+        features_extractor: BaseFeaturesExtractor | None = None,
     ) -> None:
         super().__init__()
         obs_dim = int(np.prod(observation_space.shape))
+        self.input_shape: tuple[int, ...] = (obs_dim,)
         layers: list[nn.Module] = []
-        if net_arch:
+        self.features: nn.Module
+        if features_extractor is not None:
+            self.input_shape = tuple(observation_space.shape or (obs_dim,))
+            self.features = features_extractor
+            net_arch = [features_extractor.features_dim, *net_arch]
+        elif net_arch:
             std = None if init == "embedding" else 1.0 / math.sqrt(3.0 * obs_dim)
             flat = gym.spaces.Box(-np.inf, np.inf, shape=(obs_dim,), dtype=np.float32)
-            self.features: nn.Module = SparseInputExtractor(
+            self.features = SparseInputExtractor(
                 flat, int(net_arch[0]), input_normalization, dropout, init_std=std
             )
         else:
@@ -108,13 +130,17 @@ class QNetwork(nn.Module):
         if init == "embedding":
             nn.init.zeros_(self.head.bias)
 
+    def state_features(self, obs: torch.Tensor) -> torch.Tensor:
+        """What the head reads: the features after the hidden layers, ``(B, width)``."""
+        return self.hidden(self.features(obs.reshape(len(obs), *self.input_shape)))
+
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.head(self.hidden(self.features(obs)))
+        return self.head(self.state_features(obs))
 
     def q_of(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """``Q(obs_i, actions_i)``, equal to ``forward(obs).gather(1, actions)`` without the other
         ``n_actions - 1`` outputs."""
-        features = self.hidden(self.features(obs))
+        features = self.state_features(obs)
         return (features * self.head.weight[actions]).sum(dim=1) + self.head.bias[actions]
 
 
