@@ -121,13 +121,11 @@ class SessionEpisodes(Episodes):
         #: ``observation="sequence"``: each session's last watched movies (see :meth:`sequences`).
         self.seq: np.ndarray | None = None
         if self.observation == "sequence":
-            if self.show_misses:
-                raise ValueError(
-                    "show_misses: not with observation='sequence' (a sequence holds what was watched)"
-                )
             high = np.ones((2, self.sequence_length), dtype=np.float32)
             high[0] = n_movies
-            self.observation_space = spaces.Box(0.0, high, dtype=np.float32)
+            low = np.zeros_like(high)
+            low[1] = MISS if self.show_misses else 0.0
+            self.observation_space = spaces.Box(low, high, dtype=np.float32)
             self.seq = np.zeros((n, 2, self.sequence_length), dtype=np.float32)
         self.obs = np.zeros((n, n_movies), dtype=np.float32)
         self.mask = np.ones((n, n_movies), dtype=bool)
@@ -250,8 +248,7 @@ class SessionEpisodes(Episodes):
         self.hidden_left[hit_rows] -= 1
         self.liked_left[hit_rows] -= found[hit] >= LIKED_RATING
         missed = fresh & ~hit
-        if self.show_misses:
-            self.obs[rows[missed], actions[missed]] = MISS
+        self.missed(rows[missed], actions[missed])
         if self.reward_mode == "simulated" and missed.any():
             predicted = self.world.predicted(self.users[rows[missed]], actions[missed])
             rewards[missed] = rating_reward(np.asarray(predicted), self.reward_mode)
@@ -286,11 +283,22 @@ class SessionEpisodes(Episodes):
     def watched(self, rows: np.ndarray, movies: np.ndarray, ratings: np.ndarray) -> None:
         """Movies sessions ``rows`` (distinct) just watched, rated ``ratings``: the newest entry of
         their sequences (``observation="sequence"``; nothing otherwise)."""
+        self._append(rows, movies, np.asarray(ratings, dtype=np.float32) / np.float32(RATING_MAX))
+
+    def missed(self, rows: np.ndarray, movies: np.ndarray) -> None:
+        """Movies recommended to sessions ``rows`` (distinct) for the first time and not a hit: with
+        ``show_misses``, ``-1`` in the observation (a sequence appends them with ``-1`` as rating)."""
+        if not self.show_misses:
+            return
+        self.obs[rows, movies] = MISS
+        self._append(rows, movies, np.full(len(rows), MISS, dtype=np.float32))
+
+    def _append(self, rows: np.ndarray, movies: np.ndarray, values: np.ndarray) -> None:
         if self.seq is None or not len(rows):
             return
         self.seq[rows, :, :-1] = self.seq[rows, :, 1:]
         self.seq[rows, 0, -1] = movies + 1
-        self.seq[rows, 1, -1] = np.asarray(ratings, dtype=np.float32) / np.float32(RATING_MAX)
+        self.seq[rows, 1, -1] = values
 
     def observe(self, out: np.ndarray | None) -> np.ndarray:
         return self.obs if self.seq is None else self.seq
@@ -388,6 +396,8 @@ class MovieLensSessionEnv(EpisodesEnv):
       unrated movie pays, so an agent cannot profit from the simulator's optimism).
     * ``show_misses``: show a recommended movie that was not a hit as ``-1``; then
       ``obs != 0`` is exactly ``not action_masks()`` (``rlrec.nn.UnseenDQNPolicy`` masks from it).
+      With ``"sequence"``, a miss is appended to the sequence with ``-1`` as its rating (so a
+      policy masking the sequence's movies does not recommend it again).
     * ``render_mode``: ``None``, ``"ansi"`` (``render()`` returns text) or ``"human"`` (prints it).
 
     ``info``: ``user_index``, ``user_id``, ``hit`` (the movie was hidden), ``rating`` (its

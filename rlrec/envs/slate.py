@@ -30,7 +30,7 @@ from gymnasium import spaces
 from rlrec.data.dataset import LIKED_RATING
 from rlrec.data.simulator import EnsembleSimulator, RatingSimulator
 from rlrec.envs.registration import SLATE_MAX_EPISODE_STEPS
-from rlrec.envs.session import MISS, SessionEpisodes, rating_reward
+from rlrec.envs.session import SessionEpisodes, rating_reward
 from rlrec.envs.vector import EpisodesEnv, EpisodesVectorEnv
 from rlrec.envs.world import DataSource, MovieLensWorld, check_choice
 
@@ -144,9 +144,8 @@ class SlateEpisodes(SessionEpisodes):
             self.hidden_left[rows[was_hidden]] -= 1
             self.liked_left[rows[was_hidden]] -= found[was_hidden] >= LIKED_RATING
             found_any |= clicked
-            if self.show_misses:
-                missed = fresh & ~clicked
-                self.obs[rows[missed], movies[missed]] = MISS
+            missed = fresh & ~clicked
+            self.missed(rows[missed], movies[missed])
         self.steps[rows] += 1
         rewards = slot_rewards.sum(axis=1)
         for j, i in enumerate(rows):

@@ -37,6 +37,26 @@ def test_the_sequence_by_hand() -> None:
     np.testing.assert_allclose(whole[1, 1], [0.0, 0.8, 0.4])
 
 
+def test_show_misses_appends_a_miss_with_minus_one_by_hand() -> None:
+    env = MovieLensSessionEnv(
+        tiny_dataset(), observation="sequence", sequence_length=3, hiding="recent", hidden_fraction=0.34,
+        reward_mode="rating", show_misses=True,
+    )  # fmt: skip
+    assert env.observation_space.low[1].tolist() == [-1.0] * 3
+    obs, _ = env.reset(seed=0, options={"user_id": 20})
+    np.testing.assert_array_equal(obs[0], [0, movie(11) + 1, movie(42) + 1])
+    obs, reward, *_ = env.step(movie(7))  # not hidden: a miss, appended with -1
+    assert reward == 0.0
+    np.testing.assert_array_equal(obs[0], [movie(11) + 1, movie(42) + 1, movie(7) + 1])
+    np.testing.assert_allclose(obs[1], [1.0, 0.8, -1.0])
+    obs, *_ = env.step(movie(7))  # recommended again: not fresh, nothing appended
+    np.testing.assert_array_equal(obs[0], [movie(11) + 1, movie(42) + 1, movie(7) + 1])
+    obs, *_ = env.step(movie(99))  # the hidden movie: found, appended with its rating
+    np.testing.assert_array_equal(obs[0], [movie(42) + 1, movie(7) + 1, movie(99) + 1])
+    np.testing.assert_allclose(obs[1], [0.8, -1.0, 0.3])
+    check_env(env, skip_render_check=True)
+
+
 def test_envs_pass_the_checkers_and_the_vector_env_matches_single_envs() -> None:
     data = load_movielens("synthetic:n_users=30,n_movies=60,n_ratings=600,seed=1")
     kwargs = {"observation": "sequence", "sequence_length": 5, "hidden_fraction": 0.5}
@@ -62,8 +82,6 @@ def test_envs_pass_the_checkers_and_the_vector_env_matches_single_envs() -> None
 def test_bad_arguments() -> None:
     with pytest.raises(ValueError, match="sequence_length"):
         MovieLensSessionEnv(tiny_dataset(), observation="sequence", sequence_length=0)
-    with pytest.raises(ValueError, match="show_misses"):
-        MovieLensSessionEnv(tiny_dataset(), observation="sequence", show_misses=True)
     with pytest.raises(ValueError, match="sequence"):
         MovieLensSessionVectorEnv(
             tiny_dataset(), num_envs=2, observation="sequence", backend="torch", device="cpu"
