@@ -123,9 +123,9 @@ class SessionEpisodes(Episodes):
         if self.observation == "sequence":
             high = np.ones((2, self.sequence_length), dtype=np.float32)
             high[0] = n_movies
-            low = np.zeros_like(high)
-            low[1] = MISS if self.show_misses else 0.0
-            self.observation_space = spaces.Box(low, high, dtype=np.float32)
+            lows = np.zeros_like(high)
+            lows[1] = MISS if self.show_misses else 0.0
+            self.observation_space = spaces.Box(lows, high, dtype=np.float32)
             self.seq = np.zeros((n, 2, self.sequence_length), dtype=np.float32)
         self.obs = np.zeros((n, n_movies), dtype=np.float32)
         self.mask = np.ones((n, n_movies), dtype=bool)
