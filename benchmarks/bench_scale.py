@@ -281,7 +281,7 @@ def learn(args: argparse.Namespace) -> dict[str, Any]:
         judged = relevant_users(split)
         rng = np.random.default_rng(args.seed)
         test_users = np.sort(rng.choice(judged, min(args.test_users, len(judged)), replace=False))
-    env_kwargs = {**split_hyperparams(args.algo, recipe).env_kwargs}
+    env_kwargs = split_hyperparams(args.algo, recipe).env_kwargs
     agent = evaluate_model(refit.model, split, env_id=SESSION_ID, env_kwargs=env_kwargs, users=test_users)
     popularity = make_baseline("popularity").fit(split.train)
     reference = evaluate_scores(popularity.score, split, users=test_users)
