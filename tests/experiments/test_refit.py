@@ -1,0 +1,60 @@
+"""``LearnerSetup(refit=True)``: stopping chosen on validation, then a run on all of train ranks test."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+from rlrec.agents.factory import load_model
+from rlrec.agents.recipes import load_hyperparams, split_hyperparams
+from rlrec.data import load_movielens
+from rlrec.data.split import temporal_split
+from rlrec.envs import SESSION_ID
+from rlrec.evaluation.protocol import evaluate_model
+from rlrec.experiments.benchmark import run_benchmark
+from rlrec.experiments.entries import BENCHMARK_SETUPS, resolve_algos
+
+SMALL = "synthetic:n_users=60,n_movies=200,n_ratings=3000"
+
+
+def test_ppo_session_long_is_ppo_session_with_three_times_the_budget() -> None:
+    long, plain = BENCHMARK_SETUPS["ppo-session-long"], BENCHMARK_SETUPS["ppo-session"]
+    assert (long.algo, long.env_id, long.env_kwargs) == (plain.algo, plain.env_id, plain.env_kwargs)
+    budget = split_hyperparams("ppo", load_hyperparams("ppo", SESSION_ID, long.hyperparams)).n_timesteps
+    shipped = split_hyperparams("ppo", load_hyperparams("ppo", SESSION_ID, plain.hyperparams)).n_timesteps
+    assert (budget, shipped) == (1_200_000, 400_000)
+    assert resolve_algos(["best"]) == ["ppo-session-long"]
+
+
+def test_refit_trains_on_all_of_train_up_to_the_chosen_step(tmp_path: Path) -> None:
+    # 3 evaluations of a 3,072-step budget: the best one is one of 1,024 / 2,048 / 3,072 steps.
+    setups = {"ppo-session-refit": replace(BENCHMARK_SETUPS["ppo-session"], refit=True)}
+    report = run_benchmark(
+        SMALL, tmp_path, 3072, algos=["ppo-session-refit"], baselines=[], setups=setups, n_evaluations=3
+    )
+    row = report["results"]["ppo-session-refit"]
+    models = tmp_path / "models" / "ppo-session-refit"
+    evaluations = json.loads((models / "ppo" / "evaluations.json").read_text())
+    best = max(evaluations["evaluations"], key=lambda evaluation: evaluation["ndcg@10"])
+    assert row["best_timesteps"] == best["timesteps"] == row["refit_timesteps"]
+    assert row["timesteps"] == 3072  # the validation run went on to its budget
+
+    train = temporal_split(load_movielens(SMALL)).train
+    selection = json.loads((models / "ppo" / "run.json").read_text())
+    retrained = json.loads((models / "refit" / "ppo" / "run.json").read_text())
+    # Worked out by the split itself: validation trains on train minus its last 20% per user,
+    # the refit on every train rating, for exactly the chosen number of steps.
+    assert selection["dataset"]["ratings"] == temporal_split(train).train.n_ratings < train.n_ratings
+    assert retrained["dataset"]["ratings"] == train.n_ratings
+    assert retrained["timesteps_done"] == best["timesteps"]
+    assert retrained["run_info"]["refit_of"] == best["timesteps"]
+
+    # The test row is the refit model's: ranked again here from its saved zip.
+    model = load_model(
+        "ppo", models / "refit" / "ppo" / "model.zip", hyperparams=load_hyperparams("ppo", SESSION_ID)
+    )
+    split = temporal_split(load_movielens(SMALL))
+    metrics = evaluate_model(model, split, env_id=SESSION_ID, env_kwargs=retrained["env_kwargs"], k=10)
+    for key in ("ndcg@10", "precision@10", "recall@10", "mrr@10"):
+        assert row[key] == metrics[key], key
