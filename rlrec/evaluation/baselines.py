@@ -467,6 +467,15 @@ class _SequentialBaseline:
             raise ValueError(f"{self.name}: call fit(train) before score()")
         return np.asarray(self.model.score(user_indices))
 
+    @property
+    def selection(self) -> Selection | None:
+        """The epoch count :meth:`fit` chose on validation; None before ``fit`` or with ``epochs`` given."""
+        if self.model is None or not self.model.curve:
+            return None
+        tried = [({"epochs": epochs}, score) for epochs, score in self.model.curve]
+        score = dict(self.model.curve)[self.model.epochs]
+        return Selection({"epochs": self.model.epochs}, score, tried)
+
 
 class SASRecBaseline(_SequentialBaseline):
     """SASRec (Kang and McAuley, 2018): causal self-attention over the user's last movies."""

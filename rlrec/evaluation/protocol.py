@@ -187,7 +187,8 @@ def evaluate_baseline(
     :param select: for a baseline with a grid (EASE, EDLAE) given by name without parameters,
         choose them on a validation split of ``split.train`` first
         (:func:`rlrec.evaluation.baselines.select_on_validation`); the result then holds
-        ``params``, ``validation_ndcg@k`` and the selection's seconds in ``train_seconds``.
+        ``params``, ``validation_ndcg@k`` and the selection's seconds in ``train_seconds``. SASRec
+        and GRU4Rec report the epoch count they chose on validation the same way.
     :param per_user: also each user's NDCG@K (see :func:`rlrec.evaluation.metrics.evaluate_scores`).
     :param baseline_kwargs: the baseline's own parameters when ``baseline`` is a name.
     """
@@ -198,6 +199,8 @@ def evaluate_baseline(
         baseline_kwargs = dict(chosen.params)
     model = make_baseline(baseline, seed=seed, **baseline_kwargs) if isinstance(baseline, str) else baseline
     model.fit(split.train)
+    # SASRec and GRU4Rec choose their epoch count on validation inside ``fit``.
+    chosen = chosen or getattr(model, "selection", None)
     fit_seconds = time.perf_counter() - started
     metrics: dict[str, Any] = dict(
         evaluate_scores(model.score, split, k=k, batch_size=batch_size, per_user=per_user)

@@ -52,3 +52,14 @@ def test_epochs_are_chosen_on_validation() -> None:
     assert model.epochs == max(model.curve, key=lambda point: point[1])[0]
     fixed = fit_sequential("gru4rec", _chain_world(n_users=30), epochs=3, dim=16)
     assert fixed.epochs == 3 and fixed.curve == []
+
+
+def test_the_chosen_epochs_are_reported_like_a_grid_choice() -> None:
+    split = temporal_split(_chain_world(n_users=30))
+    result = evaluate_baseline("gru4rec", split, max_epochs=6, eval_every=2, dim=16)
+    # The same fit by hand: same seed, same train part, so the same validation curve.
+    model = fit_sequential("gru4rec", split.train, max_epochs=6, eval_every=2, dim=16)
+    best_epochs, best_score = max(model.curve, key=lambda point: point[1])
+    assert result["params"] == {"epochs": best_epochs}
+    assert result["validation_ndcg@10"] == best_score
+    assert "params" not in evaluate_baseline("gru4rec", split, epochs=2, dim=16)  # nothing was chosen
