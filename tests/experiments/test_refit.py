@@ -29,10 +29,8 @@ def test_ppo_session_long_is_ppo_session_with_three_times_the_budget() -> None:
 
 def test_refit_trains_on_all_of_train_up_to_the_chosen_step(tmp_path: Path) -> None:
     # 3 evaluations of a 3,072-step budget: the best one is one of 1,024 / 2,048 / 3,072 steps.
-    setups = {"ppo-session-refit": replace(BENCHMARK_SETUPS["ppo-session"], refit=True)}
-    report = run_benchmark(
-        SMALL, tmp_path, 3072, algos=["ppo-session-refit"], baselines=[], setups=setups, n_evaluations=3
-    )
+    assert BENCHMARK_SETUPS["ppo-session-refit"] == replace(BENCHMARK_SETUPS["ppo-session-long"], refit=True)
+    report = run_benchmark(SMALL, tmp_path, 3072, algos=["ppo-session-refit"], baselines=[], n_evaluations=3)
     row = report["results"]["ppo-session-refit"]
     models = tmp_path / "models" / "ppo-session-refit"
     evaluations = json.loads((models / "ppo" / "evaluations.json").read_text())
