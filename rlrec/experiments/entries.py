@@ -8,7 +8,7 @@ says why each setup is what it is.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from rlrec.envs import MOVIELENS_ID, SESSION_ID, SLATE_ID
@@ -92,9 +92,7 @@ BENCHMARK_SETUPS["ppo-session-long"] = LearnerSetup(SESSION_ID, {}, {"n_timestep
 #: part is each user's most recent 20% of train, the ratings closest to test, which the validation
 #: run never trains on (``ease-recent`` is refitted on them too). Selection plus retrain take
 #: longer than 30 minutes on 2 cores at this budget (see the README).
-BENCHMARK_SETUPS["ppo-session-refit"] = LearnerSetup(
-    SESSION_ID, {}, {"n_timesteps": 1_200_000}, algo="ppo", refit=True
-)
+BENCHMARK_SETUPS["ppo-session-refit"] = replace(BENCHMARK_SETUPS["ppo-session-long"], refit=True)
 #: PPO on slates of 10 with ``rlrec.nn.SlatePolicy`` (ppo.yml's rlrec/MovieLensSlate-v0 section).
 BENCHMARK_SETUPS["ppo-slate"] = LearnerSetup(SLATE_ID, algo="ppo")
 #: A sequence state (``observation="sequence"``: the last 50 movies watched, in order, with their

@@ -38,7 +38,8 @@ def test_refit_trains_on_all_of_train_up_to_the_chosen_step(tmp_path: Path) -> N
     assert row["best_timesteps"] == best["timesteps"] == row["refit_timesteps"]
     assert row["timesteps"] == 3072  # the validation run went on to its budget
 
-    train = temporal_split(load_movielens(SMALL)).train
+    split = temporal_split(load_movielens(SMALL))
+    train = split.train
     selection = json.loads((models / "ppo" / "run.json").read_text())
     retrained = json.loads((models / "refit" / "ppo" / "run.json").read_text())
     # Worked out by the split itself: validation trains on train minus its last 20% per user,
@@ -52,7 +53,6 @@ def test_refit_trains_on_all_of_train_up_to_the_chosen_step(tmp_path: Path) -> N
     model = load_model(
         "ppo", models / "refit" / "ppo" / "model.zip", hyperparams=load_hyperparams("ppo", SESSION_ID)
     )
-    split = temporal_split(load_movielens(SMALL))
     metrics = evaluate_model(model, split, env_id=SESSION_ID, env_kwargs=retrained["env_kwargs"], k=10)
     for key in ("ndcg@10", "precision@10", "recall@10", "mrr@10"):
         assert row[key] == metrics[key], key
