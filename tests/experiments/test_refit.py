@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 
 from rlrec.agents.factory import load_model
@@ -27,9 +26,16 @@ def test_ppo_session_long_is_ppo_session_with_three_times_the_budget() -> None:
     assert resolve_algos(["best"]) == ["ppo-session-long"]
 
 
+def test_ppo_session_refit_is_ppo_session_long_at_half_the_budget_with_a_refit() -> None:
+    refit, long = BENCHMARK_SETUPS["ppo-session-refit"], BENCHMARK_SETUPS["ppo-session-long"]
+    assert (refit.algo, refit.env_id, refit.env_kwargs) == (long.algo, long.env_id, long.env_kwargs)
+    assert (refit.refit, long.refit) == (True, False)
+    budget = split_hyperparams("ppo", load_hyperparams("ppo", SESSION_ID, refit.hyperparams)).n_timesteps
+    assert budget == 600_000
+
+
 def test_refit_trains_on_all_of_train_up_to_the_chosen_step(tmp_path: Path) -> None:
     # 3 evaluations of a 3,072-step budget: the best one is one of 1,024 / 2,048 / 3,072 steps.
-    assert BENCHMARK_SETUPS["ppo-session-refit"] == replace(BENCHMARK_SETUPS["ppo-session-long"], refit=True)
     report = run_benchmark(SMALL, tmp_path, 3072, algos=["ppo-session-refit"], baselines=[], n_evaluations=3)
     row = report["results"]["ppo-session-refit"]
     models = tmp_path / "models" / "ppo-session-refit"
