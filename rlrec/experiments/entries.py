@@ -8,7 +8,7 @@ says why each setup is what it is.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from rlrec.envs import MOVIELENS_ID, SESSION_ID, SLATE_ID
@@ -93,8 +93,8 @@ BENCHMARK_SETUPS["ppo-session-long"] = LearnerSetup(SESSION_ID, {}, {"n_timestep
 #: run never trains on (``ease-recent`` is refitted on them too). Its budget, 600k steps, is the
 #: largest at which selection plus retrain fit the benchmark's 30 minutes on 2 cores (at 1.2M
 #: they took 2467 s on ml-latest-small, seed 2).
-BENCHMARK_SETUPS["ppo-session-refit"] = replace(
-    BENCHMARK_SETUPS["ppo-session-long"], hyperparams={"n_timesteps": 600_000}, refit=True
+BENCHMARK_SETUPS["ppo-session-refit"] = LearnerSetup(
+    SESSION_ID, {}, {"n_timesteps": 600_000}, algo="ppo", refit=True
 )
 #: PPO on slates of 10 with ``rlrec.nn.SlatePolicy`` (ppo.yml's rlrec/MovieLensSlate-v0 section).
 BENCHMARK_SETUPS["ppo-slate"] = LearnerSetup(SLATE_ID, algo="ppo")
