@@ -37,7 +37,6 @@ import torch
 from gymnasium.vector import VectorEnv
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 from stable_baselines3.common.utils import get_device, polyak_update
-from torch import nn
 from torch.nn import functional as F
 from typing_extensions import Self
 
@@ -46,12 +45,14 @@ from rlrec.nn import (
     CompactReplayBuffer,
     FreshBatch,
     GRUSequenceExtractor,
+    ItemItemQNetwork,
     QNetwork,
     RowSparseAdam,
     SelfAttentionSequenceExtractor,
     StateTargetValues,
     TargetValues,
     TensorReplayBuffer,
+    clip_grad_norm,
 )
 from rlrec.utils.io import atomic_open, save_json
 from rlrec.utils.schedules import Schedule, schedule_from, schedule_json
@@ -62,6 +63,8 @@ __all__ = ["DQNAgent", "DQNConfig", "ReplayMemory"]
 _CHUNK = 1024
 #: ``DQNConfig.features_extractor`` names: extractors of a sequence observation.
 EXTRACTORS = {"gru": GRUSequenceExtractor, "self_attention": SelfAttentionSequenceExtractor}
+#: ``DQNConfig.network`` names.
+NETWORKS = ("mlp", "item_item")
 
 
 class ReplayMemory(Protocol):
@@ -114,6 +117,10 @@ class DQNConfig:
         :class:`~rlrec.nn.SelfAttentionSequenceExtractor`, for ``observation="sequence"``); then
         ``net_arch`` lists the layers after it (``[]``: the head reads the extractor's features).
     :param features_extractor_kwargs: the extractor's arguments (e.g. ``features_dim``).
+    :param network: ``"mlp"`` (default: :class:`~rlrec.nn.QNetwork`, ``net_arch`` and the options
+        above) or ``"item_item"`` (:class:`~rlrec.nn.ItemItemQNetwork`, one weight per pair of
+        movies, EASE's form; reads ``input_normalization`` only; pair it with
+        ``optimizer="sparse_adam"``, which then updates the touched weights only).
     """
 
     learning_rate: float | str = 1e-4
@@ -137,6 +144,7 @@ class DQNConfig:
     optimizer: str = "adam"
     features_extractor: str | None = None
     features_extractor_kwargs: dict[str, Any] = field(default_factory=dict)
+    network: str = "mlp"
 
     def __post_init__(self) -> None:
         if not 0.0 < self.tau <= 1.0:
@@ -152,6 +160,10 @@ class DQNConfig:
                 f"features_extractor: one of {', '.join(sorted(EXTRACTORS))} or None, "
                 f"got {self.features_extractor!r}"
             )
+        if self.network not in NETWORKS:
+            raise ValueError(f"network: one of {', '.join(NETWORKS)}, got {self.network!r}")
+        if self.network == "item_item" and self.features_extractor is not None:
+            raise ValueError("network='item_item' reads the catalogue observation: no features_extractor")
         self.net_arch = [int(width) for width in self.net_arch]
         self.features_extractor_kwargs = dict(self.features_extractor_kwargs or {})
         schedule_json(self.learning_rate)  # refuses what cannot be saved
@@ -249,15 +261,17 @@ class DQNAgent(BaseLearner):
     def _n_movies(action_space: Any) -> int:
         return int(action_space.n)
 
-    def _network(self) -> QNetwork:
+    def _network(self) -> QNetwork | ItemItemQNetwork:
         cfg = self.config
+        flat = gym.spaces.Box(-np.inf, np.inf, shape=(self.obs_dim,), dtype=np.float32)
+        if cfg.network == "item_item":
+            return ItemItemQNetwork(flat, self.n_actions, cfg.input_normalization).to(self.device)
         if cfg.features_extractor is not None:
             extractor = EXTRACTORS[cfg.features_extractor](
                 self.observation_space, **cfg.features_extractor_kwargs
             )
             net = QNetwork(self.observation_space, self.n_actions, cfg.net_arch, features_extractor=extractor)
             return net.to(self.device)
-        flat = gym.spaces.Box(-np.inf, np.inf, shape=(self.obs_dim,), dtype=np.float32)
         net = QNetwork(flat, self.n_actions, cfg.net_arch, cfg.input_normalization, cfg.dropout, cfg.init)
         return net.to(self.device)
 
@@ -360,7 +374,7 @@ class DQNAgent(BaseLearner):
         loss = F.smooth_l1_loss(q, targets)
         self.optimizer.zero_grad()
         loss.backward()
-        nn.utils.clip_grad_norm_(self.q_net.parameters(), self.config.max_grad_norm)
+        clip_grad_norm(self.q_net.parameters(), self.config.max_grad_norm)
         self.optimizer.step()
         self._n_updates += 1
         self._record_loss(float(loss.item()))

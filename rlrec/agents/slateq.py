@@ -135,12 +135,8 @@ class SlateQAgent(DQNAgent):
 
     # ------------------------------------------------------------------------ training
     def q_taken(self, batch: ReplayBufferSamples) -> torch.Tensor:
-        """``Qbar(s, i)`` of every shown movie, flat ``(B * K,)``: one feature pass per session,
-        ``K`` head rows each (``q_of`` for K movies per row)."""
-        features = self.q_net.state_features(batch.observations)
-        movies = batch.actions.long()
-        head = self.q_net.head
-        return (torch.einsum("bh,bkh->bk", features, head.weight[movies]) + head.bias[movies]).reshape(-1)
+        """``Qbar(s, i)`` of every shown movie, flat ``(B * K,)`` (the network's ``q_of_slates``)."""
+        return self.q_net.q_of_slates(batch.observations, batch.actions.long()).reshape(-1)
 
     def _make_replay_buffer(self, runner: EnvRunner) -> ReplayMemory:
         return FreshBatch(self.device)

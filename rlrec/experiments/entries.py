@@ -96,6 +96,30 @@ BENCHMARK_SETUPS["ppo-session-long"] = LearnerSetup(SESSION_ID, {}, {"n_timestep
 BENCHMARK_SETUPS["ppo-session-refit"] = LearnerSetup(
     SESSION_ID, {}, {"n_timesteps": 600_000}, algo="ppo", refit=True
 )
+#: SlateQ with the full-rank linear item-item Q-network (``rlrec.nn.ItemItemQNetwork``, EASE's
+#: form, one weight per pair of movies) on pages of 50 movies for 256 sessions per step: slateq.yml's
+#: env otherwise (logged feedback, hits, recency observation). Chosen on validation
+#: (ml-latest-small-2016, seed 0; slateq.yml's recipe 0.103-0.105): the item-item network on slates
+#: of 10 peaked at 0.1017 (lin_1e-3; lin_1e-2 0.077; half-life 5 0.098; hiding 50% 0.098), slates
+#: of 50 at 0.1141, 256 sessions at 0.1107, both at 0.1157 (300k steps; lin_3e-3 0.108; on slates
+#: of 50 with 64 sessions lin_5e-4 0.1122). It overfits after its peak (validation falls while
+#: the catalogue coverage grows), so the stopping step matters: refitted, as ``slateq-slate`` is.
+BENCHMARK_SETUPS["slateq-item-item"] = LearnerSetup(
+    SLATE_ID,
+    {"slate_size": 50},
+    {
+        "n_timesteps": 500_000,
+        "n_envs": 256,
+        "network": "item_item",
+        "net_arch": [],
+        "dropout": 0.0,
+        "optimizer": "sparse_adam",
+        "input_normalization": "sqrt_count",
+        "learning_rate": "lin_1e-3",
+    },
+    algo="slateq",
+    refit=True,
+)
 #: PPO on slates of 10 with ``rlrec.nn.SlatePolicy`` (ppo.yml's rlrec/MovieLensSlate-v0 section).
 BENCHMARK_SETUPS["ppo-slate"] = LearnerSetup(SLATE_ID, algo="ppo")
 #: A sequence state (``observation="sequence"``: the last 50 movies watched, in order, with their

@@ -18,7 +18,8 @@
 * :class:`FreshBatch`, :class:`TensorReplayBuffer`: the memories of ``dqn`` / ``slateq`` over
   a torch-backend env (tensors kept on its device);
 * :class:`QNetwork`: the Q-network of rlrec's own value learners (``dqn``, ``slateq``), built
-  from :class:`SparseInputExtractor`.
+  from :class:`SparseInputExtractor`; :class:`ItemItemQNetwork`: their full-rank linear
+  item-item one (EASE's form), trained on the entries a batch touches only.
 
 They know SB3 and torch, not rlrec's envs: they read observations and nothing else.
 """
@@ -34,7 +35,8 @@ from rlrec.nn.catalogue import (
     MovieScoringHead,
     prior_logits,
 )
-from rlrec.nn.optim import RowSparseAdam
+from rlrec.nn.item_item import ItemItemQNetwork
+from rlrec.nn.optim import RowSparseAdam, clip_grad_norm
 from rlrec.nn.policies import (
     QNetwork,
     SlateDistribution,
@@ -57,6 +59,7 @@ __all__ = [
     "CompactReplayBuffer",
     "FreshBatch",
     "GRUSequenceExtractor",
+    "ItemItemQNetwork",
     "MaskableCatalogueActorCriticPolicy",
     "MovieScoringHead",
     "QNetwork",
@@ -70,6 +73,7 @@ __all__ = [
     "TensorReplayBuffer",
     "UnseenDQNPolicy",
     "UnseenQRDQNPolicy",
+    "clip_grad_norm",
     "mask_seen",
     "prior_logits",
     "sqrt_count_scale",

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["RowSparseAdam"]
+__all__ = ["RowSparseAdam", "clip_grad_norm"]
 
 
 class RowSparseAdam(torch.optim.Optimizer):
@@ -25,10 +25,12 @@ class RowSparseAdam(torch.optim.Optimizer):
 
     A parameter is treated row by row when it is 2-D with at least ``min_rows`` rows and at most
     ``max_touched`` of its rows have a non-zero gradient (a sparse gradient, as from
-    ``nn.Embedding(sparse=True)``, always is); every other parameter gets exactly Adam's update
-    (``torch.optim.Adam`` without weight decay or amsgrad). On the touched rows the update is
-    Adam's, with the parameter's own step count for the bias correction; untouched rows keep
-    their weights and moments (so they do not drift on stale momentum, unlike dense Adam).
+    ``nn.Embedding(sparse=True)``, always is, and one sparse in both dimensions, as from
+    :class:`~rlrec.nn.ItemItemQNetwork`, is updated entry by entry); every other parameter gets
+    exactly Adam's update (``torch.optim.Adam`` without weight decay or amsgrad). On the touched
+    rows the update is Adam's, with the parameter's own step count for the bias correction;
+    untouched rows keep their weights and moments (so they do not drift on stale momentum,
+    unlike dense Adam).
 
     Usable from SB3 as ``policy_kwargs=dict(optimizer_class=RowSparseAdam,
     optimizer_kwargs=dict(...))``; SB3 passes ``lr`` from the learning-rate schedule and
@@ -95,14 +97,15 @@ class RowSparseAdam(torch.optim.Optimizer):
         return loss
 
     @staticmethod
-    def _touched_rows(param: torch.Tensor, group: dict[str, Any]) -> tuple[torch.Tensor | None, torch.Tensor]:
-        """(rows, their gradient) for the row-wise update, or (None, the dense gradient)."""
+    def _touched_rows(
+        param: torch.Tensor, group: dict[str, Any]
+    ) -> tuple[torch.Tensor | tuple[torch.Tensor, ...] | None, torch.Tensor]:
+        """(rows or entries, their gradient) for the sparse update, or (None, the dense gradient)."""
         grad = param.grad
         assert grad is not None
         if grad.is_sparse:
             grad = grad.coalesce()
-            rows = grad.indices()[0]
-            return rows, grad.values()
+            return tuple(grad.indices()), grad.values()
         if param.dim() != 2 or param.shape[0] < group["min_rows"]:
             return None, grad
         rows = grad.ne(0).any(dim=1).nonzero().squeeze(1)
@@ -126,3 +129,26 @@ def _adam(
     exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1.0 - beta2)
     denom = (exp_avg_sq.sqrt() / bias2_sqrt).add_(group["eps"])
     param.addcdiv_(exp_avg, denom, value=-group["lr"] / bias1)
+
+
+@torch.no_grad()
+def clip_grad_norm(parameters: Iterable[torch.Tensor], max_norm: float) -> torch.Tensor:
+    """``torch.nn.utils.clip_grad_norm_`` (the 2-norm of all gradients together, scaled down to
+    ``max_norm``) that also takes sparse gradients, which torch's refuses; they are coalesced
+    in place (a duplicate entry is one entry of the gradient)."""
+    grads = []
+    for param in parameters:
+        if param.grad is None:
+            continue
+        if param.grad.is_sparse:
+            param.grad = param.grad.coalesce()
+            grads.append(param.grad.values())
+        else:
+            grads.append(param.grad)
+    if not grads:
+        return torch.zeros(())
+    total = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(grad) for grad in grads]))
+    scale = (max_norm / (total + 1e-6)).clamp(max=1.0)
+    for grad in grads:
+        grad.mul_(scale)
+    return total

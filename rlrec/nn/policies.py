@@ -143,6 +143,11 @@ class QNetwork(nn.Module):
         features = self.state_features(obs)
         return (features * self.head.weight[actions]).sum(dim=1) + self.head.bias[actions]
 
+    def q_of_slates(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """``Q(obs_b, actions_b_k)``, ``(B, K)``: one feature pass per row, ``K`` head rows each."""
+        features = self.state_features(obs)
+        return torch.einsum("bh,bkh->bk", features, self.head.weight[actions]) + self.head.bias[actions]
+
 
 class SlateDistribution(Distribution):
     """K distinct movies drawn without replacement from one softmax over the catalogue (Plackett-Luce).

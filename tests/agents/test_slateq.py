@@ -150,3 +150,28 @@ def test_slateq_runs_dqns_loop() -> None:
 
     for name in ("learn", "_gradient_step", "td_targets", "_update_learning_rate"):
         assert getattr(SlateQAgent, name) is getattr(DQNAgent, name), name
+
+
+def test_item_item_slateq_learns_from_the_shown_pairs_and_round_trips(tmp_path: Path) -> None:
+    from rlrec.nn import ItemItemQNetwork
+
+    agent = SlateQAgent(
+        slate_env(num_envs=8, slate_size=3), seed=0, network="item_item", optimizer="sparse_adam",
+        input_normalization="sqrt_count", learning_rate=1e-2,
+    )  # fmt: skip
+    assert isinstance(agent.q_net, ItemItemQNetwork)
+    before = agent.q_net.weight.detach().clone()
+    agent.learn(400)
+    moved = agent.q_net.weight.detach() != before
+    assert agent._n_updates == 50 and moved.any()
+    # Masked acting never shows a movie the observation holds, so W's diagonal (a movie
+    # predicting itself, which EASE forbids) never gets a gradient.
+    assert not moved.diagonal().any()
+    path = agent.save(tmp_path / "model")
+    loaded = SlateQAgent.load(path)
+    obs = np.eye(60, dtype=np.float32)[:5]
+    np.testing.assert_array_equal(loaded.q_values(obs), agent.q_values(obs))
+    with pytest.raises(ValueError, match="network"):
+        SlateQAgent(slate_env(), network="linear")
+    with pytest.raises(ValueError, match="features_extractor"):
+        SlateQAgent(slate_env(), network="item_item", features_extractor="gru")
