@@ -6,7 +6,9 @@ catalogue-sized observations is built once, before the loop, from rlrec's SB3 co
 
 * the network is :class:`~rlrec.nn.QNetwork`, whose first layer is a
   :class:`~rlrec.nn.SparseInputExtractor` (it reads the non-zero entries of an observation only)
-  and whose ``q_of`` evaluates the head rows of the taken actions only;
+  and whose ``q_of`` evaluates the head rows of the taken actions only; or, with
+  ``network="item_item"``, :class:`~rlrec.nn.ItemItemQNetwork` (one weight per pair of movies,
+  its gradient a sparse tensor of the pairs the batch touched);
 * the replay is a :class:`~rlrec.nn.CompactReplayBuffer` (observations as their non-zeros, or as
   state indices for an env that names its states: ~0.1 KB per transition, not 2 x 41 KB);
 * ``optimizer="sparse_adam"`` is :class:`~rlrec.nn.RowSparseAdam` (Adam on the touched rows);

@@ -23,7 +23,6 @@ def test_ppo_session_long_is_ppo_session_with_three_times_the_budget() -> None:
     budget = split_hyperparams("ppo", load_hyperparams("ppo", SESSION_ID, long.hyperparams)).n_timesteps
     shipped = split_hyperparams("ppo", load_hyperparams("ppo", SESSION_ID, plain.hyperparams)).n_timesteps
     assert (budget, shipped) == (1_200_000, 400_000)
-    assert resolve_algos(["best"]) == ["ppo-session-long"]
 
 
 def test_ppo_session_refit_is_ppo_session_long_at_half_the_budget_with_a_refit() -> None:
@@ -62,3 +61,27 @@ def test_refit_trains_on_all_of_train_up_to_the_chosen_step(tmp_path: Path) -> N
     metrics = evaluate_model(model, split, env_id=SESSION_ID, env_kwargs=retrained["env_kwargs"], k=10)
     for key in ("ndcg@10", "precision@10", "recall@10", "mrr@10"):
         assert row[key] == metrics[key], key
+
+
+def test_slateq_item_item_trains_the_item_item_network_on_pages_of_50_and_refits(tmp_path: Path) -> None:
+    from rlrec.envs import SLATE_ID
+    from rlrec.nn import ItemItemQNetwork
+
+    setup = BENCHMARK_SETUPS["slateq-item-item"]
+    recipe = split_hyperparams("slateq", load_hyperparams("slateq", SLATE_ID, setup.hyperparams))
+    assert (setup.algo, setup.env_id, setup.refit, setup.env_kwargs) == (
+        "slateq",
+        SLATE_ID,
+        True,
+        {"slate_size": 50},
+    )
+    assert (recipe.n_timesteps, recipe.n_envs, recipe.model_kwargs["network"]) == (500_000, 256, "item_item")
+    assert resolve_algos(["best", "ppo-session"]) == ["slateq-item-item", "ppo-session"]
+
+    report = run_benchmark(SMALL, tmp_path, 2048, algos=["slateq-item-item"], baselines=[], n_evaluations=2)
+    row = report["results"]["slateq-item-item"]
+    assert row["refit_timesteps"] == row["best_timesteps"] in (1024, 2048)
+    models = tmp_path / "models" / "slateq-item-item"
+    model = load_model("slateq", models / "refit" / "slateq" / "model.pt")
+    assert isinstance(model.q_net, ItemItemQNetwork) and model.slate_size == 50
+    assert model.q_net.weight.shape == (200, 200) and bool((model.q_net.weight != 0).any())
