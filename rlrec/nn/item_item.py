@@ -17,9 +17,8 @@ import gymnasium as gym
 import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional as F
 
-from rlrec.nn.torch_layers import NORMALIZATIONS, sqrt_count_scale
+from rlrec.nn.torch_layers import NORMALIZATIONS, nonzero_entries, sparse_row_sum
 
 __all__ = ["ItemItemQNetwork"]
 
@@ -74,19 +73,11 @@ class ItemItemQNetwork(nn.Module):
 
     def _nonzeros(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(row, movie, value)`` of every non-zero observation entry, row-major."""
-        obs = obs.reshape(len(obs), -1).to(self.weight.dtype)
-        rows, movies = obs.nonzero(as_tuple=True)
-        values = obs[rows, movies]
-        if self.input_normalization == "sqrt_count":
-            values = values * sqrt_count_scale(obs)[rows]
-        return rows, movies, values
+        return nonzero_entries(obs.reshape(len(obs), -1).to(self.weight.dtype), self.input_normalization)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         rows, movies, values = self._nonzeros(obs)
-        counts = torch.bincount(rows, minlength=len(obs))
-        offsets = torch.cumsum(counts, 0) - counts
-        scores = F.embedding_bag(movies, self.weight, offsets, mode="sum", per_sample_weights=values)
-        return scores + self.bias
+        return sparse_row_sum(rows, movies, values, len(obs), self.weight) + self.bias
 
     def q_of_slates(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """``Q(obs_b, actions_b_k)``, ``(B, K)``, from the ``nnz x K`` weights involved only."""

@@ -135,7 +135,10 @@ def _adam(
 def clip_grad_norm(parameters: Iterable[torch.Tensor], max_norm: float) -> torch.Tensor:
     """``torch.nn.utils.clip_grad_norm_`` (the 2-norm of all gradients together, scaled down to
     ``max_norm``) that also takes sparse gradients, which torch's refuses; they are coalesced
-    in place (a duplicate entry is one entry of the gradient)."""
+    in place (a duplicate entry is one entry of the gradient). All-dense gradients go to torch's."""
+    parameters = list(parameters)
+    if not any(param.grad is not None and param.grad.is_sparse for param in parameters):
+        return torch.nn.utils.clip_grad_norm_(parameters, max_norm)
     grads = []
     for param in parameters:
         if param.grad is None:
@@ -145,8 +148,6 @@ def clip_grad_norm(parameters: Iterable[torch.Tensor], max_norm: float) -> torch
             grads.append(param.grad.values())
         else:
             grads.append(param.grad)
-    if not grads:
-        return torch.zeros(())
     total = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(grad) for grad in grads]))
     scale = (max_norm / (total + 1e-6)).clamp(max=1.0)
     for grad in grads:

@@ -17,7 +17,7 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["NORMALIZATIONS", "SparseInputExtractor", "sqrt_count_scale"]
+__all__ = ["NORMALIZATIONS", "SparseInputExtractor", "nonzero_entries", "sparse_row_sum", "sqrt_count_scale"]
 
 NORMALIZATIONS = (None, "sqrt_count")
 #: Batches with more than 1 / _DENSE_FROM of their entries non-zero take the dense product.
@@ -32,6 +32,29 @@ def sqrt_count_scale(obs: torch.Tensor) -> torch.Tensor:
     """
     counts = (obs != 0).sum(dim=1).clamp(min=1).to(obs.dtype)
     return counts.rsqrt()
+
+
+def nonzero_entries(
+    obs: torch.Tensor, normalization: str | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(row, column, value)`` of every non-zero entry of a ``(B, n)`` batch, row-major; with
+    ``normalization="sqrt_count"`` each value is divided by its row's :func:`sqrt_count_scale`."""
+    rows, columns = obs.nonzero(as_tuple=True)
+    values = obs[rows, columns]
+    if normalization == "sqrt_count":
+        values = values * sqrt_count_scale(obs)[rows]
+    return rows, columns, values
+
+
+def sparse_row_sum(
+    rows: torch.Tensor, columns: torch.Tensor, values: torch.Tensor, n_rows: int, table: torch.Tensor
+) -> torch.Tensor:
+    """``x @ table`` for the ``n_rows`` rows of ``x`` given by :func:`nonzero_entries`: each row
+    sums ``value * table[column]`` over its entries (``F.embedding_bag``, one table row read per entry)."""
+    # nonzero() lists row-major, so each row's entries are contiguous: offsets = row starts.
+    counts = torch.bincount(rows, minlength=n_rows)
+    offsets = torch.cumsum(counts, 0) - counts
+    return F.embedding_bag(columns, table, offsets, mode="sum", per_sample_weights=values)
 
 
 class SparseInputExtractor(BaseFeaturesExtractor):
@@ -99,12 +122,6 @@ class SparseInputExtractor(BaseFeaturesExtractor):
             if self.normalization == "sqrt_count":
                 obs = obs * sqrt_count_scale(obs)[:, None]
             return self.dropout(self.activation(torch.addmm(self.bias, obs, self.weight)))
-        rows, columns = obs.nonzero(as_tuple=True)
-        values = obs[rows, columns]
-        if self.normalization == "sqrt_count":
-            values = values * sqrt_count_scale(obs)[rows]
-        # nonzero() lists row-major, so each row's entries are contiguous: offsets = row starts.
-        counts = torch.bincount(rows, minlength=obs.shape[0])
-        offsets = torch.cumsum(counts, 0) - counts
-        hidden = F.embedding_bag(columns, self.weight, offsets, mode="sum", per_sample_weights=values)
+        rows, columns, values = nonzero_entries(obs, self.normalization)
+        hidden = sparse_row_sum(rows, columns, values, obs.shape[0], self.weight)
         return self.dropout(self.activation(hidden + self.bias))
