@@ -114,6 +114,8 @@ class DQNConfig:
     :param dropout: dropout after every hidden ReLU, in the loss's forward only (0).
     :param init: ``"linear"`` or ``"embedding"`` (see ``QNetwork``).
     :param optimizer: ``"adam"`` (fused where torch has it) or ``"sparse_adam"`` (``RowSparseAdam``).
+    :param weight_decay: the optimizer's L2 penalty, coupled as ``torch.optim.Adam``'s (0: none, as
+        SB3's DQN). With ``"sparse_adam"`` it decays the touched weights only (see ``RowSparseAdam``).
     :param features_extractor: ``None`` (the sparse first layer), or ``"gru"`` /
         ``"self_attention"`` (:class:`~rlrec.nn.GRUSequenceExtractor` /
         :class:`~rlrec.nn.SelfAttentionSequenceExtractor`, for ``observation="sequence"``); then
@@ -144,6 +146,7 @@ class DQNConfig:
     dropout: float = 0.0
     init: str = "linear"
     optimizer: str = "adam"
+    weight_decay: float = 0.0
     features_extractor: str | None = None
     features_extractor_kwargs: dict[str, Any] = field(default_factory=dict)
     network: str = "mlp"
@@ -157,6 +160,8 @@ class DQNConfig:
             raise ValueError("batch_size, train_freq, target_update_interval >= 1 and buffer_size >= 0")
         if self.init not in ("linear", "embedding") or self.optimizer not in ("adam", "sparse_adam"):
             raise ValueError(f"init: 'linear' / 'embedding', optimizer: 'adam' / 'sparse_adam' ({self})")
+        if not self.weight_decay >= 0.0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
         if self.features_extractor is not None and self.features_extractor not in EXTRACTORS:
             raise ValueError(
                 f"features_extractor: one of {', '.join(sorted(EXTRACTORS))} or None, "
@@ -235,9 +240,11 @@ class DQNAgent(BaseLearner):
         self.q_net_target.eval()
         parameters, lr = self.q_net.parameters(), self.lr_schedule(1.0)
         self.optimizer: torch.optim.Optimizer = (
-            RowSparseAdam(parameters, lr=lr)
+            RowSparseAdam(parameters, lr=lr, weight_decay=config.weight_decay)
             if config.optimizer == "sparse_adam"
-            else torch.optim.Adam(parameters, lr=lr, fused=self.device.type in ("cpu", "cuda"))
+            else torch.optim.Adam(
+                parameters, lr=lr, weight_decay=config.weight_decay, fused=self.device.type in ("cpu", "cuda")
+            )
         )
         self.replay_buffer: ReplayMemory | None = None
         self._generator: torch.Generator | None = None  # the tensor draws (torch-backend env)

@@ -104,6 +104,9 @@ BENCHMARK_SETUPS["ppo-session-refit"] = LearnerSetup(
 #: of 50 at 0.1141, 256 sessions at 0.1107, both at 0.1157 (300k steps; lin_3e-3 0.108; on slates
 #: of 50 with 64 sessions lin_5e-4 0.1122). It overfits after its peak (validation falls while
 #: the catalogue coverage grows), so the stopping step matters: refitted, as ``slateq-slate`` is.
+#: Later probes (seed 0, 500k steps; the entry's own runs peaked at 0.1146 / 0.1187 on
+#: ml-latest-small-2016 / ml-latest-small) kept it as it is: ``weight_decay`` 1e-4 / 1e-3 0.1052 /
+#: 0.0957 (ml-latest-small); half-life 10 0.1139 (2016), half-life 5 0.1139 (ml-latest-small).
 BENCHMARK_SETUPS["slateq-item-item"] = LearnerSetup(
     SLATE_ID,
     {"slate_size": 50},

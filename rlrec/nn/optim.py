@@ -27,7 +27,7 @@ class RowSparseAdam(torch.optim.Optimizer):
     ``max_touched`` of its rows have a non-zero gradient (a sparse gradient, as from
     ``nn.Embedding(sparse=True)``, always is, and one sparse in both dimensions, as from
     :class:`~rlrec.nn.ItemItemQNetwork`, is updated entry by entry); every other parameter gets
-    exactly Adam's update (``torch.optim.Adam`` without weight decay or amsgrad). On the touched
+    exactly Adam's update (``torch.optim.Adam`` without amsgrad). On the touched
     rows the update is Adam's, with the parameter's own step count for the bias correction;
     untouched rows keep their weights and moments (so they do not drift on stale momentum,
     unlike dense Adam).
@@ -44,6 +44,10 @@ class RowSparseAdam(torch.optim.Optimizer):
         nothing from it).
     :param max_touched: largest share of touched rows for the row-wise update (above it the dense
         update is as cheap); default 0.5.
+    :param weight_decay: L2 penalty added to the gradient, as ``torch.optim.Adam``'s (coupled, not
+        AdamW's); default 0. On a row-wise or entry-wise update it acts on the touched weights only,
+        so a weight decays each time a batch uses it: a penalty that grows with how often a movie
+        is seen, the popularity-scaled ridge of EDLAE (Steck, 2020), not a uniform one.
     """
 
     def __init__(
@@ -54,6 +58,7 @@ class RowSparseAdam(torch.optim.Optimizer):
         eps: float = 1e-8,
         min_rows: int = 1024,
         max_touched: float = 0.5,
+        weight_decay: float = 0.0,
     ) -> None:
         if not lr >= 0.0:
             raise ValueError(f"lr must be >= 0, got {lr}")
@@ -61,8 +66,23 @@ class RowSparseAdam(torch.optim.Optimizer):
             raise ValueError(f"betas must be in [0, 1), got {betas}")
         if not eps > 0.0:
             raise ValueError(f"eps must be > 0, got {eps}")
-        defaults = dict(lr=lr, betas=tuple(betas), eps=eps, min_rows=int(min_rows), max_touched=max_touched)
+        if not weight_decay >= 0.0:
+            raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+        defaults = dict(
+            lr=lr,
+            betas=tuple(betas),
+            eps=eps,
+            min_rows=int(min_rows),
+            max_touched=max_touched,
+            weight_decay=float(weight_decay),
+        )
         super().__init__(params, defaults)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # Optimizer states saved before weight_decay existed load with none, as torch's Adam does.
+        super().__setstate__(state)
+        for group in self.param_groups:
+            group.setdefault("weight_decay", 0.0)
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
@@ -123,8 +143,10 @@ def _adam(
     bias1: float,
     bias2_sqrt: float,
 ) -> None:
-    """Adam's update in place, the formula of ``torch.optim.Adam`` (no weight decay, no amsgrad)."""
+    """Adam's update in place, the formula of ``torch.optim.Adam`` (coupled weight decay, no amsgrad)."""
     beta1, beta2 = group["betas"]
+    if group["weight_decay"]:
+        grad = grad.add(param, alpha=group["weight_decay"])
     exp_avg.lerp_(grad, 1.0 - beta1)
     exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1.0 - beta2)
     denom = (exp_avg_sq.sqrt() / bias2_sqrt).add_(group["eps"])

@@ -175,3 +175,14 @@ def test_item_item_slateq_learns_from_the_shown_pairs_and_round_trips(tmp_path: 
         SlateQAgent(slate_env(), network="linear")
     with pytest.raises(ValueError, match="features_extractor"):
         SlateQAgent(slate_env(), network="item_item", features_extractor="gru")
+
+
+def test_weight_decay_reaches_either_optimizer_and_is_saved(tmp_path: Path) -> None:
+    for optimizer in ("adam", "sparse_adam"):
+        agent = SlateQAgent(slate_env(), seed=0, optimizer=optimizer, weight_decay=0.25)
+        assert [group["weight_decay"] for group in agent.optimizer.param_groups] == [0.25]
+    loaded = SlateQAgent.load(agent.save(tmp_path / "model"))
+    assert loaded.config.weight_decay == 0.25
+    assert loaded.optimizer.param_groups[0]["weight_decay"] == 0.25
+    with pytest.raises(ValueError, match="weight_decay"):
+        SlateQAgent(slate_env(), weight_decay=-1.0)

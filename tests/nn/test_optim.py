@@ -90,7 +90,47 @@ def test_sparse_gradients_are_accepted() -> None:
     torch.testing.assert_close(table.weight, ref.weight, rtol=1e-6, atol=1e-7)
 
 
-@pytest.mark.parametrize("kwargs", [{"lr": -1.0}, {"betas": (1.0, 0.9)}, {"eps": 0.0}])
+def test_weight_decay_on_a_dense_update_is_adams() -> None:
+    big, small = _pair(rows=16)  # under min_rows: the dense update
+    ref_big, ref_small = (torch.nn.Parameter(p.detach().clone()) for p in (big, small))
+    ours = RowSparseAdam([big, small], lr=0.01, weight_decay=0.1)
+    adam = torch.optim.Adam([ref_big, ref_small], lr=0.01, weight_decay=0.1, foreach=False)
+    for step in range(3):
+        g_big, g_small = _grads(step, 16, 4, torch.arange(16))
+        big.grad, ref_big.grad = g_big.clone(), g_big.clone()
+        small.grad, ref_small.grad = g_small.clone(), g_small.clone()
+        ours.step()
+        adam.step()
+    torch.testing.assert_close(big, ref_big, rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(small, ref_small, rtol=1e-6, atol=1e-7)
+
+
+def test_weight_decay_on_sparse_entries_acts_on_the_touched_ones_only() -> None:
+    weight = torch.nn.Parameter(torch.full((1100, 3), 2.0))
+    ours = RowSparseAdam([weight], lr=0.01, weight_decay=0.1)
+    # Entry (4, 1) is touched with a zero data gradient: only the penalty moves it. Its gradient
+    # is 0.1 * 2 = 0.2, and Adam's first bias-corrected step is lr * g / |g| = 0.01 (eps aside).
+    weight.grad = torch.sparse_coo_tensor(
+        torch.tensor([[4], [1]]), torch.tensor([0.0]), weight.shape, check_invariants=True
+    )
+    ours.step()
+    expected = torch.full((1100, 3), 2.0)
+    expected[4, 1] = 2.0 - 0.01 * 0.2 / (0.2 + 1e-8)
+    torch.testing.assert_close(weight.detach(), expected, rtol=0, atol=1e-7)
+
+
+def test_a_state_saved_without_weight_decay_loads_with_none() -> None:
+    big, _ = _pair(rows=16)
+    ours = RowSparseAdam([big], lr=0.01, weight_decay=0.5)
+    state = ours.state_dict()
+    del state["param_groups"][0]["weight_decay"]
+    ours.load_state_dict(state)
+    assert ours.param_groups[0]["weight_decay"] == 0.0
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"lr": -1.0}, {"betas": (1.0, 0.9)}, {"eps": 0.0}, {"weight_decay": -0.1}]
+)
 def test_bad_arguments(kwargs: dict) -> None:
     with pytest.raises(ValueError):
         RowSparseAdam([torch.nn.Parameter(torch.zeros(2))], **kwargs)
