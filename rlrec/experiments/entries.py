@@ -106,7 +106,7 @@ BENCHMARK_SETUPS["ppo-session-refit"] = LearnerSetup(
 #: the catalogue coverage grows), so the stopping step matters: refitted, as ``slateq-slate`` is.
 #: Later probes (seed 0, 500k steps; the entry's own runs peaked at 0.1146 / 0.1187 on
 #: ml-latest-small-2016 / ml-latest-small) kept it as it is: ``weight_decay`` 1e-4 / 1e-3 0.1052 /
-#: 0.0957 (ml-latest-small); half-life 10 0.1139 (2016), half-life 5 0.1139 (ml-latest-small);
+#: 0.0957 (ml-latest-small); half-life 10 0.1139 by 300k (2016), half-life 5 0.1139 by 250k;
 #: pages of 100 (400k steps) 0.1149 / 0.1202, within the seed spread, at 1.5x the time per step.
 BENCHMARK_SETUPS["slateq-item-item"] = LearnerSetup(
     SLATE_ID,
