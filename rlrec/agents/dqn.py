@@ -114,8 +114,11 @@ class DQNConfig:
     :param dropout: dropout after every hidden ReLU, in the loss's forward only (0).
     :param init: ``"linear"`` or ``"embedding"`` (see ``QNetwork``).
     :param optimizer: ``"adam"`` (fused where torch has it) or ``"sparse_adam"`` (``RowSparseAdam``).
-    :param weight_decay: the optimizer's L2 penalty, coupled as ``torch.optim.Adam``'s (0: none, as
-        SB3's DQN). With ``"sparse_adam"`` it decays the touched weights only (see ``RowSparseAdam``).
+    :param weight_decay: the optimizer's L2 penalty on the weight matrices (biases never decay),
+        coupled as ``torch.optim.Adam``'s (0: none, as SB3's DQN). With ``"sparse_adam"`` it decays
+        the touched weights only (see ``RowSparseAdam``).
+    :param decoupled_weight_decay: AdamW's decay instead (torch's flag of that name): every weight
+        shrinks by ``lr * weight_decay`` of itself each gradient step, touched or not (False).
     :param features_extractor: ``None`` (the sparse first layer), or ``"gru"`` /
         ``"self_attention"`` (:class:`~rlrec.nn.GRUSequenceExtractor` /
         :class:`~rlrec.nn.SelfAttentionSequenceExtractor`, for ``observation="sequence"``); then
@@ -147,6 +150,7 @@ class DQNConfig:
     init: str = "linear"
     optimizer: str = "adam"
     weight_decay: float = 0.0
+    decoupled_weight_decay: bool = False
     features_extractor: str | None = None
     features_extractor_kwargs: dict[str, Any] = field(default_factory=dict)
     network: str = "mlp"
@@ -162,6 +166,10 @@ class DQNConfig:
             raise ValueError(f"init: 'linear' / 'embedding', optimizer: 'adam' / 'sparse_adam' ({self})")
         if not self.weight_decay >= 0.0:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        if not isinstance(self.decoupled_weight_decay, bool):
+            raise ValueError(
+                f"decoupled_weight_decay must be true or false, got {self.decoupled_weight_decay!r}"
+            )
         if self.features_extractor is not None and self.features_extractor not in EXTRACTORS:
             raise ValueError(
                 f"features_extractor: one of {', '.join(sorted(EXTRACTORS))} or None, "
@@ -238,19 +246,29 @@ class DQNAgent(BaseLearner):
         self.q_net_target.requires_grad_(False)
         self.q_net.eval()  # dropout acts in the loss's forward only (see _gradient_step)
         self.q_net_target.eval()
-        parameters, lr = self.q_net.parameters(), self.lr_schedule(1.0)
+        parameters, lr = self._parameter_groups(), self.lr_schedule(1.0)
+        decay = {"weight_decay": config.weight_decay, "decoupled_weight_decay": config.decoupled_weight_decay}
         self.optimizer: torch.optim.Optimizer = (
-            RowSparseAdam(parameters, lr=lr, weight_decay=config.weight_decay)
+            RowSparseAdam(parameters, lr=lr, **decay)
             if config.optimizer == "sparse_adam"
-            else torch.optim.Adam(
-                parameters, lr=lr, weight_decay=config.weight_decay, fused=self.device.type in ("cpu", "cuda")
-            )
+            else torch.optim.Adam(parameters, lr=lr, fused=self.device.type in ("cpu", "cuda"), **decay)
         )
         self.replay_buffer: ReplayMemory | None = None
         self._generator: torch.Generator | None = None  # the tensor draws (torch-backend env)
         self.target_values = TargetValues(self.q_net_target)  # learn picks the cached kind when it can
         self._n_calls = 0
         self._n_updates = 0
+
+    def _parameter_groups(self) -> list[torch.nn.Parameter] | list[dict[str, Any]]:
+        """The Q-network's parameters; with ``weight_decay``, the matrices in one group and the
+        biases, which decay not (a bias is a movie's base rate, not what a ridge shrinks), in another."""
+        parameters = list(self.q_net.parameters())
+        if not self.config.weight_decay:
+            return parameters  # one group, as every model saved before weight decay existed
+        matrices = [param for param in parameters if param.dim() >= 2]
+        vectors = [param for param in parameters if param.dim() < 2]
+        groups: list[dict[str, Any]] = [{"params": matrices}] if matrices else []
+        return groups + ([{"params": vectors, "weight_decay": 0.0}] if vectors else [])
 
     def __getattr__(self, name: str) -> Any:
         # SB3 models expose their hyperparameters as attributes (model.gamma); so do ours.

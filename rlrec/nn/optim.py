@@ -44,10 +44,13 @@ class RowSparseAdam(torch.optim.Optimizer):
         nothing from it).
     :param max_touched: largest share of touched rows for the row-wise update (above it the dense
         update is as cheap); default 0.5.
-    :param weight_decay: L2 penalty added to the gradient, as ``torch.optim.Adam``'s (coupled, not
-        AdamW's); default 0. On a row-wise or entry-wise update it acts on the touched weights only,
+    :param weight_decay: L2 penalty; default 0. Coupled (added to the gradient, as
+        ``torch.optim.Adam``'s), it acts on a row-wise or entry-wise update's touched weights only,
         so a weight decays each time a batch uses it: a penalty that grows with how often a movie
         is seen, the popularity-scaled ridge of EDLAE (Steck, 2020), not a uniform one.
+    :param decoupled_weight_decay: AdamW's decay instead (``torch.optim.Adam``'s flag of that
+        name): every weight of the parameter, touched or not, is multiplied by ``1 - lr *
+        weight_decay`` each step, a uniform ridge like EASE's; default False.
     """
 
     def __init__(
@@ -59,6 +62,7 @@ class RowSparseAdam(torch.optim.Optimizer):
         min_rows: int = 1024,
         max_touched: float = 0.5,
         weight_decay: float = 0.0,
+        decoupled_weight_decay: bool = False,
     ) -> None:
         if not lr >= 0.0:
             raise ValueError(f"lr must be >= 0, got {lr}")
@@ -75,6 +79,7 @@ class RowSparseAdam(torch.optim.Optimizer):
             min_rows=int(min_rows),
             max_touched=max_touched,
             weight_decay=float(weight_decay),
+            decoupled_weight_decay=bool(decoupled_weight_decay),
         )
         super().__init__(params, defaults)
 
@@ -83,6 +88,7 @@ class RowSparseAdam(torch.optim.Optimizer):
         super().__setstate__(state)
         for group in self.param_groups:
             group.setdefault("weight_decay", 0.0)
+            group.setdefault("decoupled_weight_decay", False)
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
@@ -104,6 +110,8 @@ class RowSparseAdam(torch.optim.Optimizer):
                 step = state["step"]
                 bias1 = 1.0 - beta1**step
                 bias2_sqrt = math.sqrt(1.0 - beta2**step)
+                if group["decoupled_weight_decay"] and group["weight_decay"]:
+                    param.mul_(1.0 - group["lr"] * group["weight_decay"])
                 rows, grad = self._touched_rows(param, group)
                 if rows is None:
                     _adam(param, grad, state["exp_avg"], state["exp_avg_sq"], group, bias1, bias2_sqrt)
@@ -143,9 +151,9 @@ def _adam(
     bias1: float,
     bias2_sqrt: float,
 ) -> None:
-    """Adam's update in place, the formula of ``torch.optim.Adam`` (coupled weight decay, no amsgrad)."""
+    """Adam's update in place, the formula of ``torch.optim.Adam`` (its weight decay, no amsgrad)."""
     beta1, beta2 = group["betas"]
-    if group["weight_decay"]:
+    if group["weight_decay"] and not group["decoupled_weight_decay"]:
         grad = grad.add(param, alpha=group["weight_decay"])
     exp_avg.lerp_(grad, 1.0 - beta1)
     exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1.0 - beta2)

@@ -179,10 +179,18 @@ def test_item_item_slateq_learns_from_the_shown_pairs_and_round_trips(tmp_path: 
 
 def test_weight_decay_reaches_either_optimizer_and_is_saved(tmp_path: Path) -> None:
     for optimizer in ("adam", "sparse_adam"):
-        agent = SlateQAgent(slate_env(), seed=0, optimizer=optimizer, weight_decay=0.25)
-        assert [group["weight_decay"] for group in agent.optimizer.param_groups] == [0.25]
+        agent = SlateQAgent(
+            slate_env(), seed=0, optimizer=optimizer, weight_decay=0.25, decoupled_weight_decay=True
+        )
+        matrices, biases = agent.optimizer.param_groups
+        assert (matrices["weight_decay"], matrices["decoupled_weight_decay"]) == (0.25, True)
+        assert biases["weight_decay"] == 0.0  # a bias is a base rate: it never decays
+        assert all(p.dim() >= 2 for p in matrices["params"]) and all(p.dim() == 1 for p in biases["params"])
     loaded = SlateQAgent.load(agent.save(tmp_path / "model"))
-    assert loaded.config.weight_decay == 0.25
-    assert loaded.optimizer.param_groups[0]["weight_decay"] == 0.25
+    assert (loaded.config.weight_decay, loaded.config.decoupled_weight_decay) == (0.25, True)
+    assert [group["weight_decay"] for group in loaded.optimizer.param_groups] == [0.25, 0.0]
+    assert len(SlateQAgent(slate_env(), seed=0).optimizer.param_groups) == 1  # as models saved before
     with pytest.raises(ValueError, match="weight_decay"):
         SlateQAgent(slate_env(), weight_decay=-1.0)
+    with pytest.raises(ValueError, match="decoupled_weight_decay"):
+        SlateQAgent(slate_env(), decoupled_weight_decay="yes")

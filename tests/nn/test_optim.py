@@ -119,13 +119,43 @@ def test_weight_decay_on_sparse_entries_acts_on_the_touched_ones_only() -> None:
     torch.testing.assert_close(weight.detach(), expected, rtol=0, atol=1e-7)
 
 
+def test_decoupled_weight_decay_on_a_dense_update_is_adamws() -> None:
+    big, small = _pair(rows=16)
+    ref_big, ref_small = (torch.nn.Parameter(p.detach().clone()) for p in (big, small))
+    ours = RowSparseAdam([big, small], lr=0.01, weight_decay=0.1, decoupled_weight_decay=True)
+    adamw = torch.optim.AdamW([ref_big, ref_small], lr=0.01, weight_decay=0.1, foreach=False)
+    for step in range(3):
+        g_big, g_small = _grads(step, 16, 4, torch.arange(16))
+        big.grad, ref_big.grad = g_big.clone(), g_big.clone()
+        small.grad, ref_small.grad = g_small.clone(), g_small.clone()
+        ours.step()
+        adamw.step()
+    torch.testing.assert_close(big, ref_big, rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(small, ref_small, rtol=1e-6, atol=1e-7)
+
+
+def test_decoupled_weight_decay_shrinks_every_entry_of_a_sparse_update() -> None:
+    weight = torch.nn.Parameter(torch.full((1100, 3), 2.0))
+    ours = RowSparseAdam([weight], lr=0.01, weight_decay=0.1, decoupled_weight_decay=True)
+    weight.grad = torch.sparse_coo_tensor(
+        torch.tensor([[4, 7], [1, 0]]), torch.tensor([0.0, 1.0]), weight.shape, check_invariants=True
+    )
+    ours.step()
+    # Every entry: 2 * (1 - 0.01 * 0.1) = 1.998. Entry (7, 0) then takes Adam's first step of
+    # lr * g / |g| = 0.01 (eps aside); entry (4, 1), with a zero gradient, no more.
+    expected = torch.full((1100, 3), 1.998)
+    expected[7, 0] = 1.998 - 0.01 * 1.0 / (1.0 + 1e-8)
+    torch.testing.assert_close(weight.detach(), expected, rtol=0, atol=1e-6)
+
+
 def test_a_state_saved_without_weight_decay_loads_with_none() -> None:
     big, _ = _pair(rows=16)
     ours = RowSparseAdam([big], lr=0.01, weight_decay=0.5)
     state = ours.state_dict()
-    del state["param_groups"][0]["weight_decay"]
+    del state["param_groups"][0]["weight_decay"], state["param_groups"][0]["decoupled_weight_decay"]
     ours.load_state_dict(state)
     assert ours.param_groups[0]["weight_decay"] == 0.0
+    assert ours.param_groups[0]["decoupled_weight_decay"] is False
 
 
 @pytest.mark.parametrize(
