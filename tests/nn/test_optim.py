@@ -90,17 +90,20 @@ def test_sparse_gradients_are_accepted() -> None:
     torch.testing.assert_close(table.weight, ref.weight, rtol=1e-6, atol=1e-7)
 
 
-def test_weight_decay_on_a_dense_update_is_adams() -> None:
+@pytest.mark.parametrize(
+    ("decoupled", "reference"), [(False, torch.optim.Adam), (True, torch.optim.AdamW)], ids=["adam", "adamw"]
+)
+def test_weight_decay_on_a_dense_update_is_torchs(decoupled: bool, reference: type) -> None:
     big, small = _pair(rows=16)  # under min_rows: the dense update
     ref_big, ref_small = (torch.nn.Parameter(p.detach().clone()) for p in (big, small))
-    ours = RowSparseAdam([big, small], lr=0.01, weight_decay=0.1)
-    adam = torch.optim.Adam([ref_big, ref_small], lr=0.01, weight_decay=0.1, foreach=False)
+    ours = RowSparseAdam([big, small], lr=0.01, weight_decay=0.1, decoupled_weight_decay=decoupled)
+    theirs = reference([ref_big, ref_small], lr=0.01, weight_decay=0.1, foreach=False)
     for step in range(3):
         g_big, g_small = _grads(step, 16, 4, torch.arange(16))
         big.grad, ref_big.grad = g_big.clone(), g_big.clone()
         small.grad, ref_small.grad = g_small.clone(), g_small.clone()
         ours.step()
-        adam.step()
+        theirs.step()
     torch.testing.assert_close(big, ref_big, rtol=1e-6, atol=1e-7)
     torch.testing.assert_close(small, ref_small, rtol=1e-6, atol=1e-7)
 
@@ -117,21 +120,6 @@ def test_weight_decay_on_sparse_entries_acts_on_the_touched_ones_only() -> None:
     expected = torch.full((1100, 3), 2.0)
     expected[4, 1] = 2.0 - 0.01 * 0.2 / (0.2 + 1e-8)
     torch.testing.assert_close(weight.detach(), expected, rtol=0, atol=1e-7)
-
-
-def test_decoupled_weight_decay_on_a_dense_update_is_adamws() -> None:
-    big, small = _pair(rows=16)
-    ref_big, ref_small = (torch.nn.Parameter(p.detach().clone()) for p in (big, small))
-    ours = RowSparseAdam([big, small], lr=0.01, weight_decay=0.1, decoupled_weight_decay=True)
-    adamw = torch.optim.AdamW([ref_big, ref_small], lr=0.01, weight_decay=0.1, foreach=False)
-    for step in range(3):
-        g_big, g_small = _grads(step, 16, 4, torch.arange(16))
-        big.grad, ref_big.grad = g_big.clone(), g_big.clone()
-        small.grad, ref_small.grad = g_small.clone(), g_small.clone()
-        ours.step()
-        adamw.step()
-    torch.testing.assert_close(big, ref_big, rtol=1e-6, atol=1e-7)
-    torch.testing.assert_close(small, ref_small, rtol=1e-6, atol=1e-7)
 
 
 def test_decoupled_weight_decay_shrinks_every_entry_of_a_sparse_update() -> None:
