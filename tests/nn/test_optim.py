@@ -22,6 +22,24 @@ def _grads(step: int, rows: int, width: int, touched: torch.Tensor) -> tuple[tor
     return big, torch.randn(width, generator=gen)
 
 
+def _step_side_by_side(
+    ours: torch.optim.Optimizer,
+    theirs: torch.optim.Optimizer,
+    pairs: list[tuple[torch.nn.Parameter, torch.nn.Parameter]],
+    steps: int,
+    touched: torch.Tensor,
+) -> None:
+    """``steps`` steps of both optimizers on the same gradients (``_grads``), ours on the first
+    parameter of each pair and theirs on the second."""
+    (big, ref_big), (small, ref_small) = pairs
+    for step in range(steps):
+        g_big, g_small = _grads(step, big.shape[0], big.shape[1], touched)
+        big.grad, ref_big.grad = g_big.clone(), g_big.clone()
+        small.grad, ref_small.grad = g_small.clone(), g_small.clone()
+        ours.step()
+        theirs.step()
+
+
 def test_touched_rows_follow_adam_and_the_others_stay() -> None:
     big, small = _pair()
     ref_big, ref_small = (torch.nn.Parameter(p.detach().clone()) for p in (big, small))
@@ -29,12 +47,7 @@ def test_touched_rows_follow_adam_and_the_others_stay() -> None:
     adam = torch.optim.Adam([ref_big, ref_small], lr=0.01, betas=(0.8, 0.99), eps=1e-6, foreach=False)
     touched = torch.tensor([3, 17, 500, 2047])
     before = big.detach().clone()
-    for step in range(5):
-        g_big, g_small = _grads(step, 2048, 4, touched)
-        big.grad, ref_big.grad = g_big.clone(), g_big.clone()
-        small.grad, ref_small.grad = g_small.clone(), g_small.clone()
-        ours.step()
-        adam.step()
+    _step_side_by_side(ours, adam, [(big, ref_big), (small, ref_small)], 5, touched)
     # Always the same rows touched: Adam's moments on the others stay 0, so Adam leaves them too.
     torch.testing.assert_close(big, ref_big, rtol=1e-6, atol=1e-7)
     torch.testing.assert_close(small, ref_small, rtol=1e-6, atol=1e-7)
@@ -98,12 +111,7 @@ def test_weight_decay_on_a_dense_update_is_torchs(decoupled: bool, reference: ty
     ref_big, ref_small = (torch.nn.Parameter(p.detach().clone()) for p in (big, small))
     ours = RowSparseAdam([big, small], lr=0.01, weight_decay=0.1, decoupled_weight_decay=decoupled)
     theirs = reference([ref_big, ref_small], lr=0.01, weight_decay=0.1, foreach=False)
-    for step in range(3):
-        g_big, g_small = _grads(step, 16, 4, torch.arange(16))
-        big.grad, ref_big.grad = g_big.clone(), g_big.clone()
-        small.grad, ref_small.grad = g_small.clone(), g_small.clone()
-        ours.step()
-        theirs.step()
+    _step_side_by_side(ours, theirs, [(big, ref_big), (small, ref_small)], 3, torch.arange(16))
     torch.testing.assert_close(big, ref_big, rtol=1e-6, atol=1e-7)
     torch.testing.assert_close(small, ref_small, rtol=1e-6, atol=1e-7)
 
