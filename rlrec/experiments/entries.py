@@ -127,8 +127,6 @@ BENCHMARK_SETUPS["slateq-item-item"] = LearnerSetup(
     algo="slateq",
     refit=True,
 )
-#: PPO on slates of 10 with ``rlrec.nn.SlatePolicy`` (ppo.yml's rlrec/MovieLensSlate-v0 section).
-BENCHMARK_SETUPS["ppo-slate"] = LearnerSetup(SLATE_ID, algo="ppo")
 #: ``slateq-item-item`` with a uniform ridge: every pair weight shrinks by ``1 - lr * 0.5`` each
 #: gradient step (AdamW's decoupled decay; the per-movie biases never decay), as EASE's ridge
 #: shrinks every pair alike, over an 800k budget. Chosen on validation (seed 0; the plain entry
@@ -139,7 +137,7 @@ BENCHMARK_SETUPS["ppo-slate"] = LearnerSetup(SLATE_ID, algo="ppo")
 #: ``slateq-item-item`` at 1.5x its training time (the README's figures).
 BENCHMARK_SETUPS["slateq-item-item-decay"] = LearnerSetup(
     SLATE_ID,
-    {"slate_size": 50},
+    dict(BENCHMARK_SETUPS["slateq-item-item"].env_kwargs),
     {
         **BENCHMARK_SETUPS["slateq-item-item"].hyperparams,
         "n_timesteps": 800_000,
@@ -149,6 +147,8 @@ BENCHMARK_SETUPS["slateq-item-item-decay"] = LearnerSetup(
     algo="slateq",
     refit=True,
 )
+#: PPO on slates of 10 with ``rlrec.nn.SlatePolicy`` (ppo.yml's rlrec/MovieLensSlate-v0 section).
+BENCHMARK_SETUPS["ppo-slate"] = LearnerSetup(SLATE_ID, algo="ppo")
 #: A sequence state (``observation="sequence"``: the last 50 movies watched, in order, with their
 #: ratings) read by a GRU4Rec encoder, on top of each session recipe: the order of a history is
 #: what sequential recommenders read and what the bag-of-movies observations lose. The env's

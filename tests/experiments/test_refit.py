@@ -85,3 +85,32 @@ def test_slateq_item_item_trains_the_item_item_network_on_pages_of_50_and_refits
     model = load_model("slateq", models / "refit" / "slateq" / "model.pt")
     assert isinstance(model.q_net, ItemItemQNetwork) and model.slate_size == 50
     assert model.q_net.weight.shape == (200, 200) and bool((model.q_net.weight != 0).any())
+
+
+def test_slateq_item_item_decay_is_the_item_item_entry_with_a_uniform_ridge_on_the_matrix_only(
+    tmp_path: Path,
+) -> None:
+    plain, decay = BENCHMARK_SETUPS["slateq-item-item"], BENCHMARK_SETUPS["slateq-item-item-decay"]
+    assert (decay.algo, decay.env_id, decay.refit, decay.env_kwargs) == (
+        plain.algo,
+        plain.env_id,
+        True,
+        plain.env_kwargs,
+    )
+    changed = {key: value for key, value in decay.hyperparams.items() if plain.hyperparams.get(key) != value}
+    assert changed == {"n_timesteps": 800_000, "weight_decay": 0.5, "decoupled_weight_decay": True}
+
+    report = run_benchmark(
+        SMALL, tmp_path, 1024, algos=["slateq-item-item-decay"], baselines=[], n_evaluations=1
+    )
+    assert report["results"]["slateq-item-item-decay"]["refit_timesteps"] == 1024
+    model = load_model(
+        "slateq", tmp_path / "models" / "slateq-item-item-decay" / "refit" / "slateq" / "model.pt"
+    )
+    assert (model.weight_decay, model.decoupled_weight_decay) == (0.5, True)
+    decays = {
+        tuple(param.shape): group["weight_decay"]
+        for group in model.optimizer.param_groups
+        for param in group["params"]
+    }
+    assert decays == {(200, 200): 0.5, (200,): 0.0}  # the pair weights shrink, the per-movie biases not
