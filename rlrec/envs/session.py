@@ -35,6 +35,7 @@ from rlrec.envs.world import DataSource, MovieLensWorld, check_choice, check_fla
 __all__ = [
     "HIDINGS",
     "OBSERVATIONS",
+    "RECENCY_COUNTS",
     "REWARD_MODES",
     "MovieLensSessionEnv",
     "MovieLensSessionVectorEnv",
@@ -45,6 +46,9 @@ __all__ = [
 REWARD_MODES = ("binary", "rating", "simulated")
 OBSERVATIONS = ("ratings", "binary", "recency", "sequence")
 HIDINGS = ("random", "recent")
+#: What a visible rating's age (``observation="recency"``) counts: the shown ratings given after it,
+#: or all of them, the hidden ones included (the clock a ranking's whole-history observation runs on).
+RECENCY_COUNTS = ("shown", "all")
 #: How a recommended movie that was not a hit shows in the observation with ``show_misses``.
 MISS = -1.0
 
@@ -98,6 +102,7 @@ class SessionEpisodes(Episodes):
         show_misses: bool = False,
         half_life: float = 10.0,
         sequence_length: int = 50,
+        recency_counts: str = "shown",
     ) -> None:
         if int(num_envs) < 1:
             raise ValueError(f"num_envs: must be >= 1, got {num_envs}")
@@ -107,6 +112,7 @@ class SessionEpisodes(Episodes):
         if isinstance(half_life, bool) or not isinstance(half_life, int | float) or not half_life > 0:
             raise ValueError(f"half_life: expected a number of ratings > 0, got {half_life!r}")
         self.half_life = float(half_life)
+        self.recency_counts = check_choice("recency_counts", recency_counts, RECENCY_COUNTS)
         self.hiding = check_choice("hiding", hiding, HIDINGS)
         self.reward_mode = check_choice("reward_mode", reward_mode, REWARD_MODES)
         self.observation = check_choice("observation", observation, OBSERVATIONS)
@@ -141,8 +147,8 @@ class SessionEpisodes(Episodes):
     # ------------------------------------------------------------------ encoding
     def encode(self, ratings: np.ndarray, from_latest: np.ndarray | None = None) -> np.ndarray:
         """How ratings show in an observation: ``r / 5`` (``"ratings"``), 1 (``"binary"``) or
-        ``0.5 ** (from_latest / half_life)`` (``"recency"``: ``from_latest`` counts the shown ratings
-        given after this one; a movie found in the session is the latest, 1)."""
+        ``0.5 ** (from_latest / half_life)`` (``"recency"``: ``from_latest`` counts the ratings
+        given after this one that ``recency_counts`` names; a movie found in the session is the latest, 1)."""
         if self.observation == "recency" and from_latest is not None:
             return recency_weight(from_latest, self.half_life)
         if self.observation in ("binary", "recency", "sequence"):
@@ -203,7 +209,10 @@ class SessionEpisodes(Episodes):
         self.obs[index] = 0.0
         shown_order = np.argsort(np.argsort(self.world.recency(user)[visible]))  # 0 = oldest shown
         from_latest = int(visible.sum()) - 1 - shown_order
-        self.obs[index, movies[visible]] = self.encode(ratings[visible], from_latest)
+        age = from_latest
+        if self.recency_counts == "all":
+            age = len(movies) - 1 - self.world.recency(user)[visible]
+        self.obs[index, movies[visible]] = self.encode(ratings[visible], age)
         if self.seq is not None:
             self.seq[index] = 0.0
             self._place(self.seq[index : index + 1], np.zeros(len(from_latest), dtype=np.int64),
@@ -387,6 +396,10 @@ class MovieLensSessionEnv(EpisodesEnv):
       appended. Read it with ``rlrec.nn.GRUSequenceExtractor`` or
       ``rlrec.nn.SelfAttentionSequenceExtractor``; masks come from ``action_masks()``.
     * ``half_life``: of ``"recency"``, in ratings; default 10.
+    * ``recency_counts``: of ``"recency"``, the ratings a visible movie's age counts: ``"shown"``
+      (default: the visible ones given after it) or ``"all"`` (the hidden ones too: the clock
+      of :meth:`observations`, where nothing is hidden, so a session's weights and a ranking's
+      put the same weight on a rating of the same age).
     * ``sequence_length``: of ``"sequence"``, the movies shown; default 50.
     * ``users``: original userIds sessions are drawn from (default: every user with >= 2
       ratings: one to show, one to hide).
@@ -408,7 +421,8 @@ class MovieLensSessionEnv(EpisodesEnv):
 
     ## Version History
 
-    * v0: first version (``hiding`` and ``observation="sequence"`` added with the defaults unchanged).
+    * v0: first version (``hiding``, ``observation="sequence"`` and ``recency_counts`` added with the
+      defaults unchanged).
     """
 
     def __init__(
@@ -424,6 +438,7 @@ class MovieLensSessionEnv(EpisodesEnv):
         show_misses: bool = False,
         half_life: float = 10.0,
         sequence_length: int = 50,
+        recency_counts: str = "shown",
     ) -> None:
         episodes = _episodes(
             data,
@@ -437,6 +452,7 @@ class MovieLensSessionEnv(EpisodesEnv):
             show_misses=show_misses,
             half_life=half_life,
             sequence_length=sequence_length,
+            recency_counts=recency_counts,
         )
         self._attach(episodes, render_mode)
 

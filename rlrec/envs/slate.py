@@ -252,8 +252,9 @@ class MovieLensSlateEnv(EpisodesEnv):
     * ``click_model``: ``"hits"`` (default), ``"pbm"`` or ``"cascade"``.
     * ``feedback``: ``"logged"`` (default) or ``"simulated"``.
     * ``reward_mode``: ``"clicks"`` (default) or ``"rating"``.
-    * ``data``, ``hidden_fraction``, ``hiding``, ``observation``, ``half_life``, ``users``,
-      ``simulator``, ``show_misses``, ``render_mode``: as ``MovieLensSession-v0``.
+    * ``data``, ``hidden_fraction``, ``hiding``, ``observation``, ``half_life``,
+      ``recency_counts``, ``users``, ``simulator``, ``show_misses``, ``render_mode``: as
+      ``MovieLensSession-v0``.
 
     ## Version History
 
@@ -276,11 +277,12 @@ class MovieLensSlateEnv(EpisodesEnv):
         show_misses: bool = False,
         render_mode: str | None = None,
         sequence_length: int = 50,
+        recency_counts: str = "shown",
     ) -> None:
         options = dict(
             slate_size=slate_size, click_model=click_model, feedback=feedback, reward_mode=reward_mode,
             hidden_fraction=hidden_fraction, hiding=hiding, observation=observation, half_life=half_life,
-            show_misses=show_misses, sequence_length=sequence_length,
+            show_misses=show_misses, sequence_length=sequence_length, recency_counts=recency_counts,
         )  # fmt: skip
         self._attach(_episodes(data, 1, users, simulator, **options), render_mode)
         self._last_slate: np.ndarray | None = None

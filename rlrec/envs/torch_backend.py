@@ -160,7 +160,7 @@ class TorchEpisodes(WorldViews):
         self.hidden_fraction = episodes.hidden_fraction
         self.hiding, self.observation = episodes.hiding, episodes.observation
         self.reward_mode, self.show_misses = episodes.reward_mode, episodes.show_misses
-        self.half_life = episodes.half_life
+        self.half_life, self.recency_counts = episodes.half_life, episodes.recency_counts
         self.slate_size: int | None = getattr(episodes, "slate_size", None)
         if self.slate_size is not None:
             self.click_model, self.feedback = episodes.click_model, episodes.feedback
@@ -240,19 +240,22 @@ class TorchEpisodes(WorldViews):
             hide = torch.as_tensor(hidden, device=self.device, dtype=torch.bool)
         visible = ~hide
         movies, ratings = tw.indices.index_select(0, positions), tw.ratings.index_select(0, positions)
-        # Among the shown ratings, how many are later than each (the recency observation's age).
-        # Sort by (session, time): recency is each rating's rank in its user's time order.
-        order = torch.argsort(row_of * (1 << 32) + recency)
-        shown_before = torch.cumsum(visible.index_select(0, order).to(torch.int64), 0)
         n_visible = torch.zeros(n_rows, dtype=torch.int64, device=self.device).index_add_(
             0, row_of, visible.to(torch.int64)
         )
-        before_segment = (torch.cumsum(n_visible, 0) - n_visible).index_select(
-            0, row_of.index_select(0, order)
-        )
-        from_latest = torch.empty_like(order)
-        later = n_visible.index_select(0, row_of.index_select(0, order)) - (shown_before - before_segment)
-        from_latest.scatter_(0, order, later)
+        if self.recency_counts == "all":
+            from_latest = (lengths.index_select(0, row_of) - 1) - recency
+        else:
+            # Among the shown ratings, how many are later than each (the recency observation's age).
+            # Sort by (session, time): recency is each rating's rank in its user's time order.
+            order = torch.argsort(row_of * (1 << 32) + recency)
+            shown_before = torch.cumsum(visible.index_select(0, order).to(torch.int64), 0)
+            before_segment = (torch.cumsum(n_visible, 0) - n_visible).index_select(
+                0, row_of.index_select(0, order)
+            )
+            from_latest = torch.empty_like(order)
+            later = n_visible.index_select(0, row_of.index_select(0, order)) - (shown_before - before_segment)
+            from_latest.scatter_(0, order, later)
         cells = rows.index_select(0, row_of) * self.world.n_movies + movies  # each rating's cell, flat
         self.users.index_copy_(0, rows, users)
         self.obs.index_fill_(0, rows, 0.0)

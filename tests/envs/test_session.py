@@ -277,3 +277,28 @@ def test_recency_observation_and_fraction_ranges() -> None:
         MovieLensSessionEnv(data, hidden_fraction=[0.8, 0.2])
     with pytest.raises(ValueError, match="half_life"):
         MovieLensSessionEnv(data, observation="recency", half_life=0)
+
+
+def test_recency_counts_ages_a_session_on_the_shown_ratings_or_on_all_of_them() -> None:
+    """User 10 rated movies 0..5 at times 0..5; half of them hidden each session. ``"shown"``
+    ages a visible movie by the visible ratings after it, ``"all"`` by every rating after it
+    (hidden ones too), the clock of the whole-history ranking observation."""
+    data = _toy()
+    options = {"observation": "recency", "half_life": 1.0, "hidden_fraction": 0.5, "users": [10]}
+    shown_env = MovieLensSessionEnv(data, **options)
+    all_env = MovieLensSessionEnv(data, recency_counts="all", **options)
+    gapped = 0
+    for seed in range(12):
+        shown_obs, _ = shown_env.reset(seed=seed)
+        all_obs, _ = all_env.reset(seed=seed)
+        visible = np.flatnonzero(shown_obs)
+        np.testing.assert_array_equal(np.flatnonzero(all_obs), visible)  # the same session drawn
+        assert len(visible) == 3
+        latest_first = visible[::-1]
+        np.testing.assert_allclose(shown_obs[latest_first], [1.0, 0.5, 0.25])
+        np.testing.assert_allclose(all_obs[visible], 0.5 ** (5 - visible))
+        gapped += int(not np.array_equal(visible, [3, 4, 5]))
+    assert gapped > 0  # some sessions hid a later rating: there the two clocks differ
+    np.testing.assert_array_equal(all_env.observations(np.array([0])), shown_env.observations(np.array([0])))
+    with pytest.raises(ValueError, match="recency_counts"):
+        MovieLensSessionEnv(data, recency_counts="hidden")

@@ -99,6 +99,7 @@ def _run_both(vector_env_cls: type, steps: int, seed: int, **kwargs: Any) -> Non
         {"reward_mode": "rating", "observation": "recency", "hidden_fraction": 0.7, "show_misses": True},
         {"reward_mode": "simulated", "observation": "binary", "hiding": "recent"},
         {"hidden_fraction": [0.3, 0.9], "observation": "recency", "half_life": 3.0},
+        {"hidden_fraction": 0.6, "observation": "recency", "half_life": 2.0, "recency_counts": "all"},
     ],
 )
 def test_session_matches_numpy(kwargs: dict[str, Any]) -> None:
@@ -112,6 +113,7 @@ def test_session_matches_numpy(kwargs: dict[str, Any]) -> None:
         {"click_model": "pbm", "feedback": "simulated", "reward_mode": "rating", "show_misses": True},
         {"click_model": "cascade", "feedback": "logged", "reward_mode": "rating", "observation": "recency"},
         {"click_model": "pbm", "feedback": "logged", "slate_size": 3, "hiding": "recent"},
+        {"observation": "recency", "recency_counts": "all", "hidden_fraction": 0.8, "slate_size": 5},
     ],
 )
 def test_slate_matches_numpy(kwargs: dict[str, Any]) -> None:
