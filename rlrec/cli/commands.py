@@ -240,10 +240,11 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
     baselines = DEFAULT_BASELINES if args.baselines is None else tuple(args.baselines)
     report = run_benchmark(
         args.data, args.out, timesteps=args.timesteps, seed=args.seed, algos=args.algos, baselines=baselines,
-        progress=progress_shown(), device=args.device,
+        progress=progress_shown(), device=args.device, development=args.development,
     )  # fmt: skip
     k = report["protocol"]["k"]
-    print(f"benchmark on {report['dataset']['name']} (seed {args.seed}):")
+    scored_on = " on validation, test not read" if args.development else ""
+    print(f"benchmark on {report['dataset']['name']} (seed {args.seed}{scored_on}):")
     print(format_table(report["results"], k))
     if report.get("significance"):
         print(format_significance(report["significance"], k))

@@ -196,6 +196,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--device", default=None, choices=("auto", "cpu", "cuda"),
         help="where every learner's networks run (default: each YAML's, else auto); recorded in run.json",
     )  # fmt: skip
+    bench.add_argument(
+        "--development", action="store_true",
+        help="score on the validation part instead of test: the whole protocol on the train part "
+        "alone, for choosing entries and settings; the test part is never read",
+    )  # fmt: skip
     bench.set_defaults(run="benchmark")
 
     ope = sub.add_parser("ope", help="off-policy evaluation of a trained model on a logged Minari dataset")

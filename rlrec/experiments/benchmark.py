@@ -48,6 +48,11 @@ Stopping: every learner trains on the fit part of the validation split carved fr
 the best of those models (``best_model.*``) ranks the test part once. The ``eval/ndcg@K`` curves in
 ``curves.png`` are validation curves, with popularity and EASE on the same split as lines.
 
+Development (``development=True``, ``rlrec benchmark --development``): the same protocol one
+level down, for choosing entries and settings without spending test. The train part is the whole
+data and its validation part (each user's latest train ratings) is what the report scores;
+learners stop on a validation part carved from the fit part; the test part is never read.
+
 Each learner otherwise uses its shipped hyperparameters (``rlrec/hyperparams/<algo>.yml``);
 :data:`BENCHMARK_SETUPS` lists exactly what the benchmark overrides.
 """
@@ -70,7 +75,13 @@ from rlrec.agents.recipes import load_hyperparams, split_hyperparams
 from rlrec.agents.runs import data_label
 from rlrec.data import load_movielens
 from rlrec.data.dataset import RatingsDataset
-from rlrec.data.split import DEFAULT_MIN_RATINGS, DEFAULT_TEST_FRACTION, Split, temporal_split
+from rlrec.data.split import (
+    DEFAULT_MIN_RATINGS,
+    DEFAULT_TEST_FRACTION,
+    Split,
+    temporal_split,
+    validation_split,
+)
 from rlrec.evaluation.baselines import BASELINES
 from rlrec.evaluation.metrics import METRIC_NAMES
 from rlrec.evaluation.protocol import evaluate_baseline, evaluate_model, protocol_description
@@ -104,6 +115,11 @@ __all__ = [
 
 #: Evaluations per learner during training (the points of the ``eval/ndcg@K`` curve).
 N_EVALUATIONS = 10
+#: What a report's held-out part is (``protocol.scored_on``), by ``development``.
+_SCORED_ON = {
+    False: "test",
+    True: "validation (development: the train part's own temporal split; test never read)",
+}
 
 
 class StopAtTimesteps(BaseCallback):
@@ -297,6 +313,7 @@ def run_benchmark(
     n_evaluations: int = N_EVALUATIONS,
     references: Sequence[str] | None = None,
     device: str | None = None,
+    development: bool = False,
 ) -> dict[str, Any]:
     """Train ``algos`` on the train split, evaluate them and ``baselines``, write the report.
 
@@ -322,6 +339,8 @@ def run_benchmark(
     :param references: baselines drawn beside each validation curve, fitted once on the
         validation split; default popularity and EASE (``RankingEvalCallback``'s).
     :param device: where every learner's networks run (``RunSpec.device``); default each recipe's.
+    :param development: score the report on the validation part instead of test: the whole
+        protocol on the train part alone (see the module docstring); the test part is never read.
     :return: the content of ``benchmark.json``.
     """
     setups = dict(BENCHMARK_SETUPS if setups is None else setups)
@@ -342,6 +361,8 @@ def run_benchmark(
 
     dataset = load_movielens(data)
     split = temporal_split(dataset, test_fraction, min_ratings)
+    if development:
+        split = validation_split(split.train)
     results: dict[str, dict[str, Any]] = {}
     # Validation baselines: fitted by the first learner's callback, then handed to the others.
     fitted: dict[str, float] | Sequence[str] | None = references
@@ -374,7 +395,12 @@ def run_benchmark(
 
     report: dict[str, Any] = {
         "dataset": dataset.summary(),
-        "protocol": {**protocol_description(split, k), "seed": seed, "timesteps": budgets},
+        "protocol": {
+            **protocol_description(split, k),
+            "seed": seed,
+            "timesteps": budgets,
+            "scored_on": _SCORED_ON[bool(development)],
+        },
         "learners": {algo: setups[algo].describe() for algo in algos},
         "results": results,
         "significance": significance,
@@ -406,6 +432,8 @@ def _markdown(report: dict[str, Any], k: int) -> str:
         f"Per-user temporal split: the last {protocol['test_fraction']:g} of each user's ratings "
         f"(users with >= {protocol['min_ratings']} ratings) held out; relevant = {protocol['relevance']}; "
         f"ranking over {protocol['ranking']}; seed {protocol['seed']}.",
+        "",
+        f"Scored on: {protocol.get('scored_on', 'test')}.",
         "",
         format_table(report["results"], k),
         "",

@@ -8,6 +8,7 @@ import pytest
 
 from rlrec.cli import main
 from rlrec.data import load_movielens, write_movielens_csv
+from rlrec.data.split import temporal_split, validation_split
 from tests.cli.test_evaluate import pandas_popularity
 
 SMALL = "synthetic:n_users=60,n_movies=200,n_ratings=3000"
@@ -160,3 +161,25 @@ def test_every_row_is_compared_with_the_strongest_baseline(bench):
         assert row["low"] <= row["difference"] <= row["high"] and 0.0 <= row["p_value"] <= 1.0
         assert row["tie"] == (row["low"] <= 0.0 <= row["high"])
     assert f"minus {best}'s" in (bench / "benchmark.md").read_text()
+
+
+@pytest.mark.slow
+def test_development_is_the_protocol_one_level_down_on_the_train_part_alone(tmp_path):
+    """``--development`` scores the validation part: the same report as a benchmark whose data is
+    the train part alone (written out and read back), whose test part is exactly validation."""
+    train_only = write_movielens_csv(temporal_split(load_movielens(SMALL)).train, tmp_path / "train-only")
+    common = ["--timesteps", "200", "--seed", "3", "--algos", "qlearning"]
+    common += ["--baselines", "popularity", "ease"]
+    assert main(["benchmark", "--data", SMALL, "--development", "--out", str(tmp_path / "dev"), *common]) == 0
+    assert main(["benchmark", "--data", str(train_only), "--out", str(tmp_path / "nested"), *common]) == 0
+    dev = json.loads((tmp_path / "dev" / "benchmark.json").read_text())
+    nested = json.loads((tmp_path / "nested" / "benchmark.json").read_text())
+    validation = validation_split(temporal_split(load_movielens(SMALL)).train)
+    assert dev["protocol"]["test_ratings"] == validation.test.n_ratings == nested["protocol"]["test_ratings"]
+    assert dev["protocol"]["train_ratings"] == validation.train.n_ratings
+    assert dev["protocol"]["scored_on"].startswith("validation") and nested["protocol"]["scored_on"] == "test"
+    assert "Scored on: validation" in (tmp_path / "dev" / "benchmark.md").read_text()
+    for name in ("qlearning", "popularity", "ease"):
+        for metric in METRICS:
+            assert dev["results"][name][metric] == pytest.approx(nested["results"][name][metric], abs=1e-12)
+    assert dev["results"]["qlearning"]["best_timesteps"] == nested["results"]["qlearning"]["best_timesteps"]
