@@ -243,7 +243,7 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
         progress=progress_shown(), device=args.device, development=args.development,
     )  # fmt: skip
     k = report["protocol"]["k"]
-    scored_on = " on validation, test not read" if args.development else ""
+    scored_on = "; scored on validation, test not read" if args.development else ""
     print(f"benchmark on {report['dataset']['name']} (seed {args.seed}{scored_on}):")
     print(format_table(report["results"], k))
     if report.get("significance"):
