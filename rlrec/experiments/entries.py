@@ -110,7 +110,12 @@ BENCHMARK_SETUPS["ppo-session-refit"] = LearnerSetup(
 #: pages of 100 (400k steps) 0.1149 / 0.1202, within the seed spread, at 1.5x the time per step.
 #: On ml-latest-small: hiding the latest 20% / 50% of the history (``hiding="recent"``, validation's
 #: own shape) 0.0748 / 0.0987 (stopped at 200k / 250k); the mean Q of two seeds' best models
-#: 0.1180 (each alone: 0.1172, 0.1180); lin_2e-3 0.1174 (150k), lin_5e-4 0.1170 (400k).
+#: 0.1180 (each alone: 0.1172, 0.1180); lin_2e-3 0.1174 (150k), lin_5e-4 0.1170 (400k); ages
+#: counted on every rating (``recency_counts="all"``, the ranking's clock) with half-life 10 / 20 /
+#: 100: 0.1102 / 0.1137 / 0.1187 (by 300k), 100 on ml-latest-small-2016: 0.1136; on development
+#: (``rlrec benchmark --development``), 512 sessions per step over 300k: 0.0899 on the selection
+#: curve (the entry: 0.1014); pages of 100 over 400k on ml-latest-small-2016, seeds 0 / 1: 0.1139 /
+#: 0.1158 (the entry: 0.1120 / 0.1124), the next lead.
 BENCHMARK_SETUPS["slateq-item-item"] = LearnerSetup(
     SLATE_ID,
     {"slate_size": 50},
