@@ -207,11 +207,9 @@ class SessionEpisodes(Episodes):
         hidden_ratings = ratings[hide]
         self.users[index] = user
         self.obs[index] = 0.0
-        shown_order = np.argsort(np.argsort(self.world.recency(user)[visible]))  # 0 = oldest shown
-        from_latest = int(visible.sum()) - 1 - shown_order
-        age = from_latest
-        if self.recency_counts == "all":
-            age = len(movies) - 1 - self.world.recency(user)[visible]
+        recency = self.world.recency(user)[visible]
+        from_latest = int(visible.sum()) - 1 - np.argsort(np.argsort(recency))  # later shown ratings
+        age = from_latest if self.recency_counts == "shown" else len(movies) - 1 - recency
         self.obs[index, movies[visible]] = self.encode(ratings[visible], age)
         if self.seq is not None:
             self.seq[index] = 0.0

@@ -433,7 +433,7 @@ def _markdown(report: dict[str, Any], k: int) -> str:
         f"(users with >= {protocol['min_ratings']} ratings) held out; relevant = {protocol['relevance']}; "
         f"ranking over {protocol['ranking']}; seed {protocol['seed']}.",
         "",
-        f"Scored on: {protocol.get('scored_on', 'test')}.",
+        f"Scored on: {protocol['scored_on']}.",
         "",
         format_table(report["results"], k),
         "",
