@@ -114,3 +114,28 @@ def test_slateq_item_item_decay_is_the_item_item_entry_with_a_uniform_ridge_on_t
         for param in group["params"]
     }
     assert decays == {(200, 200): 0.5, (200,): 0.0}  # the pair weights shrink, the per-movie biases not
+
+
+def test_slateq_item_item_page100_is_the_item_item_entry_on_pages_of_100_over_400k_steps(
+    tmp_path: Path,
+) -> None:
+    plain, page100 = BENCHMARK_SETUPS["slateq-item-item"], BENCHMARK_SETUPS["slateq-item-item-page100"]
+    assert (page100.algo, page100.env_id, page100.refit) == (plain.algo, plain.env_id, True)
+    assert (plain.env_kwargs, page100.env_kwargs) == ({"slate_size": 50}, {"slate_size": 100})
+    changed = {
+        key: value for key, value in page100.hyperparams.items() if plain.hyperparams.get(key) != value
+    }
+    assert changed == {"n_timesteps": 400_000}
+
+    report = run_benchmark(
+        SMALL, tmp_path, 1024, algos=["slateq-item-item-page100"], baselines=[], n_evaluations=1
+    )
+    assert report["results"]["slateq-item-item-page100"]["refit_timesteps"] == 1024
+    model = load_model(
+        "slateq", tmp_path / "models" / "slateq-item-item-page100" / "refit" / "slateq" / "model.pt"
+    )
+    assert model.slate_size == 100
+    run = json.loads(
+        (tmp_path / "models" / "slateq-item-item-page100" / "refit" / "slateq" / "run.json").read_text()
+    )
+    assert run["env_kwargs"]["slate_size"] == 100
