@@ -28,8 +28,11 @@ def real_data_home() -> Path:
 
 @pytest.fixture(autouse=True)
 def _isolated_data_home(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
-    """Tests never write to the user's cache: the per-user cache folder points into a temp dir."""
+    """Tests never write to the user's cache or temp dir: the per-user cache folder, and the folder
+    SB3's own ``learn()`` logs to when no ``tensorboard_log`` is given (an ``SB3-<timestamp>`` in the
+    temp dir otherwise), point into pytest's temp dir."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+    monkeypatch.setenv("SB3_LOGDIR", str(tmp_path_factory.mktemp("sb3")))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
