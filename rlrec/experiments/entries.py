@@ -155,7 +155,7 @@ BENCHMARK_SETUPS["slateq-item-item-decay"] = replace(
 #: movie) pairs, and the weights of a pair move only when the pair is shown. Chosen on validation
 #: (seed 0 of each release) and on development (``rlrec benchmark --development``, seeds 0 and 1 of
 #: ml-latest-small-2016), above ``slateq-item-item`` on every one. Level with it on test (README,
-#: "Pages of 100, measured"), at 1.4x the training time.
+#: "Pages of 100, measured"), at 1.5x the training time.
 BENCHMARK_SETUPS["slateq-item-item-page100"] = replace(
     _ITEM_ITEM,
     env_kwargs={**_ITEM_ITEM.env_kwargs, "slate_size": 100},
