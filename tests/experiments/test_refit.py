@@ -17,6 +17,19 @@ from rlrec.experiments.entries import BENCHMARK_SETUPS, resolve_algos
 SMALL = "synthetic:n_users=60,n_movies=200,n_ratings=3000"
 
 
+def _changed_hyperparams(plain_name: str, variant_name: str) -> dict[str, object]:
+    """The hyperparameters a variant entry sets differently from the entry it is built on."""
+    plain, variant = BENCHMARK_SETUPS[plain_name], BENCHMARK_SETUPS[variant_name]
+    return {key: value for key, value in variant.hyperparams.items() if plain.hyperparams.get(key) != value}
+
+
+def _refit_after_one_evaluation(tmp_path: Path, name: str) -> Path:
+    """Benchmarks entry ``name`` for 1,024 steps with one evaluation; its retrain's run folder."""
+    report = run_benchmark(SMALL, tmp_path, 1024, algos=[name], baselines=[], n_evaluations=1)
+    assert report["results"][name]["refit_timesteps"] == 1024
+    return tmp_path / "models" / name / "refit" / BENCHMARK_SETUPS[name].algo
+
+
 def test_ppo_session_long_is_ppo_session_with_three_times_the_budget() -> None:
     long, plain = BENCHMARK_SETUPS["ppo-session-long"], BENCHMARK_SETUPS["ppo-session"]
     assert (long.algo, long.env_id, long.env_kwargs) == (plain.algo, plain.env_id, plain.env_kwargs)
@@ -97,16 +110,14 @@ def test_slateq_item_item_decay_is_the_item_item_entry_with_a_uniform_ridge_on_t
         True,
         plain.env_kwargs,
     )
-    changed = {key: value for key, value in decay.hyperparams.items() if plain.hyperparams.get(key) != value}
-    assert changed == {"n_timesteps": 800_000, "weight_decay": 0.5, "decoupled_weight_decay": True}
+    assert _changed_hyperparams("slateq-item-item", "slateq-item-item-decay") == {
+        "n_timesteps": 800_000,
+        "weight_decay": 0.5,
+        "decoupled_weight_decay": True,
+    }
 
-    report = run_benchmark(
-        SMALL, tmp_path, 1024, algos=["slateq-item-item-decay"], baselines=[], n_evaluations=1
-    )
-    assert report["results"]["slateq-item-item-decay"]["refit_timesteps"] == 1024
-    model = load_model(
-        "slateq", tmp_path / "models" / "slateq-item-item-decay" / "refit" / "slateq" / "model.pt"
-    )
+    refit = _refit_after_one_evaluation(tmp_path, "slateq-item-item-decay")
+    model = load_model("slateq", refit / "model.pt")
     assert (model.weight_decay, model.decoupled_weight_decay) == (0.5, True)
     decays = {
         tuple(param.shape): group["weight_decay"]
@@ -122,20 +133,8 @@ def test_slateq_item_item_page100_is_the_item_item_entry_on_pages_of_100_over_40
     plain, page100 = BENCHMARK_SETUPS["slateq-item-item"], BENCHMARK_SETUPS["slateq-item-item-page100"]
     assert (page100.algo, page100.env_id, page100.refit) == (plain.algo, plain.env_id, True)
     assert (plain.env_kwargs, page100.env_kwargs) == ({"slate_size": 50}, {"slate_size": 100})
-    changed = {
-        key: value for key, value in page100.hyperparams.items() if plain.hyperparams.get(key) != value
-    }
-    assert changed == {"n_timesteps": 400_000}
+    assert _changed_hyperparams("slateq-item-item", "slateq-item-item-page100") == {"n_timesteps": 400_000}
 
-    report = run_benchmark(
-        SMALL, tmp_path, 1024, algos=["slateq-item-item-page100"], baselines=[], n_evaluations=1
-    )
-    assert report["results"]["slateq-item-item-page100"]["refit_timesteps"] == 1024
-    model = load_model(
-        "slateq", tmp_path / "models" / "slateq-item-item-page100" / "refit" / "slateq" / "model.pt"
-    )
-    assert model.slate_size == 100
-    run = json.loads(
-        (tmp_path / "models" / "slateq-item-item-page100" / "refit" / "slateq" / "run.json").read_text()
-    )
-    assert run["env_kwargs"]["slate_size"] == 100
+    refit = _refit_after_one_evaluation(tmp_path, "slateq-item-item-page100")
+    assert load_model("slateq", refit / "model.pt").slate_size == 100
+    assert json.loads((refit / "run.json").read_text())["env_kwargs"]["slate_size"] == 100
