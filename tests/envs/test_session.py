@@ -264,6 +264,24 @@ def test_recent_hiding_hides_the_latest_ratings_and_never_the_test_part() -> Non
         np.testing.assert_array_equal(again, obs)  # "recent" draws nothing: the same part every time
 
 
+def test_recent_hiding_with_a_fraction_range_cuts_the_time_line_afresh_each_session() -> None:
+    data = _toy()  # user 10 rated movies 0..5 at times 0..5
+    env = MovieLensSessionEnv(
+        data, hiding="recent", hidden_fraction=[0.1, 0.9], observation="recency", half_life=1.0, users=[10]
+    )
+    cuts = set()
+    for seed in range(40):
+        obs, info = env.reset(seed=seed)
+        n_hidden = info["hidden_left"]
+        shown = 6 - n_hidden
+        cuts.add(shown)
+        # the oldest `shown` movies are visible, the latest hidden; ages count from the cut
+        np.testing.assert_allclose(obs[:shown], 0.5 ** np.arange(shown - 1, -1, -1.0))
+        assert not obs[shown:6].any()
+        assert set(np.flatnonzero(env.episodes.hidden[0]).tolist()) == set(range(shown, 6))
+    assert cuts == {1, 2, 3, 4, 5}  # round(6 * [0.1, 0.9]) hides 1..5: every cut occurs in 40 draws
+
+
 def test_recency_observation_and_fraction_ranges() -> None:
     data = _toy()
     env = MovieLensSessionEnv(data, observation="recency", half_life=1.0, hidden_fraction=0.5, users=[10])

@@ -138,3 +138,23 @@ def test_slateq_item_item_page100_is_the_item_item_entry_on_pages_of_100_over_40
     refit = _refit_after_one_evaluation(tmp_path, "slateq-item-item-page100")
     assert load_model("slateq", refit / "model.pt").slate_size == 100
     assert json.loads((refit / "run.json").read_text())["env_kwargs"]["slate_size"] == 100
+
+
+def test_slateq_item_item_recent_hides_a_fresh_latest_part_of_each_history(tmp_path: Path) -> None:
+    plain, recent = BENCHMARK_SETUPS["slateq-item-item"], BENCHMARK_SETUPS["slateq-item-item-recent"]
+    assert (recent.algo, recent.env_id, recent.refit) == (plain.algo, plain.env_id, True)
+    assert _changed_hyperparams("slateq-item-item", "slateq-item-item-recent") == {"n_timesteps": 300_000}
+    assert recent.env_kwargs == {
+        "slate_size": 50,
+        "hiding": "recent",
+        "hidden_fraction": [0.1, 0.9],
+        "half_life": 10,
+    }
+
+    refit = _refit_after_one_evaluation(tmp_path, "slateq-item-item-recent")
+    recorded = json.loads((refit / "run.json").read_text())["env_kwargs"]
+    assert (recorded["hiding"], recorded["hidden_fraction"], recorded["half_life"]) == (
+        "recent",
+        [0.1, 0.9],
+        10,
+    )
