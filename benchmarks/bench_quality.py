@@ -1,8 +1,9 @@
 """Quality of rlrec's headline RL agent against the strongest non-RL baselines, seeds and releases.
 
 For each ml-latest-small release and each seed (0, 1, 2 by default) it runs the benchmark entry
-``best`` (``rlrec benchmark --algos best``: today ``slateq-item-item``, SlateQ with the
-item-item Q-network on ``rlrec/MovieLensSlate-v0``, pages of 50, refitted) exactly as
+``best`` (``rlrec benchmark --algos best``: today ``slateq-item-item-recent``, SlateQ with the
+item-item Q-network on ``rlrec/MovieLensSlate-v0``, pages of 50, sessions that hide the latest
+part of a history, refitted) exactly as
 ``rlrec benchmark`` does:
 the agent trains from scratch on the fit part of the validation split carved from train,
 by interaction only; its stopping step is the best of ``--evaluations`` validation rankings; that

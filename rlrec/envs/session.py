@@ -384,7 +384,8 @@ class MovieLensSessionEnv(EpisodesEnv):
       kept within ``[1, n - 1]``, or a ``[low, high]`` pair drawn from per session; default 0.5.
     * ``hiding``: ``"random"`` (default: a fresh random part each session) or ``"recent"`` (the
       user's latest ratings, as the temporal split holds out the latest 20%: the agent learns
-      to predict the future from the past; the same part every session of a user).
+      to predict the future from the past; with one ``hidden_fraction``, the same part every
+      session of a user, with a ``[low, high]`` range, a fresh cut in the time line each session).
     * ``reward_mode``: ``"binary"`` (default), ``"rating"`` or ``"simulated"``.
     * ``observation``: ``"ratings"`` (default), ``"binary"`` or ``"recency"`` (a visible movie
       shows ``0.5 ** (ratings given after it / half_life)``: what was watched last weighs most),

@@ -170,7 +170,8 @@ BENCHMARK_SETUPS["slateq-item-item-page100"] = replace(
 #: Chosen on validation (seed 0, 500k steps): peaks 0.1183 at 150k on ml-latest-small-2016 and
 #: 0.1227 at 200k on ml-latest-small (the plain entry: 0.1146 / 0.1187). Showing half a history on
 #: average instead of a fifth makes a step 2.5x dearer, so the budget is 300k: the selection run
-#: and a retrain up to its end then fit the 30 minutes.
+#: and a retrain up to its end then fit the 30 minutes. Measured on test (README, "Hiding in time"):
+#: at or above ``ease-recent`` on both releases, the first RL entry to be.
 _RECENT_CUTS = {"hiding": "recent", "hidden_fraction": [0.1, 0.9], "half_life": 10}
 BENCHMARK_SETUPS["slateq-item-item-recent"] = replace(
     _ITEM_ITEM,
@@ -214,7 +215,7 @@ BENCHMARK_SETUPS.update(SEQUENCE_SETUPS)
 #: test NDCG@10 over both ml-latest-small releases, seeds 0-2, among entries whose every run trained
 #: within the 30-minute budget; a gap under the seed spread keeps the cheaper entry (README, "The
 #: best RL entry").
-BEST = "slateq-item-item"
+BEST = "slateq-item-item-recent"
 ALIASES = {"best": BEST}
 
 

@@ -89,7 +89,7 @@ def test_slateq_item_item_trains_the_item_item_network_on_pages_of_50_and_refits
         {"slate_size": 50},
     )
     assert (recipe.n_timesteps, recipe.n_envs, recipe.model_kwargs["network"]) == (500_000, 256, "item_item")
-    assert resolve_algos(["best", "ppo-session"]) == ["slateq-item-item", "ppo-session"]
+    assert resolve_algos(["best", "ppo-session"]) == ["slateq-item-item-recent", "ppo-session"]
 
     report = run_benchmark(SMALL, tmp_path, 2048, algos=["slateq-item-item"], baselines=[], n_evaluations=2)
     row = report["results"]["slateq-item-item"]
