@@ -38,6 +38,8 @@ from rlrec.evaluation.metrics import evaluate_scores
 
 REPO = Path(__file__).resolve().parents[1]
 L2_GRID = (10.0, 30.0, 100.0, 300.0, 1000.0)
+#: The recency half-life of the observations, in ratings: ``slateq-item-item-recent``'s.
+HALF_LIFE = 10.0
 #: The cuts of "cuts in time": the share of a history after the cut (the env draws it from [0.1, 0.9]).
 CUT_SHARES = np.arange(1, 10) / 10
 
@@ -80,8 +82,14 @@ def _cut_rows(
     return x, y
 
 
-def _best(split: Split, active: np.ndarray, x: sp.csr_matrix, y: sp.csr_matrix, ranked_from: sp.csr_matrix,
-          zero_diagonal: bool) -> tuple[float, float]:  # fmt: skip
+def _best(
+    split: Split,
+    active: np.ndarray,
+    x: sp.csr_matrix,
+    y: sp.csr_matrix,
+    ranked_from: sp.csr_matrix,
+    zero_diagonal: bool,
+) -> tuple[float, float]:
     """The best validation NDCG@10 over :data:`L2_GRID` of the ridge regression of ``y`` on ``x``."""
     gram, cross = (x.T @ x).toarray(), (x.T @ y).toarray()
     best = (-1.0, 0.0)
@@ -110,19 +118,18 @@ def main() -> int:
     active = np.flatnonzero(train.movie_counts > 0)
     liked = _weighted(train, active, (train.ratings.tocsr().data >= LIKED_RATING).astype(np.float32))
     binary = _weighted(train, active, np.ones(train.n_ratings))
+    recent = _weighted(train, active, recency_weight(train.ratings_since, HALF_LIFE))
     print(f"{args.release}, validation NDCG@10 of the closed-form analogue (best l2 of {L2_GRID})")
-    for half_life in (10.0,):  # the entry's
-        recent = _weighted(train, active, recency_weight(train.ratings_since, half_life))
-        started = time.perf_counter()
-        cuts, after_cuts = _cut_rows(train, active, half_life)
-        rows = {
-            "random": _best(split, active, recent, liked, recent, zero_diagonal=True),
-            "cuts in time": _best(split, active, cuts, after_cuts, recent, zero_diagonal=False),
-            "binary fit, recent ranking": _best(split, active, binary, liked, recent, zero_diagonal=True),
-        }
-        for hiding, (ndcg, l2) in rows.items():
-            print(f"  half-life {half_life:>4g}  {hiding:<28} {ndcg:.4f}  (l2 {l2:g})")
-        print(f"  ({time.perf_counter() - started:.0f} s)")
+    started = time.perf_counter()
+    cuts, after_cuts = _cut_rows(train, active, HALF_LIFE)
+    rows = {
+        "random": _best(split, active, recent, liked, recent, zero_diagonal=True),
+        "cuts in time": _best(split, active, cuts, after_cuts, recent, zero_diagonal=False),
+        "binary fit, recent ranking": _best(split, active, binary, liked, recent, zero_diagonal=True),
+    }
+    for hiding, (ndcg, l2) in rows.items():
+        print(f"  half-life {HALF_LIFE:g}  {hiding:<28} {ndcg:.4f}  (l2 {l2:g})")
+    print(f"  ({time.perf_counter() - started:.0f} s)")
     return 0
 
 

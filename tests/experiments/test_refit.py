@@ -89,7 +89,6 @@ def test_slateq_item_item_trains_the_item_item_network_on_pages_of_50_and_refits
         {"slate_size": 50},
     )
     assert (recipe.n_timesteps, recipe.n_envs, recipe.model_kwargs["network"]) == (500_000, 256, "item_item")
-    assert resolve_algos(["best", "ppo-session"]) == ["slateq-item-item-recent", "ppo-session"]
 
     report = run_benchmark(SMALL, tmp_path, 2048, algos=["slateq-item-item"], baselines=[], n_evaluations=2)
     row = report["results"]["slateq-item-item"]
@@ -150,6 +149,7 @@ def test_slateq_item_item_recent_hides_a_fresh_latest_part_of_each_history(tmp_p
         "hidden_fraction": [0.1, 0.9],
         "half_life": 10,
     }
+    assert resolve_algos(["best", "ppo-session"]) == ["slateq-item-item-recent", "ppo-session"]
 
     refit = _refit_after_one_evaluation(tmp_path, "slateq-item-item-recent")
     recorded = json.loads((refit / "run.json").read_text())["env_kwargs"]
