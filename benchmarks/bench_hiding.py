@@ -45,7 +45,7 @@ CUT_SHARES = np.arange(1, 10) / 10
 
 
 def _weighted(train: RatingsDataset, active: np.ndarray, values: np.ndarray) -> sp.csr_matrix:
-    matrix = train.ratings.tocsr().astype(np.float32)
+    matrix = train.ratings.astype(np.float32)
     matrix.data = values.astype(np.float32)
     return matrix[:, active]
 
@@ -54,7 +54,7 @@ def _cut_rows(
     train: RatingsDataset, active: np.ndarray, half_life: float
 ) -> tuple[sp.csr_matrix, sp.csr_matrix]:
     """One row per (user, cut): the movies before the cut weighted by age, the liked ones after it."""
-    matrix = train.ratings.tocsr()
+    matrix = train.ratings
     column = np.full(train.n_movies, -1)
     column[active] = np.arange(len(active))
     x_parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
@@ -64,7 +64,7 @@ def _cut_rows(
         start, stop = matrix.indptr[user], matrix.indptr[user + 1]
         if stop - start < 2:
             continue
-        oldest_first = np.argsort(-train.ratings_since[start:stop], kind="stable")
+        oldest_first = np.argsort(train.recency_rank[start:stop])  # the env's and the split's order
         movies = column[matrix.indices[start:stop][oldest_first]]
         liked = matrix.data[start:stop][oldest_first] >= LIKED_RATING
         n = stop - start
@@ -116,7 +116,7 @@ def main() -> int:
     split = validation_split(temporal_split(load_movielens(str(home / args.release))).train)
     train = split.train
     active = np.flatnonzero(train.movie_counts > 0)
-    liked = _weighted(train, active, (train.ratings.tocsr().data >= LIKED_RATING).astype(np.float32))
+    liked = _weighted(train, active, (train.ratings.data >= LIKED_RATING).astype(np.float32))
     binary = _weighted(train, active, np.ones(train.n_ratings))
     recent = _weighted(train, active, recency_weight(train.ratings_since, HALF_LIFE))
     print(f"{args.release}, validation NDCG@10 of the closed-form analogue (best l2 of {L2_GRID})")
